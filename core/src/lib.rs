@@ -1,0 +1,4 @@
+//! ferrolb's pure core, shared by the controller and the speaker: IP allocation,
+//! election decisions and layer-2 packet codecs. No kube client and no socket
+//! lives here, so every decision is tested on plain data.
+#![forbid(unsafe_code)]

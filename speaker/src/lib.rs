@@ -1,0 +1,1 @@
+//! The ferrolb speaker: elects one node per Service IP and answers ARP/NDP for it.

@@ -2,3 +2,4 @@
 //! election decisions and layer-2 packet codecs. No kube client and no socket
 //! lives here, so every decision is tested on plain data.
 #![forbid(unsafe_code)]
+pub mod election;

@@ -1,0 +1,1208 @@
+//! Speaker election: which node announces each Service IP, decided on plain data.
+//!
+//! Every speaker runs [`elect`] on the same inputs (read from the API server) and so
+//! reaches the same answer without talking to its peers: the announcer of an IP is the
+//! eligible node that ranks first by *rendezvous hashing* of `(node, IP)` (see
+//! [`rendezvous_score`]). Rendezvous hashing spreads IPs evenly over nodes and, when a
+//! node leaves, moves only the IPs that node held.
+//!
+//! Liveness is judged without comparing clocks between machines: [`PeerLiveness`]
+//! remembers, on the *local* monotonic clock, when it last saw each peer's Lease change,
+//! and [`SelfLease`] makes a speaker fall silent a safety margin *before* its peers can
+//! consider it dead, so that two nodes never answer for one IP at the same time because
+//! of a lost renewal.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use ferrolb_config::LabelSelector;
+
+/// The well-known label with which a Node opts out of external load balancers.
+pub const EXCLUDE_LB_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+
+// ---------------------------------------------------------------------------------------
+// Stable hash
+// ---------------------------------------------------------------------------------------
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// 64-bit FNV-1a of `bytes`, continuing from `state`.
+fn fnv1a(mut state: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        state ^= u64::from(b);
+        state = state.wrapping_mul(FNV_PRIME);
+    }
+    state
+}
+
+/// MurmurHash3's 64-bit finaliser: FNV-1a alone mixes poorly into the high bits, and
+/// rendezvous hashing compares whole 64-bit scores.
+fn fmix64(mut k: u64) -> u64 {
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    k ^= k >> 33;
+    k
+}
+
+/// The rendezvous score of `node` for `ip`; the highest-scoring eligible node announces.
+///
+/// **This function is part of ferrolb's cluster protocol**: every speaker of a cluster,
+/// whatever its version, must compute the same value, or two speakers may both announce
+/// an IP during a rolling upgrade. It is defined as
+/// `fmix64(FNV-1a-64(node_utf8 ‖ 0xFF ‖ family ‖ address_octets))` where `family` is the
+/// byte 4 or 6, the address is in network byte order (4 or 16 octets) and `fmix64` is
+/// MurmurHash3's 64-bit finaliser. `0xFF` never occurs in UTF-8, so no node name can run
+/// into the address bytes. It deliberately avoids `std`'s hasher, whose algorithm may
+/// change between Rust releases. Changing it is a breaking change.
+pub fn rendezvous_score(node: &str, ip: IpAddr) -> u64 {
+    let mut h = fnv1a(FNV_OFFSET, node.as_bytes());
+    h = fnv1a(h, &[0xff]);
+    h = match ip {
+        IpAddr::V4(a) => fnv1a(fnv1a(h, &[4]), &a.octets()),
+        IpAddr::V6(a) => fnv1a(fnv1a(h, &[6]), &a.octets()),
+    };
+    fmix64(h)
+}
+
+/// The candidate that ranks first for `ip`: highest score, ties (astronomically rare)
+/// broken by the smaller name so that the answer is total.
+pub fn rendezvous_pick<'a, I>(candidates: I, ip: IpAddr) -> Option<&'a str>
+where
+    I: IntoIterator<Item = &'a str>,
+{
+    candidates
+        .into_iter()
+        .map(|n| (rendezvous_score(n, ip), std::cmp::Reverse(n)))
+        .max()
+        .map(|(_, std::cmp::Reverse(n))| n)
+}
+
+// ---------------------------------------------------------------------------------------
+// Inputs
+// ---------------------------------------------------------------------------------------
+
+/// What the election knows about one node that runs (or ran) a speaker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeFacts {
+    /// The Node's name (= the speaker's identity).
+    pub name: String,
+    /// The node's speaker holds a live Lease (see [`PeerLiveness`] / [`SelfLease`]).
+    pub speaker_live: bool,
+    /// The Node object exists and its `Ready` condition is `True`.
+    pub ready: bool,
+    /// The Node's labels.
+    pub labels: BTreeMap<String, String>,
+    /// The node's announcing data path (interface, link) works.
+    pub link_ok: bool,
+}
+
+/// A Service's `spec.externalTrafficPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrafficPolicy {
+    /// Traffic may land on any node; kube-proxy forwards it to an endpoint anywhere.
+    #[default]
+    Cluster,
+    /// Traffic must land on a node with a local ready endpoint.
+    Local,
+}
+
+/// Identity of a Service: namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceKey {
+    /// The Service's namespace.
+    pub namespace: String,
+    /// The Service's name.
+    pub name: String,
+}
+
+impl ServiceKey {
+    /// Builds a key from namespace and name.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// What the election knows about one Service that has external IPs to announce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceFacts {
+    /// The Service.
+    pub key: ServiceKey,
+    /// Its IPs from `status.loadBalancer.ingress`.
+    pub ips: Vec<IpAddr>,
+    /// Its `externalTrafficPolicy`.
+    pub traffic_policy: TrafficPolicy,
+    /// Nodes that host at least one ready endpoint of the Service.
+    pub ready_endpoint_nodes: BTreeSet<String>,
+    /// True when the Service has at least one ready endpoint anywhere (including
+    /// endpoints whose node is unknown).
+    pub has_ready_endpoint: bool,
+}
+
+/// Cluster-wide settings that narrow the eligible nodes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ElectionPolicy {
+    /// `l2.nodeSelector` of the configuration: when set, only matching nodes announce.
+    pub node_selector: Option<LabelSelector>,
+    /// When true, nodes labelled [`EXCLUDE_LB_LABEL`] may announce anyway (single-node and
+    /// control-plane-only clusters).
+    pub ignore_exclude_label: bool,
+}
+
+// ---------------------------------------------------------------------------------------
+// Outputs
+// ---------------------------------------------------------------------------------------
+
+/// Why one node may not announce an IP. Ordered by the order in which they are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Ineligible {
+    /// No live speaker Lease for the node.
+    SpeakerNotLive,
+    /// The Node is not Ready (or unknown).
+    NodeNotReady,
+    /// The Node carries the exclude-from-external-load-balancers label.
+    ExcludedByLabel,
+    /// The Node does not match `l2.nodeSelector`.
+    NotSelected,
+    /// The node's announcing interface is down.
+    LinkDown,
+    /// `externalTrafficPolicy: Local` and no ready endpoint on this node.
+    NoLocalEndpoint,
+    /// The IP is shared by several Services and the node is not eligible for all of them.
+    NotEligibleForAllSharers,
+}
+
+impl Ineligible {
+    fn describe(self) -> &'static str {
+        match self {
+            Ineligible::SpeakerNotLive => "no live speaker",
+            Ineligible::NodeNotReady => "not Ready",
+            Ineligible::ExcludedByLabel => "labelled exclude-from-external-load-balancers",
+            Ineligible::NotSelected => "not matching l2.nodeSelector",
+            Ineligible::LinkDown => "announcing interface down",
+            Ineligible::NoLocalEndpoint => "no local ready endpoint (externalTrafficPolicy Local)",
+            Ineligible::NotEligibleForAllSharers => "not eligible for every Service sharing the IP",
+        }
+    }
+}
+
+/// Why no node announces an IP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoAnnouncer {
+    /// No speaker is known at all.
+    NoSpeakers,
+    /// The Service (one of the Services sharing the IP) has no ready endpoint anywhere.
+    NoReadyEndpoint(ServiceKey),
+    /// Every known node is ineligible; counts of the first reason found per node.
+    NoEligibleNode(BTreeMap<Ineligible, usize>),
+}
+
+impl fmt::Display for NoAnnouncer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NoAnnouncer::NoSpeakers => write!(f, "no speaker is running"),
+            NoAnnouncer::NoReadyEndpoint(k) => write!(f, "Service {k} has no ready endpoint"),
+            NoAnnouncer::NoEligibleNode(counts) => {
+                write!(f, "no eligible node: ")?;
+                let mut first = true;
+                for (reason, n) in counts {
+                    if !first {
+                        write!(f, ", ")?;
+                    }
+                    first = false;
+                    let noun = if *n == 1 { "node" } else { "nodes" };
+                    write!(f, "{n} {noun} {}", reason.describe())?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The decision for one IP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    /// The Services that use the IP (usually one; several when the IP is shared).
+    pub services: Vec<ServiceKey>,
+    /// The announcing node, or why there is none.
+    pub announcer: Result<String, NoAnnouncer>,
+}
+
+/// The result of an election: a decision for every Service IP.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Election {
+    /// Decision per IP.
+    pub by_ip: BTreeMap<IpAddr, Assignment>,
+}
+
+impl Election {
+    /// The IPs that `node` announces.
+    pub fn announced_by(&self, node: &str) -> BTreeSet<IpAddr> {
+        self.by_ip
+            .iter()
+            .filter(|(_, a)| a.announcer.as_deref() == Ok(node))
+            .map(|(ip, _)| *ip)
+            .collect()
+    }
+
+    /// The announcer of `ip`, if it has one.
+    pub fn announcer_of(&self, ip: IpAddr) -> Option<&str> {
+        self.by_ip
+            .get(&ip)
+            .and_then(|a| a.announcer.as_deref().ok())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The election
+// ---------------------------------------------------------------------------------------
+
+/// The node-level reason why `node` may not announce anything, if any.
+fn node_ineligibility(node: &NodeFacts, policy: &ElectionPolicy) -> Option<Ineligible> {
+    if !node.speaker_live {
+        Some(Ineligible::SpeakerNotLive)
+    } else if !node.ready {
+        Some(Ineligible::NodeNotReady)
+    } else if !policy.ignore_exclude_label && node.labels.contains_key(EXCLUDE_LB_LABEL) {
+        Some(Ineligible::ExcludedByLabel)
+    } else if policy
+        .node_selector
+        .as_ref()
+        .is_some_and(|s| !s.matches(&node.labels))
+    {
+        Some(Ineligible::NotSelected)
+    } else if !node.link_ok {
+        Some(Ineligible::LinkDown)
+    } else {
+        None
+    }
+}
+
+/// Service-level check of a node that passed the node-level ones.
+fn service_allows(svc: &ServiceFacts, node: &str) -> bool {
+    match svc.traffic_policy {
+        TrafficPolicy::Cluster => true,
+        TrafficPolicy::Local => svc.ready_endpoint_nodes.contains(node),
+    }
+}
+
+/// Decides the announcer of every IP of `services`.
+///
+/// Deterministic: the same inputs give the same output on every speaker, whatever the
+/// order of `nodes` and `services`. An IP used by several Services (shared IP) is
+/// announced by a node eligible for all of them. Duplicate node names are ignored after
+/// the first.
+pub fn elect(nodes: &[NodeFacts], services: &[ServiceFacts], policy: &ElectionPolicy) -> Election {
+    // Node-level verdicts once, sorted by name so that iteration order is fixed.
+    let mut verdicts: BTreeMap<&str, Option<Ineligible>> = BTreeMap::new();
+    for n in nodes {
+        verdicts
+            .entry(n.name.as_str())
+            .or_insert_with(|| node_ineligibility(n, policy));
+    }
+    let base: Vec<&str> = verdicts
+        .iter()
+        .filter(|(_, v)| v.is_none())
+        .map(|(n, _)| *n)
+        .collect();
+
+    // Group Services by IP (shared IPs).
+    let mut users: BTreeMap<IpAddr, Vec<&ServiceFacts>> = BTreeMap::new();
+    for svc in services {
+        let mut seen = BTreeSet::new();
+        for ip in &svc.ips {
+            if seen.insert(*ip) {
+                users.entry(*ip).or_default().push(svc);
+            }
+        }
+    }
+
+    let mut by_ip = BTreeMap::new();
+    for (ip, mut svcs) in users {
+        svcs.sort_by(|a, b| a.key.cmp(&b.key));
+        svcs.dedup_by(|a, b| a.key == b.key);
+        let keys: Vec<ServiceKey> = svcs.iter().map(|s| s.key.clone()).collect();
+        let announcer = decide_ip(ip, &svcs, &verdicts, &base);
+        by_ip.insert(
+            ip,
+            Assignment {
+                services: keys,
+                announcer,
+            },
+        );
+    }
+    Election { by_ip }
+}
+
+fn decide_ip(
+    ip: IpAddr,
+    svcs: &[&ServiceFacts],
+    verdicts: &BTreeMap<&str, Option<Ineligible>>,
+    base: &[&str],
+) -> Result<String, NoAnnouncer> {
+    if let Some(s) = svcs.iter().find(|s| !s.has_ready_endpoint) {
+        return Err(NoAnnouncer::NoReadyEndpoint(s.key.clone()));
+    }
+    let eligible = base
+        .iter()
+        .copied()
+        .filter(|n| svcs.iter().all(|s| service_allows(s, n)));
+    if let Some(winner) = rendezvous_pick(eligible, ip) {
+        return Ok(winner.to_owned());
+    }
+    if verdicts.is_empty() {
+        return Err(NoAnnouncer::NoSpeakers);
+    }
+    // Explain: first failing reason per node.
+    let mut counts = BTreeMap::new();
+    for (node, verdict) in verdicts {
+        let reason = match verdict {
+            Some(r) => *r,
+            None => {
+                let allowed_by_some = svcs.iter().any(|s| service_allows(s, node));
+                if svcs.len() > 1 && allowed_by_some {
+                    Ineligible::NotEligibleForAllSharers
+                } else {
+                    Ineligible::NoLocalEndpoint
+                }
+            }
+        };
+        *counts.entry(reason).or_insert(0) += 1;
+    }
+    Err(NoAnnouncer::NoEligibleNode(counts))
+}
+
+/// The IPs `me` should answer for: its share of `election`, or nothing when its own
+/// Lease is not held (see [`SelfLease::held`]).
+pub fn my_announcements(election: &Election, me: &str, lease_held: bool) -> BTreeSet<IpAddr> {
+    if lease_held {
+        election.announced_by(me)
+    } else {
+        BTreeSet::new()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Liveness
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct Peer {
+    token: String,
+    changed_at: Instant,
+    link_ok: bool,
+}
+
+/// Liveness of the speakers, judged from their Leases as observed locally.
+///
+/// A peer is live while less than `lease_duration` has passed, on this process's
+/// monotonic clock, since this process *observed* its Lease change (the `token`, its
+/// `renewTime`, changed). Timestamps written by the peer are never compared with the local
+/// clock, so clock skew between nodes cannot make a peer look alive or dead.
+///
+/// A Lease seen for the first time counts as just renewed: a starting speaker then
+/// leaves a peer's IPs alone for at most one lease duration instead of taking them from
+/// a live peer.
+#[derive(Debug, Clone)]
+pub struct PeerLiveness {
+    lease_duration: Duration,
+    peers: BTreeMap<String, Peer>,
+}
+
+/// A change of a peer as seen by [`PeerLiveness::observe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed {
+    /// The Lease had not changed: nothing new.
+    Unchanged,
+    /// The Lease was renewed; liveness extended but otherwise the same.
+    Renewed,
+    /// The peer is new, came back to life, or its link state changed: re-elect.
+    Changed,
+}
+
+impl PeerLiveness {
+    /// A tracker that considers peers dead `lease_duration` after their last observed change.
+    pub fn new(lease_duration: Duration) -> Self {
+        Self {
+            lease_duration,
+            peers: BTreeMap::new(),
+        }
+    }
+
+    /// The configured lease duration.
+    pub fn lease_duration(&self) -> Duration {
+        self.lease_duration
+    }
+
+    /// Records that `node`'s Lease was seen at `now` with renewal `token` and link state.
+    pub fn observe(&mut self, node: &str, token: &str, link_ok: bool, now: Instant) -> Observed {
+        match self.peers.get_mut(node) {
+            None => {
+                self.peers.insert(
+                    node.to_owned(),
+                    Peer {
+                        token: token.to_owned(),
+                        changed_at: now,
+                        link_ok,
+                    },
+                );
+                Observed::Changed
+            }
+            Some(p) => {
+                let was_live = now.saturating_duration_since(p.changed_at) < self.lease_duration;
+                let link_changed = p.link_ok != link_ok;
+                p.link_ok = link_ok;
+                if p.token == token {
+                    return if link_changed {
+                        Observed::Changed
+                    } else {
+                        Observed::Unchanged
+                    };
+                }
+                p.token = token.to_owned();
+                p.changed_at = now;
+                if link_changed || !was_live {
+                    Observed::Changed
+                } else {
+                    Observed::Renewed
+                }
+            }
+        }
+    }
+
+    /// Forgets `node` (its Lease was deleted). Returns true when it was known.
+    pub fn forget(&mut self, node: &str) -> bool {
+        self.peers.remove(node).is_some()
+    }
+
+    /// Keeps only the nodes in `present` (after a full relist). Returns true when any
+    /// node was dropped.
+    pub fn retain(&mut self, present: &BTreeSet<String>) -> bool {
+        let before = self.peers.len();
+        self.peers.retain(|n, _| present.contains(n));
+        self.peers.len() != before
+    }
+
+    /// True when `node`'s Lease changed less than the lease duration ago.
+    pub fn is_live(&self, node: &str, now: Instant) -> bool {
+        self.peers
+            .get(node)
+            .is_some_and(|p| now.saturating_duration_since(p.changed_at) < self.lease_duration)
+    }
+
+    /// When `node`'s Lease was last seen to change.
+    pub fn last_change(&self, node: &str) -> Option<Instant> {
+        self.peers.get(node).map(|p| p.changed_at)
+    }
+
+    /// The link state `node` last published (true when unknown).
+    pub fn link_ok(&self, node: &str) -> bool {
+        self.peers.get(node).is_none_or(|p| p.link_ok)
+    }
+
+    /// Every known node with its liveness at `now`, sorted by name.
+    pub fn nodes(&self, now: Instant) -> impl Iterator<Item = (&str, bool)> {
+        self.peers.iter().map(move |(n, p)| {
+            (
+                n.as_str(),
+                now.saturating_duration_since(p.changed_at) < self.lease_duration,
+            )
+        })
+    }
+
+    /// The next instant after `now` at which some live peer expires, to re-elect then.
+    pub fn next_expiry(&self, now: Instant) -> Option<Instant> {
+        self.peers
+            .values()
+            .map(|p| p.changed_at + self.lease_duration)
+            .filter(|t| *t > now)
+            .min()
+    }
+}
+
+/// A speaker's judgement of its own Lease.
+///
+/// The Lease is *held* while both the last successful renewal (timed from when the
+/// request was **sent**, which is before any peer can have seen it) and the last time
+/// this speaker saw its own renewal come back through its watch are younger than
+/// `lease_duration - safety_margin`. A peer judges the same Lease dead only
+/// `lease_duration` after it observed the renewal, which is after it was sent: so this
+/// speaker always falls silent at least `safety_margin` before any peer takes its IPs
+/// over. The second condition covers a stalled watch: a speaker whose view of the
+/// cluster has stopped updating must not keep announcing from an old view.
+#[derive(Debug, Clone)]
+pub struct SelfLease {
+    hold_for: Duration,
+    renewed_sent_at: Option<Instant>,
+    seen_at: Option<Instant>,
+}
+
+impl SelfLease {
+    /// `safety_margin` must be smaller than `lease_duration`; it is clamped otherwise
+    /// (the Lease is then never held).
+    pub fn new(lease_duration: Duration, safety_margin: Duration) -> Self {
+        Self {
+            hold_for: lease_duration.saturating_sub(safety_margin),
+            renewed_sent_at: None,
+            seen_at: None,
+        }
+    }
+
+    /// A renewal sent at `sent_at` succeeded.
+    pub fn renewed(&mut self, sent_at: Instant) {
+        if self.renewed_sent_at.is_none_or(|t| sent_at > t) {
+            self.renewed_sent_at = Some(sent_at);
+        }
+    }
+
+    /// The speaker saw a new version of its own Lease through its watch at `now`.
+    pub fn seen(&mut self, now: Instant) {
+        if self.seen_at.is_none_or(|t| now > t) {
+            self.seen_at = Some(now);
+        }
+    }
+
+    /// The Lease was deleted or given up: not held until renewed and seen again.
+    pub fn release(&mut self) {
+        self.renewed_sent_at = None;
+        self.seen_at = None;
+    }
+
+    /// The instant at which the Lease stops being held, if it is held at all.
+    pub fn deadline(&self) -> Option<Instant> {
+        let a = self.renewed_sent_at?;
+        let b = self.seen_at?;
+        Some(a.min(b) + self.hold_for)
+    }
+
+    /// True while the speaker may announce.
+    pub fn held(&self, now: Instant) -> bool {
+        self.deadline().is_some_and(|d| now < d)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrolb_config::SelectorRequirement;
+    use proptest::prelude::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn mk_node(name: &str) -> NodeFacts {
+        NodeFacts {
+            name: name.into(),
+            speaker_live: true,
+            ready: true,
+            labels: BTreeMap::new(),
+            link_ok: true,
+        }
+    }
+
+    fn mk_nodes(names: &[&str]) -> Vec<NodeFacts> {
+        names.iter().map(|n| mk_node(n)).collect()
+    }
+
+    fn mk_service(name: &str, ips: &[&str]) -> ServiceFacts {
+        ServiceFacts {
+            key: ServiceKey::new("default", name),
+            ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
+            traffic_policy: TrafficPolicy::Cluster,
+            ready_endpoint_nodes: BTreeSet::new(),
+            has_ready_endpoint: true,
+        }
+    }
+
+    fn local(mut s: ServiceFacts, endpoint_nodes: &[&str]) -> ServiceFacts {
+        s.traffic_policy = TrafficPolicy::Local;
+        s.ready_endpoint_nodes = endpoint_nodes.iter().map(|n| n.to_string()).collect();
+        s.has_ready_endpoint = !endpoint_nodes.is_empty();
+        s
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn v4(i: u32) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(
+            u32::from(Ipv4Addr::new(198, 51, 100, 0)) + i,
+        ))
+    }
+
+    // -- hash ----------------------------------------------------------------------------
+
+    #[test]
+    fn fnv1a_matches_reference_vectors() {
+        // Vectors from the FNV reference (draft-eastlake-fnv).
+        assert_eq!(fnv1a(FNV_OFFSET, b""), 0xcbf29ce484222325);
+        assert_eq!(fnv1a(FNV_OFFSET, b"a"), 0xaf63dc4c8601ec8c);
+        assert_eq!(fnv1a(FNV_OFFSET, b"foobar"), 0x85944171f73967e8);
+    }
+
+    #[test]
+    fn fmix64_is_a_bijection_on_samples() {
+        let outs: BTreeSet<u64> = (0..10_000u64).map(fmix64).collect();
+        assert_eq!(outs.len(), 10_000);
+        assert_eq!(fmix64(0), 0);
+    }
+
+    /// Pinned values (computed by an independent Python implementation of the documented
+    /// definition): if this test fails, the score function changed, which breaks
+    /// mixed-version clusters. Do not update the numbers; revert the change.
+    #[test]
+    fn rendezvous_score_is_pinned() {
+        let a = rendezvous_score("node-a", ip("192.0.2.10"));
+        let b = rendezvous_score("node-b", ip("192.0.2.10"));
+        let c = rendezvous_score("node-a", ip("2001:db8::10"));
+        // Recompute from the documented definition, independently of the helpers' order.
+        let mut bytes = b"node-a".to_vec();
+        bytes.push(0xff);
+        bytes.push(4);
+        bytes.extend_from_slice(&[192, 0, 2, 10]);
+        assert_eq!(a, fmix64(fnv1a(FNV_OFFSET, &bytes)));
+        assert_eq!(
+            a, 0x6f99_9b8f_4c41_b420,
+            "score of node-a/192.0.2.10 changed: {a:#x}"
+        );
+        assert_eq!(
+            b, 0x3ea7_11dd_39cc_a74e,
+            "score of node-b/192.0.2.10 changed: {b:#x}"
+        );
+        assert_eq!(
+            c, 0x9206_97e2_1920_a7c9,
+            "score of node-a/2001:db8::10 changed: {c:#x}"
+        );
+    }
+
+    #[test]
+    fn score_distinguishes_families_and_names() {
+        // ::c000:20a has the same last four octets as 192.0.2.10.
+        let v6: IpAddr = IpAddr::V6(Ipv6Addr::from(0xc000_020au128));
+        assert_ne!(
+            rendezvous_score("n", ip("192.0.2.10")),
+            rendezvous_score("n", v6)
+        );
+        assert_ne!(
+            rendezvous_score("n1", ip("192.0.2.10")),
+            rendezvous_score("n2", ip("192.0.2.10"))
+        );
+    }
+
+    #[test]
+    fn pick_is_order_independent_and_empty_is_none() {
+        let ip = ip("192.0.2.1");
+        let a = rendezvous_pick(["x", "y", "z"], ip);
+        let b = rendezvous_pick(["z", "x", "y"], ip);
+        assert_eq!(a, b);
+        assert!(a.is_some());
+        assert_eq!(rendezvous_pick(std::iter::empty(), ip), None);
+    }
+
+    // -- election ------------------------------------------------------------------------
+
+    #[test]
+    fn one_announcer_per_ip_and_it_is_a_known_node() {
+        let nodes = mk_nodes(&["a", "b", "c"]);
+        let svcs = vec![
+            mk_service("s1", &["192.0.2.1"]),
+            mk_service("s2", &["192.0.2.2", "2001:db8::2"]),
+        ];
+        let e = elect(&nodes, &svcs, &ElectionPolicy::default());
+        assert_eq!(e.by_ip.len(), 3);
+        for a in e.by_ip.values() {
+            let n = a.announcer.as_ref().unwrap();
+            assert!(["a", "b", "c"].contains(&n.as_str()));
+        }
+        let total: usize = ["a", "b", "c"]
+            .iter()
+            .map(|n| e.announced_by(n).len())
+            .sum();
+        assert_eq!(total, 3);
+    }
+
+    #[test]
+    fn dead_unready_excluded_unselected_and_link_down_nodes_never_announce() {
+        let mut nodes = mk_nodes(&[
+            "dead",
+            "unready",
+            "excluded",
+            "unselected",
+            "linkdown",
+            "ok",
+        ]);
+        nodes[0].speaker_live = false;
+        nodes[1].ready = false;
+        nodes[2].labels.insert(EXCLUDE_LB_LABEL.into(), "".into());
+        for n in &mut nodes {
+            if n.name != "unselected" {
+                n.labels.insert("l2".into(), "yes".into());
+            }
+        }
+        nodes[4].link_ok = false;
+        let policy = ElectionPolicy {
+            node_selector: Some(LabelSelector {
+                match_labels: [("l2".to_string(), "yes".to_string())].into(),
+                match_expressions: vec![],
+            }),
+            ignore_exclude_label: false,
+        };
+        let svcs: Vec<_> = (0..200)
+            .map(|i| ServiceFacts {
+                ips: vec![v4(i)],
+                ..mk_service(&format!("s{i}"), &[])
+            })
+            .collect();
+        let e = elect(&nodes, &svcs, &policy);
+        assert_eq!(e.announced_by("ok").len(), 200);
+    }
+
+    #[test]
+    fn ignore_exclude_label_flag_makes_excluded_node_eligible() {
+        let mut nodes = mk_nodes(&["cp"]);
+        nodes[0]
+            .labels
+            .insert(EXCLUDE_LB_LABEL.into(), "true".into());
+        let svcs = vec![mk_service("s", &["192.0.2.1"])];
+        let e = elect(&nodes, &svcs, &ElectionPolicy::default());
+        assert_eq!(
+            e.by_ip[&ip("192.0.2.1")].announcer,
+            Err(NoAnnouncer::NoEligibleNode(
+                [(Ineligible::ExcludedByLabel, 1)].into()
+            ))
+        );
+        let e = elect(
+            &nodes,
+            &svcs,
+            &ElectionPolicy {
+                ignore_exclude_label: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(e.announcer_of(ip("192.0.2.1")), Some("cp"));
+    }
+
+    #[test]
+    fn node_selector_expressions_apply() {
+        let mut nodes = mk_nodes(&["a", "b"]);
+        nodes[0].labels.insert("zone".into(), "z1".into());
+        nodes[1].labels.insert("zone".into(), "z2".into());
+        let policy = ElectionPolicy {
+            node_selector: Some(LabelSelector {
+                match_labels: BTreeMap::new(),
+                match_expressions: vec![SelectorRequirement::In("zone".into(), vec!["z2".into()])],
+            }),
+            ignore_exclude_label: false,
+        };
+        let svcs: Vec<_> = (0..50)
+            .map(|i| ServiceFacts {
+                ips: vec![v4(i)],
+                ..mk_service(&format!("s{i}"), &[])
+            })
+            .collect();
+        let e = elect(&nodes, &svcs, &policy);
+        assert_eq!(e.announced_by("b").len(), 50);
+        assert!(e.announced_by("a").is_empty());
+    }
+
+    #[test]
+    fn local_policy_picks_only_nodes_with_ready_endpoints() {
+        let nodes = mk_nodes(&["a", "b", "c", "d"]);
+        let svcs: Vec<_> = (0..100)
+            .map(|i| {
+                local(
+                    ServiceFacts {
+                        ips: vec![v4(i)],
+                        ..mk_service(&format!("s{i}"), &[])
+                    },
+                    &["b", "d"],
+                )
+            })
+            .collect();
+        let e = elect(&nodes, &svcs, &ElectionPolicy::default());
+        let on_b = e.announced_by("b").len();
+        let on_d = e.announced_by("d").len();
+        assert_eq!(on_b + on_d, 100);
+        assert!(on_b > 20 && on_d > 20, "b={on_b} d={on_d}");
+    }
+
+    #[test]
+    fn local_policy_without_local_endpoint_on_live_nodes_explains() {
+        let nodes = mk_nodes(&["a", "b"]);
+        // Endpoint on a node without a speaker.
+        let svcs = vec![local(mk_service("s", &["192.0.2.1"]), &["elsewhere"])];
+        let e = elect(&nodes, &svcs, &ElectionPolicy::default());
+        let err = e.by_ip[&ip("192.0.2.1")].announcer.clone().unwrap_err();
+        assert_eq!(
+            err,
+            NoAnnouncer::NoEligibleNode([(Ineligible::NoLocalEndpoint, 2)].into())
+        );
+        assert_eq!(
+            err.to_string(),
+            "no eligible node: 2 nodes no local ready endpoint (externalTrafficPolicy Local)"
+        );
+    }
+
+    #[test]
+    fn service_without_ready_endpoint_has_no_announcer() {
+        let nodes = mk_nodes(&["a"]);
+        let mut s = mk_service("s", &["192.0.2.1"]);
+        s.has_ready_endpoint = false;
+        let e = elect(&nodes, &[s], &ElectionPolicy::default());
+        let err = e.by_ip[&ip("192.0.2.1")].announcer.clone().unwrap_err();
+        assert_eq!(
+            err,
+            NoAnnouncer::NoReadyEndpoint(ServiceKey::new("default", "s"))
+        );
+        assert_eq!(err.to_string(), "Service default/s has no ready endpoint");
+    }
+
+    #[test]
+    fn no_speakers_is_reported() {
+        let e = elect(
+            &[],
+            &[mk_service("s", &["192.0.2.1"])],
+            &ElectionPolicy::default(),
+        );
+        assert_eq!(
+            e.by_ip[&ip("192.0.2.1")].announcer,
+            Err(NoAnnouncer::NoSpeakers)
+        );
+    }
+
+    #[test]
+    fn mixed_reasons_are_counted_per_node() {
+        let mut nodes = mk_nodes(&["a", "b", "c"]);
+        nodes[0].ready = false;
+        nodes[1].ready = false;
+        nodes[2].labels.insert(EXCLUDE_LB_LABEL.into(), "".into());
+        let e = elect(
+            &nodes,
+            &[mk_service("s", &["192.0.2.1"])],
+            &ElectionPolicy::default(),
+        );
+        let err = e.by_ip[&ip("192.0.2.1")].announcer.clone().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no eligible node: 2 nodes not Ready, 1 node labelled exclude-from-external-load-balancers"
+        );
+    }
+
+    #[test]
+    fn shared_ip_goes_to_a_node_eligible_for_all_sharers() {
+        let nodes = mk_nodes(&["a", "b", "c"]);
+        let s1 = local(mk_service("s1", &["192.0.2.1"]), &["a", "b"]);
+        let s2 = local(mk_service("s2", &["192.0.2.1"]), &["b", "c"]);
+        let e = elect(&nodes, &[s1.clone(), s2], &ElectionPolicy::default());
+        let a = &e.by_ip[&ip("192.0.2.1")];
+        assert_eq!(a.announcer.as_deref(), Ok("b"));
+        assert_eq!(a.services.len(), 2);
+
+        let s3 = local(mk_service("s3", &["192.0.2.1"]), &["c"]);
+        let e = elect(&nodes, &[s1, s3], &ElectionPolicy::default());
+        assert_eq!(
+            e.by_ip[&ip("192.0.2.1")].announcer,
+            Err(NoAnnouncer::NoEligibleNode(
+                [(Ineligible::NotEligibleForAllSharers, 3)].into()
+            ))
+        );
+    }
+
+    #[test]
+    fn my_announcements_is_empty_without_lease() {
+        let nodes = mk_nodes(&["a"]);
+        let e = elect(
+            &nodes,
+            &[mk_service("s", &["192.0.2.1"])],
+            &ElectionPolicy::default(),
+        );
+        assert_eq!(my_announcements(&e, "a", true).len(), 1);
+        assert!(my_announcements(&e, "a", false).is_empty());
+        assert!(my_announcements(&e, "b", true).is_empty());
+    }
+
+    // -- properties ----------------------------------------------------------------------
+
+    fn arb_node() -> impl Strategy<Value = NodeFacts> {
+        (
+            "[a-z]{1,6}",
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(name, live, ready, excluded, link)| {
+                let mut n = mk_node(&name);
+                n.speaker_live = live;
+                n.ready = ready;
+                n.link_ok = link;
+                if excluded {
+                    n.labels.insert(EXCLUDE_LB_LABEL.into(), "".into());
+                }
+                n
+            })
+    }
+
+    fn arb_services() -> impl Strategy<Value = Vec<ServiceFacts>> {
+        prop::collection::vec(
+            (
+                0u32..64,
+                any::<bool>(),
+                prop::collection::btree_set("[a-z]{1,6}", 0..4),
+            ),
+            0..40,
+        )
+        .prop_map(|v| {
+            v.into_iter()
+                .enumerate()
+                .map(|(i, (ipn, is_local, eps))| {
+                    let mut s = mk_service(&format!("s{i}"), &[]);
+                    s.ips = vec![v4(ipn)];
+                    if is_local {
+                        s.traffic_policy = TrafficPolicy::Local;
+                    }
+                    s.has_ready_endpoint = !eps.is_empty();
+                    s.ready_endpoint_nodes = eps;
+                    s
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        /// Same inputs in any order: the same decision; every announcer is eligible.
+        #[test]
+        fn deterministic_and_announcer_eligible(
+            nodes in prop::collection::btree_map("[a-z]{1,6}", arb_node(), 0..8)
+                .prop_map(|m| m.into_iter().map(|(k, mut n)| { n.name = k; n }).collect::<Vec<_>>()),
+            svcs in arb_services(),
+        ) {
+            let policy = ElectionPolicy::default();
+            let e1 = elect(&nodes, &svcs, &policy);
+            let mut rn = nodes.clone();
+            rn.reverse();
+            let mut rs = svcs.clone();
+            rs.reverse();
+            let e2 = elect(&rn, &rs, &policy);
+            prop_assert_eq!(&e1, &e2);
+            // Exactly one announcer per IP: the per-node shares partition the announced IPs.
+            let names: BTreeSet<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+            let mut seen = BTreeSet::new();
+            for n in &names {
+                for ip in e1.announced_by(n) {
+                    prop_assert!(seen.insert(ip), "{} announced twice", ip);
+                }
+            }
+            for (ip, a) in &e1.by_ip {
+                if let Ok(winner) = &a.announcer {
+                    prop_assert!(seen.contains(ip));
+                    let first = nodes.iter().find(|n| &n.name == winner).unwrap();
+                    prop_assert!(node_ineligibility(first, &policy).is_none());
+                    for s in svcs.iter().filter(|s| s.ips.contains(ip)) {
+                        prop_assert!(s.has_ready_endpoint);
+                        prop_assert!(service_allows(s, winner));
+                    }
+                }
+            }
+        }
+
+        /// When a node leaves, only the IPs it held move.
+        #[test]
+        fn minimal_movement_when_a_node_leaves(
+            n in 2usize..8,
+            leaving in 0usize..8,
+            ips in prop::collection::btree_set(0u32..5000, 1..100),
+        ) {
+            let names: Vec<String> = (0..n).map(|i| format!("node-{i}")).collect();
+            let leaving = &names[leaving % n];
+            let nodes: Vec<_> = names.iter().map(|s| mk_node(s)).collect();
+            let svcs: Vec<_> = ips.iter().map(|i| ServiceFacts { ips: vec![v4(*i)], ..mk_service(&format!("s{i}"), &[]) }).collect();
+            let before = elect(&nodes, &svcs, &ElectionPolicy::default());
+            let mut after_nodes = nodes.clone();
+            after_nodes.iter_mut().find(|x| &x.name == leaving).unwrap().speaker_live = false;
+            let after = elect(&after_nodes, &svcs, &ElectionPolicy::default());
+            for (ip, a) in &before.by_ip {
+                let old = a.announcer.as_deref().unwrap();
+                let new = after.announcer_of(*ip).unwrap();
+                if old == leaving.as_str() {
+                    prop_assert_ne!(new, leaving.as_str());
+                } else {
+                    prop_assert_eq!(old, new, "{} moved although its node stayed", ip);
+                }
+            }
+            // And when it comes back, exactly the same assignment as before.
+            prop_assert_eq!(elect(&nodes, &svcs, &ElectionPolicy::default()), before);
+        }
+    }
+
+    #[test]
+    fn spread_over_nodes_is_even() {
+        for n in [2usize, 3, 5, 10] {
+            let names: Vec<String> = (0..n).map(|i| format!("worker-{i}")).collect();
+            let nodes: Vec<_> = names.iter().map(|s| mk_node(s)).collect();
+            let svcs: Vec<_> = (0..3000)
+                .map(|i| ServiceFacts {
+                    ips: vec![if i % 2 == 0 {
+                        v4(i)
+                    } else {
+                        IpAddr::V6(Ipv6Addr::from(0x2001_0db8_u128 << 96 | i as u128))
+                    }],
+                    ..mk_service(&format!("s{i}"), &[])
+                })
+                .collect();
+            let e = elect(&nodes, &svcs, &ElectionPolicy::default());
+            let expected = 3000.0 / n as f64;
+            for name in &names {
+                let got = e.announced_by(name).len() as f64;
+                // Binomial spread: allow ±20 % (well over 4 standard deviations here).
+                assert!(
+                    (got - expected).abs() < expected * 0.2,
+                    "{n} nodes: {name} has {got}, expected about {expected}"
+                );
+            }
+        }
+    }
+
+    // -- liveness ------------------------------------------------------------------------
+
+    const D: Duration = Duration::from_millis(1500);
+
+    #[test]
+    fn peer_is_live_for_lease_duration_after_observed_change() {
+        let t0 = Instant::now();
+        let mut l = PeerLiveness::new(D);
+        assert_eq!(l.observe("a", "r1", true, t0), Observed::Changed);
+        assert!(l.is_live("a", t0 + D - Duration::from_millis(1)));
+        assert!(!l.is_live("a", t0 + D));
+        // Seeing the same token again (e.g. after a relist) does not extend liveness.
+        assert_eq!(
+            l.observe("a", "r1", true, t0 + Duration::from_secs(1)),
+            Observed::Unchanged
+        );
+        assert!(!l.is_live("a", t0 + D));
+        // A renewal does.
+        let t1 = t0 + Duration::from_millis(500);
+        assert_eq!(l.observe("a", "r2", true, t1), Observed::Renewed);
+        assert!(l.is_live("a", t1 + D - Duration::from_millis(1)));
+        assert_eq!(l.next_expiry(t1), Some(t1 + D));
+        assert!(!l.is_live("unknown", t0));
+    }
+
+    #[test]
+    fn peer_returning_from_dead_or_changing_link_triggers_reelection() {
+        let t0 = Instant::now();
+        let mut l = PeerLiveness::new(D);
+        l.observe("a", "r1", true, t0);
+        assert_eq!(l.observe("a", "r1", false, t0), Observed::Changed);
+        assert!(!l.link_ok("a"));
+        let late = t0 + D * 2;
+        assert_eq!(l.observe("a", "r2", false, late), Observed::Changed);
+        assert!(l.is_live("a", late));
+        assert!(l.forget("a"));
+        assert!(!l.is_live("a", late));
+        assert!(!l.forget("a"));
+    }
+
+    #[test]
+    fn retain_drops_vanished_leases() {
+        let t0 = Instant::now();
+        let mut l = PeerLiveness::new(D);
+        l.observe("a", "1", true, t0);
+        l.observe("b", "1", true, t0);
+        assert!(l.retain(&["a".to_string()].into()));
+        assert!(!l.retain(&["a".to_string()].into()));
+        let names: Vec<_> = l.nodes(t0).map(|(n, _)| n.to_string()).collect();
+        assert_eq!(names, vec!["a"]);
+    }
+
+    #[test]
+    fn next_expiry_skips_expired_peers() {
+        let t0 = Instant::now();
+        let mut l = PeerLiveness::new(D);
+        l.observe("old", "1", true, t0);
+        l.observe("new", "1", true, t0 + Duration::from_secs(1));
+        assert_eq!(
+            l.next_expiry(t0 + Duration::from_secs(2)),
+            Some(t0 + Duration::from_secs(1) + D)
+        );
+        assert_eq!(l.next_expiry(t0 + Duration::from_secs(10)), None);
+    }
+
+    #[test]
+    fn self_lease_goes_silent_before_peers_judge_it_dead() {
+        let margin = Duration::from_millis(500);
+        let sent = Instant::now();
+        let mut me = SelfLease::new(D, margin);
+        assert!(!me.held(sent), "not held before any renewal");
+        me.renewed(sent);
+        assert!(
+            !me.held(sent),
+            "not held before the renewal is seen in the watch"
+        );
+        // A peer observes the write some time after it was sent.
+        let observed = sent + Duration::from_millis(20);
+        me.seen(observed);
+        let mut peer = PeerLiveness::new(D);
+        peer.observe("me", "r1", true, observed);
+        assert!(me.held(observed));
+        // Find the instant where each judgement flips and compare.
+        let step = Duration::from_millis(1);
+        let mut t = observed;
+        while me.held(t) {
+            t += step;
+        }
+        let silent_at = t;
+        while peer.is_live("me", t) {
+            t += step;
+        }
+        let dead_at = t;
+        assert!(
+            dead_at >= silent_at + margin,
+            "silent at {silent_at:?}, peers take over at {dead_at:?}"
+        );
+        assert_eq!(me.deadline(), Some(sent + D - margin));
+    }
+
+    #[test]
+    fn self_lease_needs_both_renewal_and_watch() {
+        let t0 = Instant::now();
+        let mut me = SelfLease::new(D, Duration::from_millis(500));
+        me.renewed(t0);
+        me.seen(t0);
+        // Renewals keep succeeding but the watch stalls: silent after D - margin.
+        me.renewed(t0 + Duration::from_millis(900));
+        assert!(me.held(t0 + Duration::from_millis(999)));
+        assert!(!me.held(t0 + Duration::from_millis(1000)));
+        // An older renewal result arriving late does not move the deadline back.
+        me.seen(t0 + Duration::from_millis(900));
+        me.renewed(t0 + Duration::from_millis(100));
+        assert_eq!(me.deadline(), Some(t0 + Duration::from_millis(1900)));
+        me.release();
+        assert!(!me.held(t0 + Duration::from_millis(901)));
+    }
+
+    #[test]
+    fn self_lease_with_margin_not_below_duration_is_never_held() {
+        let t0 = Instant::now();
+        let mut me = SelfLease::new(D, D * 2);
+        me.renewed(t0);
+        me.seen(t0);
+        assert!(!me.held(t0));
+    }
+}

@@ -1,1 +1,27 @@
-fn main() {}
+//! `ferrolb-controller`: parse flags, build, run.
+
+use clap::Parser;
+use ferrolb_controller::cli::{Cli, Command, LogFormat};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(Command::CheckConfig { file }) = &cli.command {
+        let (out, ok) = ferrolb_controller::check_config::check(file);
+        print!("{out}");
+        std::process::exit(if ok { 0 } else { 1 });
+    }
+    init_logging(cli.run.log_format, &cli.run.log_level)?;
+    ferrolb_controller::run::run(cli.run).await?;
+    Ok(())
+}
+
+fn init_logging(format: LogFormat, level: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+    Ok(())
+}

@@ -1,0 +1,320 @@
+//! Reconcile decisions on plain data: given a Service and the allocator, what
+//! the Service's status must say and which Events to emit. No API calls here;
+//! `run` applies the decision.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ferrolb_config::Config;
+use ferrolb_core::alloc::{AllocError, Allocator};
+use k8s_openapi::api::core::v1::Service;
+
+use crate::service::{self, has_our_condition, is_handled, status_ips};
+use crate::status::Wanted;
+
+/// Event to publish on the Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// Warning (true) or Normal.
+    pub warning: bool,
+    /// CamelCase reason (`IPAllocated`, `AllocationFailed`, `IPReleased`, `IPConflict`).
+    pub reason: &'static str,
+    /// Human-readable text.
+    pub message: String,
+}
+
+/// What reconciling one Service decided.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// The status to write; `None` leaves the status alone.
+    pub wanted: Option<Wanted>,
+    /// Events to publish, in order.
+    pub notes: Vec<Note>,
+    /// The failure reason (for metrics), when allocation failed.
+    pub failure: Option<&'static str>,
+    /// True when an allocation was made or changed.
+    pub allocated: bool,
+    /// True when an allocation was released.
+    pub released: bool,
+}
+
+/// Decides for one Service. `config` is `None` while no pool ConfigMap exists.
+pub fn decide(alloc: &mut Allocator, config: Option<&Config>, svc: &Service, class: &str, cm: &str) -> Decision {
+    let key = service::key(svc);
+    if !is_handled(svc, class) {
+        return withdraw(alloc, config, svc, &key);
+    }
+    let Some(_) = config else {
+        // Without any configuration nothing is allocated, and nothing already
+        // written is taken away: only Services still waiting are told why.
+        if !status_ips(svc).is_empty() {
+            return Decision::default();
+        }
+        let message = format!("no pool configuration: ConfigMap {cm} does not exist");
+        return fail(alloc, &key, "NoConfiguration", message);
+    };
+    let req = match service::to_request(svc) {
+        Ok(r) => r,
+        Err(message) => return fail(alloc, &key, "InvalidRequest", message),
+    };
+
+    let mut notes = Vec::new();
+    let current = status_ips(svc);
+    if alloc.get(&key).is_none() && !current.is_empty() {
+        // Adopt what the status already says (restart, or a missed event) so
+        // that no Service changes IP; a conflict means someone older holds it.
+        if let Err(e @ AllocError::IpInUse { .. }) = alloc.assign_existing(&req, &current) {
+            notes.push(Note { warning: true, reason: "IPConflict", message: format!("{e}; allocating another") });
+        }
+    }
+    match alloc.allocate(&req) {
+        Ok(a) => {
+            let changed = a.ips != current;
+            if changed {
+                let ips = a.ips.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+                notes.push(Note { warning: false, reason: "IPAllocated", message: format!("allocated {ips} from pool {}", a.pool) });
+            }
+            Decision {
+                wanted: Some(Wanted::Allocated { ips: a.ips, pool: a.pool }),
+                notes,
+                allocated: changed,
+                ..Decision::default()
+            }
+        }
+        Err(e) => {
+            let mut d = fail(alloc, &key, e.reason(), e.to_string());
+            notes.append(&mut d.notes);
+            d.notes = notes;
+            d
+        }
+    }
+}
+
+/// The Service is not (or no longer) ferrolb's: release and clear only what ferrolb wrote.
+fn withdraw(alloc: &mut Allocator, config: Option<&Config>, svc: &Service, key: &str) -> Decision {
+    let released = alloc.release(key);
+    let mut ours: Vec<IpAddr> = released.as_ref().map(|a| a.ips.clone()).unwrap_or_default();
+    if has_our_condition(svc) {
+        // After a restart the allocator does not know foreign Services; the
+        // condition proves ferrolb wrote the status, so its pool IPs are ours.
+        for ip in status_ips(svc) {
+            if !ours.contains(&ip) && config.is_none_or(|c| c.pools.iter().any(|p| p.contains(ip))) {
+                ours.push(ip);
+            }
+        }
+    }
+    if ours.is_empty() && !has_our_condition(svc) {
+        return Decision::default();
+    }
+    let mut notes = Vec::new();
+    if let Some(a) = &released {
+        let ips = a.ips.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        notes.push(Note { warning: false, reason: "IPReleased", message: format!("released {ips}: the Service is no longer a ferrolb LoadBalancer") });
+    }
+    Decision { wanted: Some(Wanted::Withdrawn { ours }), notes, released: released.is_some(), ..Decision::default() }
+}
+
+fn fail(alloc: &mut Allocator, key: &str, reason: &'static str, message: String) -> Decision {
+    // No half-result: whatever the Service held is given back.
+    let released = alloc.release(key).is_some();
+    Decision {
+        wanted: Some(Wanted::Failed { reason: reason.to_owned(), message: message.clone() }),
+        notes: vec![Note { warning: true, reason: "AllocationFailed", message }],
+        failure: Some(reason),
+        released,
+        ..Decision::default()
+    }
+}
+
+/// Rebuilds the allocator from the IPs already in the Services' status,
+/// oldest Service first, so that of two Services claiming one IP the older
+/// keeps it. Returns how many Services were adopted.
+pub fn rebuild(alloc: &mut Allocator, services: &[Arc<Service>], class: &str) -> usize {
+    let mut ours: Vec<&Service> = services
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|s| is_handled(s, class) && !status_ips(s).is_empty())
+        .collect();
+    ours.sort_by_key(|s| (service::created(s), service::key(s)));
+    let mut adopted = 0;
+    for svc in ours {
+        let Ok(req) = service::to_request(svc) else { continue };
+        if alloc.assign_existing(&req, &status_ips(svc)).is_ok() {
+            adopted += 1;
+        }
+    }
+    adopted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrolb_config::{IpRange, Pool};
+    use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus, ServicePort, ServiceSpec, ServiceStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
+    use k8s_openapi::jiff::Timestamp;
+    use std::collections::BTreeMap;
+
+    const CLASS: &str = "ferrolb.io/lb";
+    const CM: &str = "ferrolb-system/ferrolb-config";
+
+    fn mk_pool(name: &str, first: &str, last: &str) -> Pool {
+        Pool {
+            name: name.into(),
+            ranges: vec![IpRange { start: first.parse().unwrap(), end: last.parse().unwrap() }],
+            auto_assign: true,
+            avoid_buggy_ips: false,
+            namespaces: None,
+            service_selector: None,
+        }
+    }
+
+    fn mk_config(pools: Vec<Pool>) -> Config {
+        Config { pools, ..Config::default() }
+    }
+
+    fn mk_service(name: &str, created: i64) -> Service {
+        Service {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                creation_timestamp: Some(Time(Timestamp::from_second(created).unwrap())),
+                resource_version: Some("1".into()),
+                ..Default::default()
+            },
+            spec: Some(ServiceSpec {
+                type_: Some("LoadBalancer".into()),
+                ports: Some(vec![ServicePort { port: 80, protocol: Some("TCP".into()), ..Default::default() }]),
+                ..Default::default()
+            }),
+            status: None,
+        }
+    }
+
+    fn with_status(mut svc: Service, ips: &[&str], ours: bool) -> Service {
+        let conditions = ours.then(|| {
+            vec![Condition {
+                type_: crate::service::CONDITION_TYPE.into(),
+                status: "True".into(),
+                reason: "Allocated".into(),
+                message: String::new(),
+                observed_generation: None,
+                last_transition_time: Time(Timestamp::UNIX_EPOCH),
+            }]
+        });
+        svc.status = Some(ServiceStatus {
+            load_balancer: Some(LoadBalancerStatus {
+                ingress: Some(ips.iter().map(|ip| LoadBalancerIngress { ip: Some((*ip).into()), ..Default::default() }).collect()),
+            }),
+            conditions,
+        });
+        svc
+    }
+
+    fn ips(d: &Decision) -> Vec<String> {
+        match &d.wanted {
+            Some(Wanted::Allocated { ips, .. }) => ips.iter().map(ToString::to_string).collect(),
+            other => panic!("expected an allocation, got {other:?}"),
+        }
+    }
+
+    fn setup() -> (Allocator, Config) {
+        let c = mk_config(vec![mk_pool("lan", "192.0.2.10", "192.0.2.11")]);
+        (Allocator::new(c.clone()), c)
+    }
+
+    #[test]
+    fn new_service_gets_lowest_ip_and_an_event() {
+        let (mut a, c) = setup();
+        let d = decide(&mut a, Some(&c), &mk_service("web", 1), CLASS, CM);
+        assert_eq!(ips(&d), ["192.0.2.10"]);
+        assert!(d.allocated);
+        assert_eq!(d.notes.len(), 1);
+        assert_eq!(d.notes[0].reason, "IPAllocated");
+        assert!(d.notes[0].message.contains("192.0.2.10") && d.notes[0].message.contains("lan"));
+    }
+
+    #[test]
+    fn service_already_showing_its_ip_gets_no_new_event() {
+        let (mut a, c) = setup();
+        let svc = with_status(mk_service("web", 1), &["192.0.2.11"], true);
+        let d = decide(&mut a, Some(&c), &svc, CLASS, CM);
+        assert_eq!(ips(&d), ["192.0.2.11"], "the IP in status is kept, not moved to the lowest");
+        assert!(d.notes.is_empty());
+        assert!(!d.allocated);
+    }
+
+    #[test]
+    fn foreign_class_and_other_types_are_left_alone() {
+        let (mut a, c) = setup();
+        let mut svc = mk_service("web", 1);
+        svc.spec.as_mut().unwrap().load_balancer_class = Some("example.com/other".into());
+        assert_eq!(decide(&mut a, Some(&c), &svc, CLASS, CM), Decision::default());
+        let mut svc = with_status(mk_service("web", 1), &["203.0.113.5"], false);
+        svc.spec.as_mut().unwrap().type_ = Some("ClusterIP".into());
+        assert_eq!(decide(&mut a, Some(&c), &svc, CLASS, CM), Decision::default());
+    }
+
+    #[test]
+    fn type_change_releases_and_withdraws_only_ours() {
+        let (mut a, c) = setup();
+        let svc = mk_service("web", 1);
+        let d = decide(&mut a, Some(&c), &svc, CLASS, CM);
+        assert_eq!(ips(&d), ["192.0.2.10"]);
+        let mut svc = with_status(svc, &["192.0.2.10", "203.0.113.5"], true);
+        svc.spec.as_mut().unwrap().type_ = Some("ClusterIP".into());
+        let d = decide(&mut a, Some(&c), &svc, CLASS, CM);
+        assert!(d.released);
+        assert_eq!(d.wanted, Some(Wanted::Withdrawn { ours: vec!["192.0.2.10".parse().unwrap()] }));
+        assert_eq!(d.notes[0].reason, "IPReleased");
+        assert!(a.get("default/web").is_none());
+    }
+
+    #[test]
+    fn exhausted_pool_fails_with_warning_and_no_half_result() {
+        let (mut a, c) = setup();
+        decide(&mut a, Some(&c), &mk_service("a", 1), CLASS, CM);
+        decide(&mut a, Some(&c), &mk_service("b", 2), CLASS, CM);
+        let d = decide(&mut a, Some(&c), &mk_service("c", 3), CLASS, CM);
+        assert_eq!(d.failure, Some("PoolExhausted"));
+        assert!(matches!(&d.wanted, Some(Wanted::Failed { reason, .. }) if reason == "PoolExhausted"));
+        assert!(d.notes[0].warning && d.notes[0].reason == "AllocationFailed");
+        assert!(a.get("default/c").is_none());
+    }
+
+    #[test]
+    fn bad_annotation_is_an_invalid_request() {
+        let (mut a, c) = setup();
+        let mut svc = mk_service("web", 1);
+        svc.metadata.annotations = Some(BTreeMap::from([("ferrolb.io/loadBalancerIPs".to_owned(), "not-an-ip".to_owned())]));
+        let d = decide(&mut a, Some(&c), &svc, CLASS, CM);
+        assert_eq!(d.failure, Some("InvalidRequest"));
+        assert!(d.notes[0].message.contains("not-an-ip"), "{:?}", d.notes);
+    }
+
+    #[test]
+    fn without_configuration_nothing_is_allocated_and_nothing_taken() {
+        let (mut a, _) = setup();
+        let d = decide(&mut a, None, &mk_service("new", 1), CLASS, CM);
+        assert_eq!(d.failure, Some("NoConfiguration"));
+        assert!(d.notes[0].message.contains(CM));
+        let held = with_status(mk_service("old", 1), &["192.0.2.10"], true);
+        assert_eq!(decide(&mut a, None, &held, CLASS, CM), Decision::default());
+    }
+
+    #[test]
+    fn rebuild_keeps_ips_and_the_older_service_wins_a_duplicate() {
+        let (mut a, c) = setup();
+        let older = Arc::new(with_status(mk_service("older", 100), &["192.0.2.11"], true));
+        let younger = Arc::new(with_status(mk_service("younger", 200), &["192.0.2.11"], true));
+        // Order of the list must not matter.
+        let adopted = rebuild(&mut a, &[younger.clone(), older.clone()], CLASS);
+        assert_eq!(adopted, 1);
+        assert_eq!(a.get("default/older").unwrap().ips, vec!["192.0.2.11".parse::<IpAddr>().unwrap()]);
+        let d = decide(&mut a, Some(&c), &younger, CLASS, CM);
+        assert_eq!(ips(&d), ["192.0.2.10"], "the younger one moves");
+        assert_eq!(d.notes[0].reason, "IPConflict");
+        assert!(d.notes[0].warning);
+        assert_eq!(d.notes[1].reason, "IPAllocated");
+    }
+}

@@ -1,0 +1,462 @@
+//! The running controller: the thin Kubernetes shell around the pure
+//! allocator and reconcile decisions.
+//!
+//! One Service watch feeds a reflector store. While this replica leads, the
+//! watch's objects trigger a kube-runtime `Controller`, its delete events
+//! release IPs at once, and each relist sweeps allocations whose Service is
+//! gone (a delete missed while the watch was down). The pool ConfigMap has a
+//! watch of its own; a change re-triggers every Service.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ferrolb_config::{Config, parse_configmap_data};
+use ferrolb_core::alloc::Allocator;
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Client, Resource, ResourceExt};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tracing::{debug, error, info, warn};
+
+use crate::cli::RunArgs;
+use crate::http::Health;
+use crate::leader::Elector;
+use crate::metrics::{Metrics, PoolLabels};
+use crate::reconcile::{self, Decision};
+use crate::service;
+use crate::status;
+
+/// Errors of the running controller.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("kubeconfig: {0}")]
+    Config(String),
+    #[error("metrics endpoint: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("leadership lost: exiting so that only the new leader writes")]
+    LostLeadership,
+}
+
+/// The allocator with the configuration it was built from.
+struct Engine {
+    alloc: Allocator,
+    config: Option<Config>,
+    /// True once the allocator was rebuilt from the Services' status.
+    rebuilt: bool,
+}
+
+/// State shared by the watch tasks and the reconciler.
+pub struct Ctx {
+    client: Client,
+    engine: Mutex<Engine>,
+    recorder: Recorder,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    class: String,
+    cm_ref: String,
+    leading: watch::Receiver<bool>,
+    /// Services whose allocation failed: retried when an IP is released.
+    retry_tx: mpsc::UnboundedSender<ObjectRef<Service>>,
+    failed: Mutex<std::collections::BTreeSet<ObjectRef<Service>>>,
+    /// Re-triggers every Service (config change, leadership gained).
+    all_tx: mpsc::UnboundedSender<()>,
+}
+
+impl Ctx {
+    fn leading(&self) -> bool {
+        *self.leading.borrow()
+    }
+
+    async fn publish(&self, svc_ref: &k8s_openapi::api::core::v1::ObjectReference, warning: bool, reason: &str, action: &str, note: String) {
+        let ev = KubeEvent {
+            type_: if warning { EventType::Warning } else { EventType::Normal },
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: action.to_owned(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, svc_ref).await {
+            warn!(error = %e, reason, "publishing event failed");
+        }
+    }
+
+    fn update_pool_metrics(&self, engine: &Engine) {
+        self.metrics.pool_size.clear();
+        self.metrics.pool_in_use.clear();
+        self.metrics.pool_free.clear();
+        for s in engine.alloc.pool_stats() {
+            let labels = PoolLabels { pool: s.pool.clone(), family: s.family.label().to_owned() };
+            self.metrics.pool_size.get_or_create(&labels).set(s.size as f64);
+            self.metrics.pool_in_use.get_or_create(&labels).set(s.in_use as i64);
+            self.metrics.pool_free.get_or_create(&labels).set(s.free as f64);
+        }
+    }
+
+    /// Retries every Service whose allocation failed (an IP was freed).
+    fn retry_failed(&self) {
+        for r in self.failed.lock().expect("lock").iter() {
+            let _ = self.retry_tx.send(r.clone());
+        }
+    }
+
+    /// A Service was deleted: release its IPs at once.
+    async fn on_deleted(&self, svc: &Service) {
+        let key = service::key(svc);
+        let released = {
+            let mut e = self.engine.lock().expect("lock");
+            let r = e.alloc.release(&key);
+            if r.is_some() {
+                self.update_pool_metrics(&e);
+            }
+            r
+        };
+        self.failed.lock().expect("lock").remove(&ObjectRef::from_obj(svc));
+        if let Some(a) = released {
+            info!(service = %key, ips = ?a.ips, "service deleted: IPs released");
+            self.metrics.releases.inc();
+            self.retry_failed();
+        }
+    }
+
+    /// After a relist: release allocations whose Service no longer exists.
+    fn sweep(&self, store: &Store<Service>) {
+        let mut e = self.engine.lock().expect("lock");
+        if !e.rebuilt {
+            return;
+        }
+        let live: std::collections::BTreeSet<String> = store.state().iter().map(|s| service::key(s)).collect();
+        let gone: Vec<String> = e.alloc.keys().filter(|k| !live.contains(*k)).cloned().collect();
+        for key in &gone {
+            e.alloc.release(key);
+            self.metrics.releases.inc();
+            info!(service = %key, "service gone (missed delete): IPs released");
+        }
+        if !gone.is_empty() {
+            self.update_pool_metrics(&e);
+            drop(e);
+            self.retry_failed();
+        }
+    }
+
+    /// A new version of the pool ConfigMap.
+    async fn on_configmap(&self, cm: &ConfigMap, store: &Store<Service>) {
+        let data = cm.data.clone().unwrap_or_default();
+        match parse_configmap_data(&data) {
+            Ok(parsed) => {
+                info!(format = ?parsed.format, pools = parsed.config.pools.len(), "pool configuration loaded");
+                self.metrics.config_reloads.get_or_create(&crate::metrics::ResultLabels { result: "ok".into() }).inc();
+                self.metrics.config_stale.set(0);
+                let moved = {
+                    let mut e = self.engine.lock().expect("lock");
+                    let moved = e.alloc.set_config(parsed.config.clone());
+                    e.config = Some(parsed.config);
+                    self.update_pool_metrics(&e);
+                    moved
+                };
+                for (key, a) in &moved {
+                    info!(service = %key, ips = ?a.ips, "IP no longer valid under the new configuration: reallocating");
+                }
+                if self.leading() {
+                    self.ensure_rebuilt(store);
+                    let _ = self.all_tx.send(());
+                }
+            }
+            Err(problems) => {
+                let text = problems.to_string();
+                error!(configmap = %self.cm_ref, problems = %text, "invalid pool configuration rejected; the last good one stays in force");
+                self.metrics.config_reloads.get_or_create(&crate::metrics::ResultLabels { result: "error".into() }).inc();
+                self.metrics.config_stale.set(1);
+                if self.leading() {
+                    let note = format!("configuration rejected, the last good one stays in force:\n{text}");
+                    self.publish(&cm.object_ref(&()), true, "InvalidConfiguration", "LoadConfig", note).await;
+                }
+            }
+        }
+    }
+
+    /// Rebuilds the allocator from the Services' status once, before any allocation.
+    fn ensure_rebuilt(&self, store: &Store<Service>) {
+        let mut e = self.engine.lock().expect("lock");
+        if e.rebuilt || e.config.is_none() {
+            return;
+        }
+        let t = Instant::now();
+        let services = store.state();
+        let Engine { alloc, .. } = &mut *e;
+        let adopted = reconcile::rebuild(alloc, &services, &self.class);
+        e.rebuilt = true;
+        self.update_pool_metrics(&e);
+        info!(services = services.len(), adopted, elapsed_ms = t.elapsed().as_millis() as u64, "allocator rebuilt from Service status");
+    }
+}
+
+/// Reconciles one Service: decide under the allocator lock, then write.
+async fn reconcile_one(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let start = Instant::now();
+    let decision: Decision = {
+        let mut e = ctx.engine.lock().expect("lock");
+        if e.config.is_some() && !e.rebuilt {
+            // Not rebuilt yet: allocating now could hand out an IP some other
+            // Service holds; the rebuild re-triggers everything.
+            return Ok(Action::await_change());
+        }
+        let Engine { alloc, config, .. } = &mut *e;
+        let d = reconcile::decide(alloc, config.as_ref(), &svc, &ctx.class, &ctx.cm_ref);
+        if d.allocated || d.released {
+            ctx.update_pool_metrics(&e);
+        }
+        d
+    };
+    let oref = ObjectRef::from_obj(svc.as_ref());
+    if decision.failure.is_some() {
+        ctx.failed.lock().expect("lock").insert(oref);
+    } else {
+        ctx.failed.lock().expect("lock").remove(&oref);
+    }
+    if let Some(reason) = decision.failure {
+        ctx.metrics.failure(reason);
+    }
+    if decision.allocated {
+        ctx.metrics.allocations.inc();
+    }
+    if decision.released {
+        ctx.metrics.releases.inc();
+        ctx.retry_failed();
+    }
+    if let Some(wanted) = &decision.wanted {
+        if let Some(patch) = status::patch(&svc, wanted, Timestamp::now()) {
+            let api: Api<Service> = Api::namespaced(ctx.client.clone(), svc.namespace().as_deref().unwrap_or("default"));
+            debug!(service = %service::key(&svc), ?wanted, "writing status");
+            api.patch_status(&svc.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        }
+    }
+    let svc_ref = svc.object_ref(&());
+    for n in decision.notes {
+        let action = if n.reason == "IPReleased" { "Release" } else { "Allocate" };
+        ctx.publish(&svc_ref, n.warning, n.reason, action, n.message).await;
+    }
+    ctx.metrics.reconcile_duration.observe(start.elapsed().as_secs_f64());
+    Ok(Action::await_change())
+}
+
+fn error_policy(svc: Arc<Service>, err: &Error, _ctx: Arc<Ctx>) -> Action {
+    // A 409 means the Service changed under us: the watch brings the new version soon.
+    debug!(service = %service::key(&svc), error = %err, "reconcile failed; retrying");
+    Action::requeue(Duration::from_millis(500))
+}
+
+/// Builds a client from `--kubeconfig` or the environment.
+pub async fn client(args: &RunArgs) -> Result<Client, Error> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| Error::Config(e.to_string()))?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .map_err(|e| Error::Config(e.to_string()))?
+        }
+        None => kube::Config::infer().await.map_err(|e| Error::Config(e.to_string()))?,
+    };
+    Client::try_from(config).map_err(Error::Kube)
+}
+
+/// Runs the controller until SIGTERM/SIGINT or loss of leadership.
+pub async fn run(args: RunArgs) -> Result<(), Error> {
+    let client = client(&args).await?;
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr).await?;
+    info!(addr = %listener.local_addr()?, identity = %identity, "serving /metrics, /livez, /readyz");
+    let router = crate::http::router(metrics.clone(), health.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let leader_ns = args.leader_namespace.clone().unwrap_or_else(|| args.config_namespace.clone());
+    let elector = Elector {
+        api: Api::<Lease>::namespaced(client.clone(), &leader_ns),
+        name: args.leader_lease.clone(),
+        identity: identity.clone(),
+        duration: args.lease_duration,
+        renew_period: args.renew_period,
+    };
+    let (lead_tx, lead_rx) = watch::channel(false);
+    tokio::spawn(elector.clone().run(lead_tx));
+
+    let (retry_tx, retry_rx) = mpsc::unbounded_channel();
+    let (all_tx, all_rx) = mpsc::unbounded_channel();
+    let cm_ref = format!("{}/{}", args.config_namespace, args.config_name);
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        engine: Mutex::new(Engine { alloc: Allocator::new(Config::default()), config: None, rebuilt: false }),
+        recorder: Recorder::new(client.clone(), Reporter { controller: "ferrolb-controller".into(), instance: Some(identity.clone()) }),
+        metrics: metrics.clone(),
+        health: health.clone(),
+        class: args.lb_class.clone(),
+        cm_ref: cm_ref.clone(),
+        leading: lead_rx.clone(),
+        retry_tx,
+        failed: Mutex::default(),
+        all_tx,
+    });
+
+    // Services: one watch and one store, always running so that a standby
+    // takes over with a warm cache.
+    let (svc_reader, svc_writer) = reflector::store::<Service>();
+    let (touch_tx, touch_rx) = mpsc::unbounded_channel::<Service>();
+    let svc_stream = watcher(Api::<Service>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .reflect(svc_writer);
+    {
+        let ctx = ctx.clone();
+        let store = svc_reader.clone();
+        tokio::spawn(async move {
+            futures::pin_mut!(svc_stream);
+            while let Some(ev) = svc_stream.next().await {
+                let forward = ctx.leading() && ctx.engine.lock().expect("lock").rebuilt;
+                match ev {
+                    Ok(Event::Apply(s) | Event::InitApply(s)) if forward => {
+                        let _ = touch_tx.send(s);
+                    }
+                    Ok(Event::Delete(s)) if ctx.leading() => ctx.on_deleted(&s).await,
+                    Ok(Event::InitDone) if ctx.leading() => ctx.sweep(&store),
+                    Ok(_) => {}
+                    Err(e) => warn!(error = %e, "service watch failed; retrying with backoff"),
+                }
+            }
+        });
+    }
+
+    // The pool ConfigMap.
+    let (cm_known_tx, mut cm_known_rx) = watch::channel(false);
+    {
+        let ctx = ctx.clone();
+        let store = svc_reader.clone();
+        let api = Api::<ConfigMap>::namespaced(client.clone(), &args.config_namespace);
+        let wc = watcher::Config::default().fields(&format!("metadata.name={}", args.config_name));
+        tokio::spawn(async move {
+            let stream = watcher(api, wc).default_backoff();
+            futures::pin_mut!(stream);
+            let mut seen = false;
+            while let Some(ev) = stream.next().await {
+                match ev {
+                    Ok(Event::Apply(cm) | Event::InitApply(cm)) => {
+                        seen = true;
+                        ctx.on_configmap(&cm, &store).await;
+                    }
+                    Ok(Event::Delete(_)) => {
+                        warn!(configmap = %ctx.cm_ref, "pool ConfigMap deleted; the last configuration stays in force");
+                    }
+                    Ok(Event::InitDone) => {
+                        if !seen && ctx.engine.lock().expect("lock").config.is_none() {
+                            warn!(configmap = %ctx.cm_ref, "pool ConfigMap not found: allocating nothing until it exists");
+                        }
+                        let _ = cm_known_tx.send(true);
+                    }
+                    Ok(Event::Init) => seen = false,
+                    Err(e) => warn!(error = %e, "configmap watch failed; retrying with backoff"),
+                }
+            }
+        });
+    }
+
+    let shutdown = shutdown_signal();
+    futures::pin_mut!(shutdown);
+
+    // Standby: caches warm, waiting for the Lease.
+    let mut lead_wait = lead_rx.clone();
+    let _ = svc_reader.wait_until_ready().await;
+    let _ = cm_known_rx.wait_for(|k| *k).await;
+    info!("caches synced; waiting for leadership");
+    if !ctx.leading() {
+        health.set_ready(true);
+    }
+    tokio::select! {
+        _ = lead_wait.wait_for(|l| *l) => {}
+        _ = &mut shutdown => return Ok(()),
+    }
+    health.set_ready(false);
+    metrics.leader.set(1);
+    info!(identity = %identity, "leading: rebuilding the allocator");
+    ctx.ensure_rebuilt(&svc_reader);
+    health.set_ready(true);
+
+    let retry_stream = UnboundedReceiverStream::new(retry_rx);
+    let all_stream = UnboundedReceiverStream::new(all_rx);
+    let trigger = UnboundedReceiverStream::new(touch_rx).map(Ok::<_, watcher::Error>);
+    let _ = ctx.all_tx.send(());
+    let controller = Controller::for_stream(trigger, svc_reader.clone())
+        .reconcile_all_on(all_stream)
+        .reconcile_on(retry_stream)
+        .run(reconcile_one, error_policy, ctx.clone())
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                debug!(error = %e, "reconcile error");
+            }
+        });
+
+    // Periodic sweep for deletes missed while not watching.
+    let sweeper = {
+        let ctx = ctx.clone();
+        let store = svc_reader.clone();
+        let period = args.resync_period;
+        async move {
+            let mut t = tokio::time::interval(period);
+            loop {
+                t.tick().await;
+                ctx.sweep(&store);
+            }
+        }
+    };
+
+    let mut lost = lead_rx.clone();
+    tokio::select! {
+        _ = controller => {}
+        _ = sweeper => {}
+        _ = lost.wait_for(|l| !*l) => {
+            return Err(Error::LostLeadership);
+        }
+        _ = &mut shutdown => {
+            info!("shutting down: releasing the leader lease");
+            elector.release().await;
+        }
+    }
+    Ok(())
+}
+
+fn watcher<K>(api: Api<K>, wc: watcher::Config) -> impl futures::Stream<Item = Result<Event<K>, watcher::Error>>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    watcher::watcher(api, wc)
+}
+
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_else(|_| "controller".into());
+    format!("{host}-{}", std::process::id())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the controller");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Reading a Service: whether ferrolb handles it, what it asks for, what its
+//! status holds. Pure functions over k8s-openapi types.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ferrolb_core::alloc::{FamilyPolicy, IpFamily, Port, Protocol, Request};
+use ferrolb_core::annotations;
+use k8s_openapi::api::core::v1::Service;
+
+/// Type of the condition ferrolb writes to `status.conditions`.
+pub const CONDITION_TYPE: &str = "ferrolb.io/IPAllocated";
+
+/// `namespace/name`, the allocator's key for a Service.
+pub fn key(svc: &Service) -> String {
+    format!(
+        "{}/{}",
+        svc.metadata.namespace.as_deref().unwrap_or_default(),
+        svc.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// True when ferrolb is responsible for the Service: type LoadBalancer and a
+/// loadBalancerClass that is unset or ours, and not being deleted.
+pub fn is_handled(svc: &Service, class: &str) -> bool {
+    let Some(spec) = svc.spec.as_ref() else { return false };
+    spec.type_.as_deref() == Some("LoadBalancer")
+        && spec.load_balancer_class.as_deref().is_none_or(|c| c == class)
+        && svc.metadata.deletion_timestamp.is_none()
+}
+
+/// The IPs in `status.loadBalancer.ingress`, in order, skipping entries without a valid IP.
+pub fn status_ips(svc: &Service) -> Vec<IpAddr> {
+    svc.status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .map(|ing| ing.iter().filter_map(|i| i.ip.as_deref()?.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// True when the Service carries ferrolb's condition, i.e. ferrolb wrote its status.
+pub fn has_our_condition(svc: &Service) -> bool {
+    svc.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == CONDITION_TYPE))
+}
+
+/// The creation time as a sortable number (seconds since the epoch; 0 when unset).
+pub fn created(svc: &Service) -> i64 {
+    svc.metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| t.0.as_second())
+        .unwrap_or(0)
+}
+
+/// Builds the allocator's request from the Service's spec, labels and annotations.
+/// Fails with a message naming the bad annotation or field.
+pub fn to_request(svc: &Service) -> Result<Request, String> {
+    let spec = svc.spec.clone().unwrap_or_default();
+    let empty = BTreeMap::new();
+    let ann = annotations::parse(svc.metadata.annotations.as_ref().unwrap_or(&empty)).map_err(|e| e.to_string())?;
+
+    let mut families = Vec::new();
+    for (i, f) in spec.ip_families.iter().flatten().enumerate() {
+        families.push(match f.as_str() {
+            "IPv4" => IpFamily::V4,
+            "IPv6" => IpFamily::V6,
+            other => return Err(format!("spec.ipFamilies[{i}]: unknown IP family {other:?}")),
+        });
+    }
+    let family_policy = match spec.ip_family_policy.as_deref() {
+        None | Some("SingleStack") => FamilyPolicy::SingleStack,
+        Some("PreferDualStack") => FamilyPolicy::PreferDualStack,
+        Some("RequireDualStack") => FamilyPolicy::RequireDualStack,
+        Some(other) => return Err(format!("spec.ipFamilyPolicy: unknown policy {other:?}")),
+    };
+
+    let mut requested_ips = Vec::new();
+    if let Some(ip) = spec.load_balancer_ip.as_deref().filter(|s| !s.is_empty()) {
+        let ip: IpAddr = ip
+            .parse()
+            .map_err(|_| format!("spec.loadBalancerIP: {ip:?} is not an IP address"))?;
+        requested_ips.push(ip);
+    }
+    for ip in ann.load_balancer_ips {
+        if !requested_ips.contains(&ip) {
+            requested_ips.push(ip);
+        }
+    }
+
+    let mut ports = Vec::new();
+    for p in spec.ports.iter().flatten() {
+        let protocol = match p.protocol.as_deref().unwrap_or("TCP") {
+            "TCP" => Protocol::Tcp,
+            "UDP" => Protocol::Udp,
+            "SCTP" => Protocol::Sctp,
+            other => return Err(format!("spec.ports: unknown protocol {other:?}")),
+        };
+        let port = u16::try_from(p.port).map_err(|_| format!("spec.ports: port {} out of range", p.port))?;
+        ports.push(Port { protocol, port });
+    }
+
+    Ok(Request {
+        key: key(svc),
+        namespace: svc.metadata.namespace.clone().unwrap_or_default(),
+        labels: svc.metadata.labels.clone().unwrap_or_default(),
+        families,
+        family_policy,
+        requested_ips,
+        requested_pool: ann.address_pool,
+        sharing_key: ann.allow_shared_ip,
+        ports,
+        local_traffic_policy: spec.external_traffic_policy.as_deref() == Some("Local"),
+        selector: spec.selector.unwrap_or_default(),
+        created: created(svc),
+    })
+}

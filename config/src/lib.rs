@@ -2,9 +2,32 @@
 //! the speaker consume, and the parsers for the three ConfigMap formats
 //! (ferrolb's own, MetalLB's legacy one, kube-vip-cloud-provider's).
 //!
-//! Everything here is pure: text in, a [`Config`] or a list of problems out.
+//! Everything here is pure: text in, a [`Config`] or every problem found out.
+//! A configuration with any problem yields no `Config` at all, so a bad edit
+//! never takes effect in part.
+//!
+//! Entry points: [`parse_configmap_data`] (the controller, on each ConfigMap
+//! change), [`parse_document`] and [`summarize`] (`check-config FILE`).
 #![forbid(unsafe_code)]
 
+mod addr;
+mod document;
+pub mod error;
+mod ferrolb;
+mod kubevip;
+mod metallb;
 pub mod model;
+mod selector;
+mod summary;
+mod validate;
+mod walk;
 
-pub use model::{Config, IpRange, L2Config, LabelSelector, Pool, SelectorRequirement};
+pub use document::{
+    FERROLB_KEY, Format, METALLB_KEY, Parsed, parse_configmap_data, parse_document,
+};
+pub use error::{ConfigErrors, PoolRef, Problem, ProblemKind};
+pub use ferrolb::parse_ferrolb_yaml;
+pub use kubevip::{GLOBAL as KUBEVIP_GLOBAL_POOL, parse_kubevip};
+pub use metallb::parse_metallb_legacy;
+pub use model::{Config, IpRange, L2Config, LabelSelector, Pool, SelectorRequirement, is_buggy_ip};
+pub use summary::{Families, PoolSummary, SummaryTable, summarize};

@@ -1,0 +1,318 @@
+//! Reading a Kubernetes label selector (`matchLabels`, `matchExpressions`),
+//! with the same syntax rules the API server applies to labels.
+
+use std::collections::BTreeMap;
+
+use serde_yaml_ng::Value;
+
+use crate::error::{Problem, ProblemKind};
+use crate::model::{LabelSelector, SelectorRequirement};
+use crate::walk::{self, Loc};
+
+const SELECTOR_FIELDS: &[&str] = &["matchLabels", "matchExpressions"];
+const EXPRESSION_FIELDS: &[&str] = &["key", "operator", "values"];
+const OPERATORS: &[&str] = &["In", "NotIn", "Exists", "DoesNotExist"];
+
+/// Parse a selector; `None` (after reporting) when anything in it is wrong.
+pub(crate) fn parse(
+    value: &Value,
+    loc: &Loc,
+    problems: &mut Vec<Problem>,
+) -> Option<LabelSelector> {
+    let before = problems.len();
+    let fields = walk::fields(value, loc, SELECTOR_FIELDS, problems)?;
+    let mut sel = LabelSelector::default();
+    for (key, v) in fields {
+        let floc = loc.field(key);
+        match key {
+            "matchLabels" => sel.match_labels = match_labels(v, &floc, problems),
+            "matchExpressions" => sel.match_expressions = match_expressions(v, &floc, problems),
+            _ => unreachable!("fields() returns only known keys"),
+        }
+    }
+    (problems.len() == before).then_some(sel)
+}
+
+fn match_labels(value: &Value, loc: &Loc, problems: &mut Vec<Problem>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let map = match value {
+        Value::Null => return out,
+        Value::Mapping(m) => m,
+        other => {
+            problems.push(walk::wrong_type(
+                loc,
+                other,
+                "a mapping of label keys to values",
+            ));
+            return out;
+        }
+    };
+    for (k, v) in map {
+        let Value::String(key) = k else {
+            problems.push(loc.problem_value(
+                ProblemKind::InvalidSelector,
+                k,
+                "label keys must be strings",
+            ));
+            continue;
+        };
+        let kloc = loc.field(key);
+        if let Err(msg) = check_label_key(key) {
+            problems.push(kloc.problem_str(ProblemKind::InvalidSelector, key, msg));
+        }
+        if let Some(val) = walk::string(v, &kloc, problems) {
+            if let Err(msg) = check_label_value(val) {
+                problems.push(kloc.problem_str(ProblemKind::InvalidSelector, val, msg));
+            }
+            out.insert(key.clone(), val.to_string());
+        }
+    }
+    out
+}
+
+fn match_expressions(
+    value: &Value,
+    loc: &Loc,
+    problems: &mut Vec<Problem>,
+) -> Vec<SelectorRequirement> {
+    let mut out = Vec::new();
+    if value.is_null() {
+        return out;
+    }
+    let Some(items) = walk::list(value, loc, problems) else {
+        return out;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let iloc = loc.index(i);
+        if let Some(req) = expression(item, &iloc, problems) {
+            out.push(req);
+        }
+    }
+    out
+}
+
+fn expression(
+    value: &Value,
+    loc: &Loc,
+    problems: &mut Vec<Problem>,
+) -> Option<SelectorRequirement> {
+    let before = problems.len();
+    let fields = walk::fields(value, loc, EXPRESSION_FIELDS, problems)?;
+    let (mut key, mut operator, mut values) = (None, None, None);
+    for (name, v) in fields {
+        let floc = loc.field(name);
+        match name {
+            "key" => match walk::string(v, &floc, problems) {
+                Some(k) => {
+                    if let Err(msg) = check_label_key(k) {
+                        problems.push(floc.problem_str(ProblemKind::InvalidSelector, k, msg));
+                    }
+                    key = Some(k.to_string());
+                }
+                None => {}
+            },
+            "operator" => {
+                match walk::string(v, &floc, problems) {
+                    Some(op) if OPERATORS.contains(&op) => operator = Some(op),
+                    Some(op) => {
+                        let hint = match walk::suggest(op, OPERATORS) {
+                            Some(s) => format!("; did you mean {s:?}?"),
+                            None => String::new(),
+                        };
+                        problems.push(floc.problem_str(
+                        ProblemKind::InvalidSelector,
+                        op,
+                        format!("unknown operator (expected In, NotIn, Exists or DoesNotExist){hint}"),
+                    ));
+                    }
+                    None => {}
+                }
+            }
+            "values" => {
+                if v.is_null() {
+                    values = Some(Vec::new());
+                    continue;
+                }
+                match walk::string_list(v, &floc, problems) {
+                    Some(vs) => {
+                        let mut list = Vec::new();
+                        for (s, l) in vs {
+                            if let Err(msg) = check_label_value(s) {
+                                problems.push(l.problem_str(ProblemKind::InvalidSelector, s, msg));
+                            }
+                            list.push(s.to_string());
+                        }
+                        values = Some(list);
+                    }
+                    None => {}
+                }
+            }
+            _ => unreachable!("fields() returns only known keys"),
+        }
+    }
+    for required in ["key", "operator"] {
+        if !has_field(value, required) {
+            problems.push(
+                loc.field(required)
+                    .problem(ProblemKind::MissingField, "required field is missing"),
+            );
+        }
+    }
+    // The operator/values rules only make sense once the entry itself is well-formed.
+    let (key, operator) = match (key, operator) {
+        (Some(k), Some(o)) if problems.len() == before => (k, o),
+        _ => return None,
+    };
+    let values = values.unwrap_or_default();
+    let vloc = loc.field("values");
+    match operator {
+        "In" | "NotIn" if values.is_empty() => {
+            problems.push(vloc.problem(
+                ProblemKind::InvalidSelector,
+                format!("operator {operator} needs at least one value"),
+            ));
+            None
+        }
+        "Exists" | "DoesNotExist" if !values.is_empty() => {
+            problems.push(vloc.problem(
+                ProblemKind::InvalidSelector,
+                format!("operator {operator} takes no values"),
+            ));
+            None
+        }
+        "In" => Some(SelectorRequirement::In(key, values)),
+        "NotIn" => Some(SelectorRequirement::NotIn(key, values)),
+        "Exists" => Some(SelectorRequirement::Exists(key)),
+        _ => Some(SelectorRequirement::DoesNotExist(key)),
+    }
+}
+
+fn has_field(value: &Value, name: &str) -> bool {
+    value.as_mapping().is_some_and(|m| m.contains_key(name))
+}
+
+/// A label key: an optional DNS-subdomain prefix and `/`, then a name.
+fn check_label_key(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(p) = prefix {
+        let subdomain_ok = !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|part| {
+                !part.is_empty()
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && !part.starts_with('-')
+                    && !part.ends_with('-')
+            });
+        if !subdomain_ok {
+            return Err("invalid label key: the prefix before '/' must be a DNS subdomain (lowercase letters, digits, '-' and '.')".into());
+        }
+    }
+    if name.is_empty() || !is_label_name(name) {
+        return Err("invalid label key: the name must be 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit".into());
+    }
+    Ok(())
+}
+
+fn check_label_value(value: &str) -> Result<(), String> {
+    if value.is_empty() || is_label_name(value) {
+        Ok(())
+    } else {
+        Err("invalid label value: must be empty or 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit".into())
+    }
+}
+
+fn is_label_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(yaml: &str) -> (Option<LabelSelector>, Vec<String>) {
+        let v: Value = serde_yaml_ng::from_str(yaml).unwrap();
+        let mut problems = Vec::new();
+        let sel = parse(&v, &Loc::at("sel"), &mut problems);
+        (sel, problems.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn full_selector() {
+        let (sel, problems) = run("matchLabels: {tier: edge, ferrolb.io/speaker: \"true\"}\n\
+             matchExpressions:\n\
+             - {key: env, operator: In, values: [prod, staging]}\n\
+             - {key: env, operator: NotIn, values: [dev]}\n\
+             - {key: team, operator: Exists}\n\
+             - {key: legacy, operator: DoesNotExist, values: []}\n");
+        assert_eq!(problems, Vec::<String>::new());
+        let sel = sel.unwrap();
+        assert_eq!(
+            sel.match_labels
+                .get("ferrolb.io/speaker")
+                .map(String::as_str),
+            Some("true")
+        );
+        assert_eq!(
+            sel.match_expressions,
+            vec![
+                SelectorRequirement::In("env".into(), vec!["prod".into(), "staging".into()]),
+                SelectorRequirement::NotIn("env".into(), vec!["dev".into()]),
+                SelectorRequirement::Exists("team".into()),
+                SelectorRequirement::DoesNotExist("legacy".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_selector_problem_is_reported() {
+        let (sel, problems) = run(
+            "matchLabels: {tier: true, \"-bad\": x, ok: \"not valid!\"}\n\
+             matchExpressions:\n\
+             - {key: env, operator: in, values: [prod]}\n\
+             - {key: env, operator: In}\n\
+             - {key: team, operator: Exists, values: [x]}\n\
+             - {operator: Exists}\n\
+             - {key: a, operator: Like}\n\
+             - {key: a, operator: In, value: [x]}\n",
+        );
+        assert!(sel.is_none());
+        assert_eq!(
+            problems,
+            vec![
+                r#"sel.matchLabels.tier = true: expected a string, got a boolean (quote it: "true")"#,
+                r#"sel.matchLabels.-bad = "-bad": invalid label key: the name must be 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"#,
+                r#"sel.matchLabels.ok = "not valid!": invalid label value: must be empty or 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"#,
+                r#"sel.matchExpressions[0].operator = "in": unknown operator (expected In, NotIn, Exists or DoesNotExist); did you mean "In"?"#,
+                "sel.matchExpressions[1].values: operator In needs at least one value",
+                "sel.matchExpressions[2].values: operator Exists takes no values",
+                "sel.matchExpressions[3].key: required field is missing",
+                r#"sel.matchExpressions[4].operator = "Like": unknown operator (expected In, NotIn, Exists or DoesNotExist)"#,
+                r#"sel.matchExpressions[5].value: unknown field, did you mean "values"?"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn label_keys() {
+        assert!(check_label_key("ferrolb.io/speaker").is_ok());
+        assert!(check_label_key("app.kubernetes.io/name").is_ok());
+        assert!(check_label_key("tier").is_ok());
+        assert!(check_label_key("Tier_1.x").is_ok());
+        assert!(check_label_key("/x").is_err());
+        assert!(check_label_key("Foo.io/x").is_err());
+        assert!(check_label_key("x/").is_err());
+        assert!(check_label_key("a/b/c").is_err());
+        assert!(check_label_key(&"a".repeat(64)).is_err());
+    }
+}

@@ -2,4 +2,6 @@
 //! election decisions and layer-2 packet codecs. No kube client and no socket
 //! lives here, so every decision is tested on plain data.
 #![forbid(unsafe_code)]
+pub mod alloc;
+pub mod annotations;
 pub mod election;

@@ -1,0 +1,433 @@
+//! The allocation-related annotations of a Service, parsed without side effects.
+//!
+//! ferrolb's own keys come first; MetalLB's (`metallb.universe.tf/...` and
+//! `metallb.io/...`) are accepted as aliases so Services move over unchanged. When
+//! several keys for the same setting are present they must agree, otherwise the
+//! error names both keys and values: silently preferring one would hide a mistake.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+/// ferrolb's key naming the pool to allocate from.
+pub const ADDRESS_POOL: &str = "ferrolb.io/address-pool";
+/// ferrolb's key carrying the IP-sharing key.
+pub const ALLOW_SHARED_IP: &str = "ferrolb.io/allow-shared-ip";
+/// ferrolb's key listing requested IPs, comma-separated, at most one per family.
+pub const LOAD_BALANCER_IPS: &str = "ferrolb.io/loadBalancerIPs";
+
+/// MetalLB (legacy domain) alias of [`ADDRESS_POOL`].
+pub const METALLB_UNIVERSE_ADDRESS_POOL: &str = "metallb.universe.tf/address-pool";
+/// MetalLB (legacy domain) alias of [`ALLOW_SHARED_IP`].
+pub const METALLB_UNIVERSE_ALLOW_SHARED_IP: &str = "metallb.universe.tf/allow-shared-ip";
+/// MetalLB (legacy domain) alias of [`LOAD_BALANCER_IPS`].
+pub const METALLB_UNIVERSE_LOAD_BALANCER_IPS: &str = "metallb.universe.tf/loadBalancerIPs";
+/// MetalLB alias of [`ADDRESS_POOL`].
+pub const METALLB_IO_ADDRESS_POOL: &str = "metallb.io/address-pool";
+/// MetalLB alias of [`ALLOW_SHARED_IP`].
+pub const METALLB_IO_ALLOW_SHARED_IP: &str = "metallb.io/allow-shared-ip";
+/// MetalLB alias of [`LOAD_BALANCER_IPS`].
+pub const METALLB_IO_LOAD_BALANCER_IPS: &str = "metallb.io/loadBalancerIPs";
+
+/// Every key of the pool setting, in precedence order.
+pub const ADDRESS_POOL_KEYS: [&str; 3] = [
+    ADDRESS_POOL,
+    METALLB_IO_ADDRESS_POOL,
+    METALLB_UNIVERSE_ADDRESS_POOL,
+];
+/// Every key of the sharing setting, in precedence order.
+pub const ALLOW_SHARED_IP_KEYS: [&str; 3] = [
+    ALLOW_SHARED_IP,
+    METALLB_IO_ALLOW_SHARED_IP,
+    METALLB_UNIVERSE_ALLOW_SHARED_IP,
+];
+/// Every key of the requested-IPs setting, in precedence order.
+pub const LOAD_BALANCER_IPS_KEYS: [&str; 3] = [
+    LOAD_BALANCER_IPS,
+    METALLB_IO_LOAD_BALANCER_IPS,
+    METALLB_UNIVERSE_LOAD_BALANCER_IPS,
+];
+
+/// The allocation settings a Service's annotations carry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceAnnotations {
+    /// The pool to allocate from.
+    pub address_pool: Option<String>,
+    /// The sharing key.
+    pub allow_shared_ip: Option<String>,
+    /// Requested IPs, at most one per family, in the order written.
+    pub load_balancer_ips: Vec<IpAddr>,
+}
+
+/// One problem with a Service's annotations.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnnotationError {
+    /// Two keys for the same setting disagree.
+    #[error("annotations {key_a}=\"{value_a}\" and {key_b}=\"{value_b}\" conflict; keep only one")]
+    Conflict {
+        /// The first key.
+        key_a: &'static str,
+        /// Its value.
+        value_a: String,
+        /// The conflicting key.
+        key_b: &'static str,
+        /// Its value.
+        value_b: String,
+    },
+    /// The value is empty (or only blanks).
+    #[error("annotation {key} is empty")]
+    Empty {
+        /// The key.
+        key: &'static str,
+    },
+    /// An item of an IP list is not an IP address.
+    #[error("annotation {key}=\"{value}\": \"{item}\" is not an IP address")]
+    InvalidIp {
+        /// The key (or `spec.loadBalancerIP`).
+        key: &'static str,
+        /// The whole value.
+        value: String,
+        /// The offending item.
+        item: String,
+    },
+    /// More than one IP of one family.
+    #[error(
+        "annotation {key}=\"{value}\": more than one {family} address ({first} and {second}); at most one per family"
+    )]
+    TwoOfFamily {
+        /// The key (or `spec.loadBalancerIP`).
+        key: &'static str,
+        /// The whole value.
+        value: String,
+        /// "IPv4" or "IPv6".
+        family: &'static str,
+        /// The first address of the family.
+        first: IpAddr,
+        /// The second one.
+        second: IpAddr,
+    },
+}
+
+/// Every problem found in one Service's annotations (never empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnotationErrors(pub Vec<AnnotationError>);
+
+impl fmt::Display for AnnotationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for AnnotationErrors {}
+
+/// The key `spec.loadBalancerIP` is reported under by [`ServiceAnnotations::requested_ips`].
+pub const SPEC_LOAD_BALANCER_IP: &str = "spec.loadBalancerIP";
+
+fn family_name(ip: &IpAddr) -> &'static str {
+    if ip.is_ipv4() { "IPv4" } else { "IPv6" }
+}
+
+/// Parses a comma-separated IP list (blanks around items ignored), at most one per family.
+fn parse_ips(key: &'static str, value: &str) -> Result<Vec<IpAddr>, Vec<AnnotationError>> {
+    let mut ips: Vec<IpAddr> = Vec::new();
+    let mut errors = Vec::new();
+    if value.trim().is_empty() {
+        return Err(vec![AnnotationError::Empty { key }]);
+    }
+    for item in value.split(',').map(str::trim) {
+        match item.parse::<IpAddr>() {
+            Ok(ip) => match ips.iter().find(|o| o.is_ipv4() == ip.is_ipv4()) {
+                Some(&first) if first != ip => errors.push(AnnotationError::TwoOfFamily {
+                    key,
+                    value: value.to_string(),
+                    family: family_name(&ip),
+                    first,
+                    second: ip,
+                }),
+                Some(_) => {}
+                None => ips.push(ip),
+            },
+            Err(_) => errors.push(AnnotationError::InvalidIp {
+                key,
+                value: value.to_string(),
+                item: item.to_string(),
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(ips)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Reads one setting from its keys: present values must agree (compared after
+/// `normalise`); returns the first key's value.
+fn one_setting<T: PartialEq>(
+    annotations: &BTreeMap<String, String>,
+    keys: [&'static str; 3],
+    parse: impl Fn(&'static str, &str) -> Result<T, Vec<AnnotationError>>,
+    errors: &mut Vec<AnnotationError>,
+) -> Option<T> {
+    let mut found: Option<(&'static str, &str, T)> = None;
+    for key in keys {
+        let Some(raw) = annotations.get(key) else {
+            continue;
+        };
+        let value = match parse(key, raw) {
+            Ok(v) => v,
+            Err(mut e) => {
+                errors.append(&mut e);
+                continue;
+            }
+        };
+        match &found {
+            None => found = Some((key, raw, value)),
+            Some((first_key, first_raw, first_value)) => {
+                if *first_value != value {
+                    errors.push(AnnotationError::Conflict {
+                        key_a: first_key,
+                        value_a: first_raw.to_string(),
+                        key_b: key,
+                        value_b: raw.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    found.map(|(_, _, v)| v)
+}
+
+fn parse_name(key: &'static str, value: &str) -> Result<String, Vec<AnnotationError>> {
+    let v = value.trim();
+    if v.is_empty() {
+        Err(vec![AnnotationError::Empty { key }])
+    } else {
+        Ok(v.to_string())
+    }
+}
+
+/// Parses the allocation annotations out of a Service's `metadata.annotations`.
+/// Unrelated annotations are ignored. Reports every problem at once.
+pub fn parse_annotations(
+    annotations: &BTreeMap<String, String>,
+) -> Result<ServiceAnnotations, AnnotationErrors> {
+    let mut errors = Vec::new();
+    let address_pool = one_setting(annotations, ADDRESS_POOL_KEYS, parse_name, &mut errors);
+    let allow_shared_ip = one_setting(annotations, ALLOW_SHARED_IP_KEYS, parse_name, &mut errors);
+    // IP lists are compared as sets of addresses so that "a,b" and "b, a" agree.
+    let sorted = |key, value: &str| {
+        parse_ips(key, value).map(|ips| {
+            let mut s = ips.clone();
+            s.sort();
+            (s, ips)
+        })
+    };
+    let ips = one_setting(
+        annotations,
+        LOAD_BALANCER_IPS_KEYS,
+        |k, v| sorted(k, v).map(|p| p.0),
+        &mut errors,
+    );
+    // Keep the order written in the winning key.
+    let load_balancer_ips = match ips {
+        Some(_) => LOAD_BALANCER_IPS_KEYS
+            .iter()
+            .find_map(|k| annotations.get(*k).and_then(|v| parse_ips(k, v).ok()))
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    if errors.is_empty() {
+        Ok(ServiceAnnotations {
+            address_pool,
+            allow_shared_ip,
+            load_balancer_ips,
+        })
+    } else {
+        Err(AnnotationErrors(errors))
+    }
+}
+
+impl ServiceAnnotations {
+    /// The Service's requested IPs: `spec.loadBalancerIP` (deprecated in Kubernetes but
+    /// still used) together with the annotation's list. The same IP in both is fine; two
+    /// different IPs of one family are an error naming both sources.
+    pub fn requested_ips(
+        &self,
+        spec_load_balancer_ip: Option<&str>,
+    ) -> Result<Vec<IpAddr>, AnnotationError> {
+        let mut ips = self.load_balancer_ips.clone();
+        let Some(raw) = spec_load_balancer_ip
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        else {
+            return Ok(ips);
+        };
+        let ip: IpAddr = raw.parse().map_err(|_| AnnotationError::InvalidIp {
+            key: SPEC_LOAD_BALANCER_IP,
+            value: raw.to_string(),
+            item: raw.to_string(),
+        })?;
+        match ips.iter().find(|o| o.is_ipv4() == ip.is_ipv4()) {
+            Some(&other) if other != ip => Err(AnnotationError::Conflict {
+                key_a: SPEC_LOAD_BALANCER_IP,
+                value_a: raw.to_string(),
+                key_b: LOAD_BALANCER_IPS,
+                value_b: ips
+                    .iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            }),
+            Some(_) => Ok(ips),
+            None => {
+                ips.insert(0, ip);
+                Ok(ips)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn reads_ferrolb_keys() {
+        let a = parse_annotations(&ann(&[
+            (ADDRESS_POOL, "lan"),
+            (ALLOW_SHARED_IP, "web"),
+            (LOAD_BALANCER_IPS, "192.0.2.10, 2001:db8::10"),
+            ("unrelated/key", "x"),
+        ]))
+        .unwrap();
+        assert_eq!(a.address_pool.as_deref(), Some("lan"));
+        assert_eq!(a.allow_shared_ip.as_deref(), Some("web"));
+        assert_eq!(
+            a.load_balancer_ips,
+            vec![
+                "192.0.2.10".parse::<IpAddr>().unwrap(),
+                "2001:db8::10".parse().unwrap()
+            ]
+        );
+    }
+
+    #[test]
+    fn metallb_aliases_are_accepted() {
+        for (pool, share, ips) in [
+            (
+                METALLB_UNIVERSE_ADDRESS_POOL,
+                METALLB_UNIVERSE_ALLOW_SHARED_IP,
+                METALLB_UNIVERSE_LOAD_BALANCER_IPS,
+            ),
+            (
+                METALLB_IO_ADDRESS_POOL,
+                METALLB_IO_ALLOW_SHARED_IP,
+                METALLB_IO_LOAD_BALANCER_IPS,
+            ),
+        ] {
+            let a = parse_annotations(&ann(&[(pool, "p"), (share, "k"), (ips, "198.51.100.1")]))
+                .unwrap();
+            assert_eq!(a.address_pool.as_deref(), Some("p"), "{pool}");
+            assert_eq!(a.allow_shared_ip.as_deref(), Some("k"), "{share}");
+            assert_eq!(
+                a.load_balancer_ips,
+                vec!["198.51.100.1".parse::<IpAddr>().unwrap()]
+            );
+        }
+    }
+
+    #[test]
+    fn agreeing_aliases_are_fine_conflicting_ones_name_both_keys() {
+        let a = parse_annotations(&ann(&[
+            (ADDRESS_POOL, "lan"),
+            (METALLB_UNIVERSE_ADDRESS_POOL, "lan"),
+            (LOAD_BALANCER_IPS, "192.0.2.1,2001:db8::1"),
+            (METALLB_IO_LOAD_BALANCER_IPS, "2001:db8::1, 192.0.2.1"),
+        ]))
+        .unwrap();
+        assert_eq!(a.address_pool.as_deref(), Some("lan"));
+        assert_eq!(
+            a.load_balancer_ips[0],
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
+
+        let e = parse_annotations(&ann(&[
+            (ALLOW_SHARED_IP, "a"),
+            (METALLB_UNIVERSE_ALLOW_SHARED_IP, "b"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "annotations ferrolb.io/allow-shared-ip=\"a\" and metallb.universe.tf/allow-shared-ip=\"b\" conflict; keep only one"
+        );
+    }
+
+    #[test]
+    fn malformed_ips_name_the_annotation_and_value() {
+        let e = parse_annotations(&ann(&[(
+            METALLB_IO_LOAD_BALANCER_IPS,
+            "192.0.2.1,not-an-ip",
+        )]))
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "annotation metallb.io/loadBalancerIPs=\"192.0.2.1,not-an-ip\": \"not-an-ip\" is not an IP address"
+        );
+        let e = parse_annotations(&ann(&[(LOAD_BALANCER_IPS, "192.0.2.1,192.0.2.2")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "annotation ferrolb.io/loadBalancerIPs=\"192.0.2.1,192.0.2.2\": more than one IPv4 address (192.0.2.1 and 192.0.2.2); at most one per family"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_and_empty_values_are_errors() {
+        let e = parse_annotations(&ann(&[
+            (ADDRESS_POOL, " "),
+            (LOAD_BALANCER_IPS, "x"),
+            (ALLOW_SHARED_IP, "a"),
+            (METALLB_IO_ALLOW_SHARED_IP, "b"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.0.len(), 3, "{e}");
+        assert!(e.0.contains(&AnnotationError::Empty { key: ADDRESS_POOL }));
+    }
+
+    #[test]
+    fn spec_load_balancer_ip_merges_with_the_annotation() {
+        let a = parse_annotations(&ann(&[(LOAD_BALANCER_IPS, "2001:db8::5")])).unwrap();
+        assert_eq!(
+            a.requested_ips(Some("192.0.2.5")).unwrap(),
+            vec![
+                "192.0.2.5".parse::<IpAddr>().unwrap(),
+                "2001:db8::5".parse().unwrap()
+            ]
+        );
+        assert_eq!(a.requested_ips(Some("2001:db8::5")).unwrap().len(), 1);
+        let e = a.requested_ips(Some("2001:db8::6")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "annotations spec.loadBalancerIP=\"2001:db8::6\" and ferrolb.io/loadBalancerIPs=\"2001:db8::5\" conflict; keep only one"
+        );
+        let e = a.requested_ips(Some("bogus")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "annotation spec.loadBalancerIP=\"bogus\": \"bogus\" is not an IP address"
+        );
+        assert_eq!(a.requested_ips(Some("")).unwrap().len(), 1);
+    }
+}

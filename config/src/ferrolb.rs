@@ -49,7 +49,7 @@ pub(crate) fn from_value(value: &Value) -> Result<Config, ConfigErrors> {
             "the configuration is empty (write `pools: []` for no pools)",
         )));
     }
-    let Some(fields) = walk::fields(value, &root, TOP_FIELDS, &mut problems) else {
+    let Some(fields) = walk::fields(value, &root, &mut problems) else {
         return Err(ConfigErrors::new(problems));
     };
     let mut pools = Vec::new();
@@ -69,7 +69,7 @@ pub(crate) fn from_value(value: &Value) -> Result<Config, ConfigErrors> {
                 }
             }
             "l2" => l2 = parse_l2(v, &loc, &mut problems),
-            _ => unreachable!("fields() returns only known keys"),
+            _ => problems.push(walk::unknown_field(&loc, key, TOP_FIELDS)),
         }
     }
     if !saw_pools {
@@ -92,7 +92,7 @@ fn pool(value: &Value, loc: &Loc, index: usize, problems: &mut Vec<Problem>) -> 
         None => PoolRef::Index(index),
     };
     let loc = loc.in_pool(pref);
-    let fields = walk::fields(value, &loc, POOL_FIELDS, problems)?;
+    let fields = walk::fields(value, &loc, problems)?;
     let mut raw = RawPool::new(name, loc.field("name"), loc.field("addresses"));
     let (mut saw_name, mut saw_addresses) = (false, false);
     for (key, v) in fields {
@@ -122,7 +122,7 @@ fn pool(value: &Value, loc: &Loc, index: usize, problems: &mut Vec<Problem>) -> 
                     raw.service_selector = selector::parse(v, &floc, problems);
                 }
             }
-            _ => unreachable!("fields() returns only known keys"),
+            _ => problems.push(walk::unknown_field(&floc, key, POOL_FIELDS)),
         }
     }
     if !saw_name {
@@ -149,8 +149,13 @@ pub(crate) fn read_addresses(
     problems: &mut Vec<Problem>,
 ) {
     let before = problems.len();
-    if let Some(items) = walk::string_list(value, loc, problems) {
-        for (text, l) in items {
+    if let Some(items) = walk::list(value, loc, problems) {
+        // One pass, so problems come out in the order of the entries.
+        for (i, item) in items.iter().enumerate() {
+            let l = loc.index(i);
+            let Some(text) = walk::string(item, &l, problems) else {
+                continue;
+            };
             match addr::parse_entry(text, Syntax::Any, HostBits::Reject) {
                 Ok(e) => raw.entries.push(RawEntry {
                     range: e.range,
@@ -198,7 +203,7 @@ fn parse_l2(value: &Value, loc: &Loc, problems: &mut Vec<Problem>) -> L2Config {
     if value.is_null() {
         return l2;
     }
-    let Some(fields) = walk::fields(value, loc, L2_FIELDS, problems) else {
+    let Some(fields) = walk::fields(value, loc, problems) else {
         return l2;
     };
     for (key, v) in fields {
@@ -227,7 +232,7 @@ fn parse_l2(value: &Value, loc: &Loc, problems: &mut Vec<Problem>) -> L2Config {
                     l2.node_selector = selector::parse(v, &floc, problems);
                 }
             }
-            _ => unreachable!("fields() returns only known keys"),
+            _ => problems.push(walk::unknown_field(&floc, key, L2_FIELDS)),
         }
     }
     l2

@@ -47,7 +47,7 @@ pub(crate) fn from_value(value: &Value) -> Result<Config, ConfigErrors> {
             root.problem(ProblemKind::Syntax, "the configuration is empty"),
         ));
     }
-    let Some(fields) = walk::fields(value, &root, TOP_FIELDS, &mut problems) else {
+    let Some(fields) = walk::fields(value, &root, &mut problems) else {
         return Err(ConfigErrors::new(problems));
     };
     let mut pools = Vec::new();
@@ -62,6 +62,10 @@ pub(crate) fn from_value(value: &Value) -> Result<Config, ConfigErrors> {
                     "BGP is not supported: ferrolb announces addresses at layer 2 only; remove this section",
                 ));
             }
+            continue;
+        }
+        if key != "address-pools" {
+            problems.push(walk::unknown_field(&loc, key, TOP_FIELDS));
             continue;
         }
         saw_pools = true;
@@ -101,7 +105,7 @@ fn pool(value: &Value, loc: &Loc, index: usize, problems: &mut Vec<Problem>) -> 
         None => PoolRef::Index(index),
     };
     let loc = loc.in_pool(pref);
-    let fields = walk::fields(value, &loc, POOL_FIELDS, problems)?;
+    let fields = walk::fields(value, &loc, problems)?;
     let mut raw = RawPool::new(name, loc.field("name"), loc.field("addresses"));
     raw.avoid_field = "avoid-buggy-ips";
     let (mut saw_name, mut saw_protocol, mut saw_addresses) = (false, false, false);
@@ -157,7 +161,7 @@ fn pool(value: &Value, loc: &Loc, index: usize, problems: &mut Vec<Problem>) -> 
                     ));
                 }
             }
-            _ => unreachable!("fields() returns only known keys"),
+            _ => problems.push(walk::unknown_field(&floc, key, POOL_FIELDS)),
         }
     }
     for (saw, field) in [

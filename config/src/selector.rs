@@ -20,14 +20,14 @@ pub(crate) fn parse(
     problems: &mut Vec<Problem>,
 ) -> Option<LabelSelector> {
     let before = problems.len();
-    let fields = walk::fields(value, loc, SELECTOR_FIELDS, problems)?;
+    let fields = walk::fields(value, loc, problems)?;
     let mut sel = LabelSelector::default();
     for (key, v) in fields {
         let floc = loc.field(key);
         match key {
             "matchLabels" => sel.match_labels = match_labels(v, &floc, problems),
             "matchExpressions" => sel.match_expressions = match_expressions(v, &floc, problems),
-            _ => unreachable!("fields() returns only known keys"),
+            _ => problems.push(walk::unknown_field(&floc, key, SELECTOR_FIELDS)),
         }
     }
     (problems.len() == before).then_some(sel)
@@ -97,7 +97,7 @@ fn expression(
     problems: &mut Vec<Problem>,
 ) -> Option<SelectorRequirement> {
     let before = problems.len();
-    let fields = walk::fields(value, loc, EXPRESSION_FIELDS, problems)?;
+    let fields = walk::fields(value, loc, problems)?;
     let (mut key, mut operator, mut values) = (None, None, None);
     for (name, v) in fields {
         let floc = loc.field(name);
@@ -147,7 +147,7 @@ fn expression(
                     None => {}
                 }
             }
-            _ => unreachable!("fields() returns only known keys"),
+            _ => problems.push(walk::unknown_field(&floc, name, EXPRESSION_FIELDS)),
         }
     }
     for required in ["key", "operator"] {

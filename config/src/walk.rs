@@ -172,43 +172,38 @@ pub(crate) fn wrong_type(loc: &Loc, value: &Value, expected: &str) -> Problem {
     loc.problem_value(ProblemKind::WrongType, value, msg)
 }
 
-/// Check that `value` is a mapping with string keys, report every key not in
-/// `known`, and return the known fields in document order.
+/// Check that `value` is a mapping with string keys and return its entries in
+/// document order. Callers match the names they know and send every other one
+/// to [`unknown_field`] in their fallback arm, so that problems come out in
+/// document order.
 ///
 /// Returns `None` (after reporting) when `value` is not a mapping.
 pub(crate) fn fields<'a>(
     value: &'a Value,
     loc: &Loc,
-    known: &[&str],
     problems: &mut Vec<Problem>,
 ) -> Option<Vec<(&'a str, &'a Value)>> {
     let Value::Mapping(map) = value else {
         problems.push(wrong_type(loc, value, "a mapping"));
         return None;
     };
-    Some(known_fields(map, loc, known, problems))
+    Some(string_keyed(map, loc, problems))
 }
 
-fn known_fields<'a>(
+fn string_keyed<'a>(
     map: &'a Mapping,
     loc: &Loc,
-    known: &[&str],
     problems: &mut Vec<Problem>,
 ) -> Vec<(&'a str, &'a Value)> {
     let mut out = Vec::new();
     for (k, v) in map {
-        let Value::String(key) = k else {
-            problems.push(loc.problem_value(
+        match k {
+            Value::String(key) => out.push((key.as_str(), v)),
+            _ => problems.push(loc.problem_value(
                 ProblemKind::UnknownField,
                 k,
                 "field names must be strings",
-            ));
-            continue;
-        };
-        if known.contains(&key.as_str()) {
-            out.push((key.as_str(), v));
-        } else {
-            problems.push(unknown_field(&loc.field(key), key, known));
+            )),
         }
     }
     out

@@ -45,6 +45,11 @@ pub(crate) fn parse_entry(
     if t.is_empty() {
         return Err((ProblemKind::InvalidAddress, "empty address".into()));
     }
+    if t.contains(',') {
+        return Err(invalid(
+            "one address per entry: write a list item for each, not a comma-separated string",
+        ));
+    }
     if t.contains('/') {
         if syntax == Syntax::RangeOnly {
             return Err(invalid("expected a range written start-end, not a CIDR"));
@@ -309,6 +314,10 @@ mod tests {
         assert_eq!(
             e("192.0.2.1-").1,
             "not a valid range: end \"\" is not an IP address"
+        );
+        assert_eq!(
+            e("192.0.2.0/24, 192.0.3.0/24").1,
+            "one address per entry: write a list item for each, not a comma-separated string"
         );
         assert_eq!(e("fe80::1%eth0").0, ProblemKind::InvalidAddress);
         assert_eq!(e("010.0.0.1").0, ProblemKind::InvalidAddress);

@@ -102,15 +102,14 @@ fn expression(
     for (name, v) in fields {
         let floc = loc.field(name);
         match name {
-            "key" => match walk::string(v, &floc, problems) {
-                Some(k) => {
+            "key" => {
+                if let Some(k) = walk::string(v, &floc, problems) {
                     if let Err(msg) = check_label_key(k) {
                         problems.push(floc.problem_str(ProblemKind::InvalidSelector, k, msg));
                     }
                     key = Some(k.to_string());
                 }
-                None => {}
-            },
+            }
             "operator" => {
                 match walk::string(v, &floc, problems) {
                     Some(op) if OPERATORS.contains(&op) => operator = Some(op),
@@ -133,18 +132,15 @@ fn expression(
                     values = Some(Vec::new());
                     continue;
                 }
-                match walk::string_list(v, &floc, problems) {
-                    Some(vs) => {
-                        let mut list = Vec::new();
-                        for (s, l) in vs {
-                            if let Err(msg) = check_label_value(s) {
-                                problems.push(l.problem_str(ProblemKind::InvalidSelector, s, msg));
-                            }
-                            list.push(s.to_string());
+                if let Some(vs) = walk::string_list(v, &floc, problems) {
+                    let mut list = Vec::new();
+                    for (s, l) in vs {
+                        if let Err(msg) = check_label_value(s) {
+                            problems.push(l.problem_str(ProblemKind::InvalidSelector, s, msg));
                         }
-                        values = Some(list);
+                        list.push(s.to_string());
                     }
-                    None => {}
+                    values = Some(list);
                 }
             }
             _ => problems.push(walk::unknown_field(&floc, name, EXPRESSION_FIELDS)),

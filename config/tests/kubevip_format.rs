@@ -97,7 +97,10 @@ fn kubevip_readme_style_values_are_read_as_they_are() {
     .config;
     assert_eq!(
         c.pools[0].ranges,
-        vec![r("192.0.2.200", "192.0.2.207"), r("192.0.2.216", "192.0.2.223")]
+        vec![
+            r("192.0.2.200", "192.0.2.207"),
+            r("192.0.2.216", "192.0.2.223")
+        ]
     );
 }
 

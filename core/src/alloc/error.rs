@@ -22,8 +22,9 @@ pub enum AllocError {
         /// The missing family.
         family: IpFamily,
     },
-    /// A requested IP lies in no pool, or not in the requested pool.
-    #[error("requested IP {ip} is not in {}", match pool { Some(p) => format!("address pool \"{p}\""), None => "any address pool".to_string() })]
+    /// A requested IP (or an IP restored from status) lies in no pool, or not in the
+    /// requested pool.
+    #[error("IP {ip} is not in {}", match pool { Some(p) => format!("address pool \"{p}\""), None => "any address pool".to_string() })]
     RequestedIpNotInPool {
         /// The requested IP.
         ip: IpAddr,
@@ -54,7 +55,9 @@ pub enum AllocError {
         pool: String,
     },
     /// The IP is held by a Service with another (or no) sharing key.
-    #[error("IP {ip} is used by Service {holder}, which has a different allow-shared-ip key")]
+    #[error(
+        "IP {ip} is used by Service {holder}, which does not share it under the same allow-shared-ip key"
+    )]
     SharingKeyMismatch {
         /// The IP.
         ip: IpAddr,

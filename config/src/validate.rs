@@ -133,38 +133,48 @@ fn check_names(pools: &[RawPool], problems: &mut Vec<Problem>) {
     }
 }
 
+/// At most this many overlaps are listed, so that a list pasted twice over
+/// (thousands of entries) cannot make validation quadratic.
+const MAX_OVERLAPS: usize = 100;
+
 /// Report every pair of entries that share addresses, on the later-written entry.
 fn check_overlaps(pools: &[RawPool], problems: &mut Vec<Problem>) {
     // (range, pool index, entry index), sorted by start so that only entries
-    // starting before the current one's end need comparing.
-    let mut all: Vec<(IpRange, usize, usize)> = pools
-        .iter()
-        .enumerate()
-        .flat_map(|(pi, p)| {
-            p.entries
-                .iter()
-                .enumerate()
-                .map(move |(ei, e)| (e.range, pi, ei))
-        })
-        .collect();
+    // starting before the current one's end need comparing. Pools whose own
+    // entries may overlap (kube-vip) take part with their union, so that
+    // their overlaps cost nothing here; the entry to name is looked up when
+    // reporting.
+    let mut all: Vec<(IpRange, usize, usize)> = Vec::new();
+    for (pi, p) in pools.iter().enumerate() {
+        if p.merge_overlaps {
+            let merged = addr::merge(p.entries.iter().map(|e| e.range).collect());
+            all.extend(merged.into_iter().map(|r| (r, pi, usize::MAX)));
+        } else {
+            all.extend(
+                p.entries
+                    .iter()
+                    .enumerate()
+                    .map(|(ei, e)| (e.range, pi, ei)),
+            );
+        }
+    }
     all.sort();
     let mut pairs = Vec::new();
-    for (i, a) in all.iter().enumerate() {
+    let mut truncated = false;
+    'outer: for (i, a) in all.iter().enumerate() {
         for b in &all[i + 1..] {
             if b.0.is_ipv4() != a.0.is_ipv4() || b.0.start > a.0.end {
                 break;
             }
-            let same_pool = a.1 == b.1;
-            if same_pool && pools[a.1].merge_overlaps {
-                continue;
+            if pairs.len() == MAX_OVERLAPS {
+                truncated = true;
+                break 'outer;
             }
             let common = a.0.intersection(&b.0).expect("ranges overlap");
-            let (first, later) = if (a.1, a.2) < (b.1, b.2) {
-                (a, b)
-            } else {
-                (b, a)
-            };
-            pairs.push(((later.1, later.2), (first.1, first.2), common));
+            let name = |x: &(IpRange, usize, usize)| (x.1, entry_for(&pools[x.1], x.2, common));
+            let (na, nb) = (name(a), name(b));
+            let (first, later) = if na < nb { (na, nb) } else { (nb, na) };
+            pairs.push((later, first, common));
         }
     }
     pairs.sort();
@@ -188,6 +198,25 @@ fn check_overlaps(pools: &[RawPool], problems: &mut Vec<Problem>) {
             ),
         ));
     }
+    if truncated {
+        problems.push(Problem::new(
+            ProblemKind::Overlap,
+            "",
+            format!("more overlapping addresses not listed (only the first {MAX_OVERLAPS} are)"),
+        ));
+    }
+}
+
+/// The entry to name: `index` itself, or for a merged range (`usize::MAX`) the
+/// first entry of the pool that holds some of `common`.
+fn entry_for(pool: &RawPool, index: usize, common: IpRange) -> usize {
+    if index != usize::MAX {
+        return index;
+    }
+    pool.entries
+        .iter()
+        .position(|e| e.range.intersection(&common).is_some())
+        .expect("a merged range is made of entries")
 }
 
 fn check_empty(pools: &[RawPool], problems: &mut Vec<Problem>) {

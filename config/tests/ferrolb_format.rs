@@ -328,3 +328,21 @@ fn a_bad_pool_means_no_config_at_all() {
     );
     assert!(e.is_err());
 }
+
+#[test]
+fn thousands_of_overlaps_are_cut_short() {
+    let mut yaml = String::from("pools:\n- name: a\n  addresses:\n");
+    for _ in 0..3000 {
+        yaml.push_str("  - 192.0.2.0/24\n");
+    }
+    let e = errors(&yaml);
+    assert_eq!(e.len(), 101);
+    assert_eq!(
+        e[0],
+        r#"pool "a", pools[0].addresses[1] = "192.0.2.0/24": overlaps pools[0].addresses[0] = "192.0.2.0/24" of the same pool (common addresses: 192.0.2.0-192.0.2.255)"#
+    );
+    assert_eq!(
+        e[100],
+        "more overlapping addresses not listed (only the first 100 are)"
+    );
+}

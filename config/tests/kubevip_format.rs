@@ -192,3 +192,22 @@ fn overlap_between_namespace_pool_and_global() {
         ]
     );
 }
+
+#[test]
+fn overlap_with_a_merged_pool_names_the_entry_that_overlaps() {
+    assert_eq!(
+        errors(&[
+            ("cidr-global", "198.51.100.0/24,192.0.2.0/28,192.0.2.0/29"),
+            ("range-prod", "192.0.2.4-192.0.2.5"),
+        ]),
+        [
+            r#"pool "global", data["cidr-global"][1] = "192.0.2.0/28": overlaps data["range-prod"][0] = "192.0.2.4-192.0.2.5" of pool "prod" (common addresses: 192.0.2.4-192.0.2.5)"#
+        ]
+    );
+    // Thousands of identical kube-vip entries are one pool, quickly.
+    let many = vec!["192.0.2.0/24"; 5000].join(",");
+    let c = parse_configmap_data(&data(&[("cidr-global", many.as_str())]))
+        .unwrap()
+        .config;
+    assert_eq!(c.pools[0].ranges, vec![r("192.0.2.0", "192.0.2.255")]);
+}

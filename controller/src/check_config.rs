@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use ferrolb_config::{parse_document, summarize};
+use ferrolb_config::{SummaryTable, parse_document, summarize};
 
 /// Validates the file; returns the text to print and whether it is valid.
 pub fn check(path: &Path) -> (String, bool) {
@@ -26,11 +26,8 @@ pub fn check(path: &Path) -> (String, bool) {
 pub fn check_text(origin: &str, text: &str) -> (String, bool) {
     match parse_document(text) {
         Ok(parsed) => {
-            let mut out = format!("{origin}: valid {:?} configuration\n", parsed.format);
-            for s in summarize(&parsed.config) {
-                out.push_str(&format!("{s}\n"));
-            }
-            (out, true)
+            let summary = summarize(&parsed.config);
+            (format!("{origin}: valid {} configuration\n{}", parsed.format, SummaryTable(&summary)), true)
         }
         Err(errors) => (format!("{origin}: invalid configuration:\n{errors}\n"), false),
     }

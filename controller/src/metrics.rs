@@ -130,7 +130,7 @@ mod tests {
         let text = m.encode();
         assert!(text.contains("ferrolb_allocation_failures_total{reason=\"PoolExhausted\"} 1"), "{text}");
         assert!(text.contains("ferrolb_config_stale 1"), "{text}");
-        assert!(text.contains("ferrolb_pool_size{pool=\"lan\",family=\"ipv6\"} 18446744073709552000"), "{text}");
+        assert!(text.contains("ferrolb_pool_size{pool=\"lan\",family=\"ipv6\"} 18446744073709553000.0"), "{text}");
         assert!(text.contains("ferrolb_reconcile_duration_seconds_bucket"), "{text}");
     }
 }

@@ -130,20 +130,17 @@ fn fail(alloc: &mut Allocator, key: &str, reason: &'static str, message: String)
 /// oldest Service first, so that of two Services claiming one IP the older
 /// keeps it. Returns how many Services were adopted.
 pub fn rebuild(alloc: &mut Allocator, services: &[Arc<Service>], class: &str) -> usize {
-    let mut ours: Vec<&Service> = services
+    let items: Vec<_> = services
         .iter()
-        .map(AsRef::as_ref)
-        .filter(|s| is_handled(s, class) && !status_ips(s).is_empty())
+        .filter(|s| is_handled(s, class))
+        .filter_map(|s| {
+            let ips = status_ips(s);
+            let req = service::to_request(s).ok()?;
+            (!ips.is_empty()).then_some((req, ips))
+        })
         .collect();
-    ours.sort_by_key(|s| (service::created(s), service::key(s)));
-    let mut adopted = 0;
-    for svc in ours {
-        let Ok(req) = service::to_request(svc) else { continue };
-        if alloc.assign_existing(&req, &status_ips(svc)).is_ok() {
-            adopted += 1;
-        }
-    }
-    adopted
+    let total = items.len();
+    total - alloc.rebuild(items).len()
 }
 
 #[cfg(test)]

@@ -62,13 +62,12 @@ pub struct Ctx {
     engine: Mutex<Engine>,
     recorder: Recorder,
     metrics: Arc<Metrics>,
-    health: Arc<Health>,
     class: String,
     cm_ref: String,
     leading: watch::Receiver<bool>,
     /// Services whose allocation failed: retried when an IP is released.
     retry_tx: mpsc::UnboundedSender<ObjectRef<Service>>,
-    failed: Mutex<std::collections::BTreeSet<ObjectRef<Service>>>,
+    failed: Mutex<std::collections::HashSet<ObjectRef<Service>>>,
     /// Re-triggers every Service (config change, leadership gained).
     all_tx: mpsc::UnboundedSender<()>,
 }
@@ -96,7 +95,7 @@ impl Ctx {
         self.metrics.pool_in_use.clear();
         self.metrics.pool_free.clear();
         for s in engine.alloc.pool_stats() {
-            let labels = PoolLabels { pool: s.pool.clone(), family: s.family.label().to_owned() };
+            let labels = PoolLabels { pool: s.pool.clone(), family: family_label(s.family).to_owned() };
             self.metrics.pool_size.get_or_create(&labels).set(s.size as f64);
             self.metrics.pool_in_use.get_or_create(&labels).set(s.in_use as i64);
             self.metrics.pool_free.get_or_create(&labels).set(s.free as f64);
@@ -136,7 +135,7 @@ impl Ctx {
             return;
         }
         let live: std::collections::BTreeSet<String> = store.state().iter().map(|s| service::key(s)).collect();
-        let gone: Vec<String> = e.alloc.keys().filter(|k| !live.contains(*k)).cloned().collect();
+        let gone: Vec<String> = e.alloc.keys().filter(|k| !live.contains(*k)).map(str::to_owned).collect();
         for key in &gone {
             e.alloc.release(key);
             self.metrics.releases.inc();
@@ -300,7 +299,6 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         engine: Mutex::new(Engine { alloc: Allocator::new(Config::default()), config: None, rebuilt: false }),
         recorder: Recorder::new(client.clone(), Reporter { controller: "ferrolb-controller".into(), instance: Some(identity.clone()) }),
         metrics: metrics.clone(),
-        health: health.clone(),
         class: args.lb_class.clone(),
         cm_ref: cm_ref.clone(),
         leading: lead_rx.clone(),
@@ -438,6 +436,13 @@ where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
     watcher::watcher(api, wc)
+}
+
+fn family_label(f: ferrolb_core::alloc::IpFamily) -> &'static str {
+    match f {
+        ferrolb_core::alloc::IpFamily::V4 => "ipv4",
+        ferrolb_core::alloc::IpFamily::V6 => "ipv6",
+    }
 }
 
 fn default_identity() -> String {

@@ -61,7 +61,8 @@ pub fn created(svc: &Service) -> i64 {
 pub fn to_request(svc: &Service) -> Result<Request, String> {
     let spec = svc.spec.clone().unwrap_or_default();
     let empty = BTreeMap::new();
-    let ann = annotations::parse(svc.metadata.annotations.as_ref().unwrap_or(&empty)).map_err(|e| e.to_string())?;
+    let ann = annotations::parse_annotations(svc.metadata.annotations.as_ref().unwrap_or(&empty))
+        .map_err(|e| e.to_string())?;
 
     let mut families = Vec::new();
     for (i, f) in spec.ip_families.iter().flatten().enumerate() {
@@ -78,18 +79,9 @@ pub fn to_request(svc: &Service) -> Result<Request, String> {
         Some(other) => return Err(format!("spec.ipFamilyPolicy: unknown policy {other:?}")),
     };
 
-    let mut requested_ips = Vec::new();
-    if let Some(ip) = spec.load_balancer_ip.as_deref().filter(|s| !s.is_empty()) {
-        let ip: IpAddr = ip
-            .parse()
-            .map_err(|_| format!("spec.loadBalancerIP: {ip:?} is not an IP address"))?;
-        requested_ips.push(ip);
-    }
-    for ip in ann.load_balancer_ips {
-        if !requested_ips.contains(&ip) {
-            requested_ips.push(ip);
-        }
-    }
+    let requested_ips = ann
+        .requested_ips(spec.load_balancer_ip.as_deref())
+        .map_err(|e| e.to_string())?;
 
     let mut ports = Vec::new();
     for p in spec.ports.iter().flatten() {

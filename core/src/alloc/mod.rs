@@ -42,6 +42,7 @@
 //! hash map keyed by IP.
 
 mod error;
+mod keys;
 mod space;
 mod types;
 

@@ -1,0 +1,74 @@
+//! `ferrolb-controller check-config FILE` as an operator runs it in GitOps CI.
+
+use std::process::Command;
+
+fn check(name: &str, text: &str) -> (i32, String) {
+    let dir = std::env::temp_dir().join(format!("ferrolb-check-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(name);
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrolb-controller"))
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .expect("run ferrolb-controller");
+    let _ = std::fs::remove_dir_all(&dir);
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn valid_bare_config_prints_a_pool_summary() {
+    let (code, out) = check(
+        "config.yaml",
+        "pools:\n  - name: lan\n    addresses: [\"192.0.2.0/28\", \"2001:db8:10::/120\"]\n  - name: dmz\n    addresses: [\"198.51.100.10-198.51.100.19\"]\n    autoAssign: false\n",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("NAME"), "{out}");
+    let lan = out.lines().find(|l| l.starts_with("lan")).expect(&out);
+    assert!(lan.contains("IPv4+IPv6") && lan.contains("272") && lan.contains("yes"), "{lan}");
+    let dmz = out.lines().find(|l| l.starts_with("dmz")).expect(&out);
+    assert!(dmz.contains("10") && dmz.contains("no"), "{dmz}");
+}
+
+#[test]
+fn metallb_configmap_manifest_is_accepted() {
+    let manifest = r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: config
+  namespace: metallb-system
+data:
+  config: |
+    address-pools:
+    - name: default
+      protocol: layer2
+      addresses:
+      - 192.0.2.100-192.0.2.109
+"#;
+    let (code, out) = check("metallb.yaml", manifest);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.lines().any(|l| l.starts_with("default") && l.contains("IPv4")), "{out}");
+}
+
+#[test]
+fn every_problem_is_printed_and_the_exit_status_is_one() {
+    let (code, out) = check(
+        "bad.yaml",
+        "pools:\n  - name: a\n    addresses: [\"192.0.2.300/24\"]\n    autoassign: true\n  - name: a\n    addresses: [\"192.0.2.20-192.0.2.10\"]\n",
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("192.0.2.300/24"), "names the bad CIDR: {out}");
+    assert!(out.contains("autoassign"), "names the unknown field: {out}");
+    assert!(out.contains("192.0.2.20-192.0.2.10"), "names the reversed range: {out}");
+    assert!(out.to_lowercase().contains("duplicate"), "reports the duplicate name: {out}");
+}
+
+#[test]
+fn missing_file_is_an_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrolb-controller"))
+        .args(["check-config", "/nonexistent/ferrolb.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cannot read /nonexistent/ferrolb.yaml"));
+}

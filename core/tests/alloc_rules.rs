@@ -218,6 +218,7 @@ fn two_requested_ips_of_one_family_or_of_an_unwanted_family_are_invalid() {
         "lan",
         &["192.0.2.0/28", "2001:db8::/120"],
     )]));
+    let held = al.allocate(&mk_service("default/a")).unwrap();
     let req = Request {
         requested_ips: vec![ip("192.0.2.1"), ip("192.0.2.2")],
         ..mk_service("default/a")
@@ -233,6 +234,11 @@ fn two_requested_ips_of_one_family_or_of_an_unwanted_family_are_invalid() {
     assert_eq!(
         al.allocate(&req).unwrap_err().to_string(),
         "invalid request: requested IP 2001:db8::1 is IPv6, but this Service only gets IPv4"
+    );
+    assert_eq!(
+        al.get("default/a"),
+        Some(&held),
+        "an invalid request changes nothing"
     );
 }
 

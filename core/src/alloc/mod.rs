@@ -33,7 +33,8 @@
 //!   allocation is committed, or (on error) the previous allocation is kept when it is
 //!   still *permitted* for the new request (its pool allows the Service, its families are
 //!   wanted, sharing still holds with the new ports/selector/key) and released otherwise.
-//!   After an error, [`Allocator::get`] tells which happened.
+//!   After an error, [`Allocator::get`] tells which happened. A self-contradictory
+//!   request ([`AllocError::InvalidRequest`]) changes nothing at all.
 //!
 //! # Cost
 //! Per pool and family a [`space::Space`] keeps free addresses as intervals, so picking
@@ -302,7 +303,8 @@ impl Allocator {
     /// unchanged (a `PreferDualStack` Service holding one family gains the other when its
     /// pool now has one free). Otherwise a new allocation is computed and committed as a
     /// whole. On error, the previous allocation is kept if it is still permitted for the
-    /// new request, and released otherwise; check [`Allocator::get`].
+    /// new request, and released otherwise; check [`Allocator::get`]. An
+    /// [`AllocError::InvalidRequest`] (the request contradicts itself) changes nothing.
     pub fn allocate(&mut self, req: &Request) -> Result<Allocation, AllocError> {
         let norm = normalize(req)?;
         if let Some(rec) = self.services.get(req.key.as_str())
@@ -310,6 +312,7 @@ impl Allocator {
         {
             let mut alloc = rec.alloc.clone();
             self.try_complete(req, &norm, &mut alloc);
+            order_by_family(&mut alloc.ips, &norm.wanted);
             let new = Record::new(req, alloc.clone());
             if self.services.get(req.key.as_str()) != Some(&new) {
                 self.commit(req.key.as_str(), new);
@@ -321,11 +324,14 @@ impl Allocator {
                 self.commit(&req.key, Record::new(req, alloc.clone()));
                 Ok(alloc)
             }
+            // An inconsistent request is refused as a whole and changes nothing.
+            Err(e @ AllocError::InvalidRequest(_)) => Err(e),
             Err(e) => {
                 if let Some(rec) = self.services.get(req.key.as_str()) {
                     if self.permits(&rec.alloc, req, &norm).is_ok() {
-                        let kept = Record::new(req, rec.alloc.clone());
-                        self.commit(&req.key, kept);
+                        let mut alloc = rec.alloc.clone();
+                        order_by_family(&mut alloc.ips, &norm.wanted);
+                        self.commit(&req.key, Record::new(req, alloc));
                     } else {
                         self.release(&req.key);
                     }
@@ -360,7 +366,7 @@ impl Allocator {
                 ip: first,
                 pool: None,
             })?;
-        ips.sort_by_key(|ip| norm.wanted.iter().position(|f| *f == IpFamily::of(*ip)));
+        order_by_family(&mut ips, &norm.wanted);
         let alloc = Allocation {
             ips,
             pool: self.config.pools[pi].name.clone(),
@@ -610,9 +616,6 @@ impl Allocator {
                 alloc.ips.push(ip);
             }
         }
-        alloc
-            .ips
-            .sort_by_key(|ip| norm.wanted.iter().position(|f| *f == IpFamily::of(*ip)));
     }
 
     /// Candidate pools for `req`, in the order they are tried.
@@ -823,6 +826,11 @@ impl Allocator {
     }
 }
 
+/// Puts `ips` in the order of `wanted` (primary family first).
+fn order_by_family(ips: &mut [IpAddr], wanted: &[IpFamily]) {
+    ips.sort_by_key(|ip| wanted.iter().position(|f| *f == IpFamily::of(*ip)));
+}
+
 fn families_text(families: &[IpFamily]) -> String {
     families
         .iter()
@@ -876,6 +884,6 @@ fn normalize(req: &Request) -> Result<Norm, AllocError> {
         }
         requested.push(ip);
     }
-    requested.sort_by_key(|ip| wanted.iter().position(|f| *f == IpFamily::of(*ip)));
+    order_by_family(&mut requested, &wanted);
     Ok(Norm { wanted, requested })
 }

@@ -125,7 +125,9 @@ impl LabelSelector {
     }
 }
 
-/// One address pool, validated: non-empty, ranges sorted and non-overlapping.
+/// One address pool, validated: non-empty (at least one usable address),
+/// ranges sorted and non-overlapping (touching ranges are joined), disjoint from
+/// every other pool's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pool {
     /// Unique pool name.

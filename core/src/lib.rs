@@ -3,5 +3,6 @@
 //! lives here, so every decision is tested on plain data.
 #![forbid(unsafe_code)]
 pub mod alloc;
+pub mod api_access;
 pub mod annotations;
 pub mod election;

@@ -1,1 +1,22 @@
 //! The ferrolb speaker: elects one node per Service IP and answers ARP/NDP for it.
+//!
+//! The election itself is pure ([`ferrolb_core::election`]); this crate is its kube
+//! shell ([`run::Speaker`]) and the seam to the packets ([`dataplane::Dataplane`]).
+// `deny`, not `forbid`: the raw-socket module may need one small, commented `unsafe`.
+#![deny(unsafe_code)]
+
+pub mod cli;
+pub mod client;
+pub mod dataplane;
+pub mod error;
+pub mod events;
+pub mod facts;
+pub mod http;
+pub mod lease;
+pub mod metrics;
+pub mod run;
+
+pub use cli::{Cli, LeaseTimers, Settings};
+pub use dataplane::{Dataplane, DataplaneCounters, RecordingDataplane};
+pub use error::SpeakerError;
+pub use run::Speaker;

@@ -1,0 +1,372 @@
+//! Kubernetes Events on Services: which node announces them, and why none does.
+//!
+//! [`EventTracker`] is pure: it compares successive elections and says what to
+//! report. [`publish_loop`] sends the reports through a kube-runtime `Recorder` in
+//! the background so that a slow API server never delays announcing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ferrolb_core::election::{Election, ServiceKey};
+use k8s_openapi::api::core::v1::Service;
+use kube::Resource;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use tokio::sync::mpsc;
+
+/// The reporting controller name on every Event.
+pub const REPORTING_CONTROLLER: &str = "ferrolb-speaker";
+
+/// Something worth an Event on a Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// This node started answering for these IPs of the Service.
+    Started {
+        /// The Service.
+        service: ServiceKey,
+        /// The IPs gained.
+        ips: Vec<IpAddr>,
+    },
+    /// This node stopped answering for these IPs of the Service.
+    Stopped {
+        /// The Service.
+        service: ServiceKey,
+        /// The IPs lost.
+        ips: Vec<IpAddr>,
+        /// Why, for the message.
+        why: String,
+    },
+    /// No node can announce the Service.
+    NoAnnouncer {
+        /// The Service.
+        service: ServiceKey,
+        /// Why, for the message.
+        why: String,
+    },
+}
+
+impl Notice {
+    /// The Service concerned.
+    pub fn service(&self) -> &ServiceKey {
+        match self {
+            Notice::Started { service, .. }
+            | Notice::Stopped { service, .. }
+            | Notice::NoAnnouncer { service, .. } => service,
+        }
+    }
+
+    /// The Event to publish for it, as seen from `node`.
+    pub fn to_event(&self, node: &str) -> Event {
+        let list = |ips: &[IpAddr]| {
+            ips.iter()
+                .map(|ip| {
+                    let proto = if ip.is_ipv4() { "ARP" } else { "NDP" };
+                    format!("{ip} ({proto})")
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            Notice::Started { ips, .. } => Event {
+                type_: EventType::Normal,
+                reason: "Announcing".into(),
+                note: Some(format!("node {node} announces {}", list(ips))),
+                action: "Announce".into(),
+                secondary: None,
+            },
+            Notice::Stopped { ips, why, .. } => Event {
+                type_: EventType::Normal,
+                reason: "StoppedAnnouncing".into(),
+                note: Some(format!(
+                    "node {node} stopped announcing {}: {why}",
+                    list(ips)
+                )),
+                action: "Announce".into(),
+                secondary: None,
+            },
+            Notice::NoAnnouncer { why, .. } => Event {
+                type_: EventType::Warning,
+                reason: "NoEligibleNode".into(),
+                note: Some(format!("no node announces this Service: {why}")),
+                action: "Elect".into(),
+                secondary: None,
+            },
+        }
+    }
+}
+
+/// Remembers what was last reported, so that each change is reported once.
+#[derive(Debug, Default)]
+pub struct EventTracker {
+    mine: BTreeMap<ServiceKey, BTreeSet<IpAddr>>,
+    warned: BTreeMap<ServiceKey, String>,
+}
+
+impl EventTracker {
+    /// An empty tracker (nothing announced, nothing warned).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Compares `election` (in which this node, `me`, actually announces `my_ips`) with
+    /// the previous call and returns what to report. Warnings about Services without an
+    /// announcer are only produced when `report_warnings` (one speaker reports them, so
+    /// that a cluster does not get one per node).
+    pub fn update(
+        &mut self,
+        election: &Election,
+        me: &str,
+        my_ips: &BTreeSet<IpAddr>,
+        report_warnings: bool,
+    ) -> Vec<Notice> {
+        let mut next: BTreeMap<ServiceKey, BTreeSet<IpAddr>> = BTreeMap::new();
+        for ip in my_ips {
+            if let Some(a) = election.by_ip.get(ip) {
+                for s in &a.services {
+                    next.entry(s.clone()).or_default().insert(*ip);
+                }
+            }
+        }
+        let existing: BTreeSet<&ServiceKey> = election
+            .by_ip
+            .values()
+            .flat_map(|a| a.services.iter())
+            .collect();
+
+        let mut out = Vec::new();
+        let keys: BTreeSet<ServiceKey> = self.mine.keys().chain(next.keys()).cloned().collect();
+        for key in keys {
+            let empty = BTreeSet::new();
+            let old = self.mine.get(&key).unwrap_or(&empty);
+            let new = next.get(&key).unwrap_or(&empty);
+            let gained: Vec<IpAddr> = new.difference(old).copied().collect();
+            let lost: Vec<IpAddr> = old.difference(new).copied().collect();
+            if !lost.is_empty() && existing.contains(&key) {
+                let why = lost_reason(election, me, lost[0]);
+                out.push(Notice::Stopped {
+                    service: key.clone(),
+                    ips: lost,
+                    why,
+                });
+            }
+            if !gained.is_empty() {
+                out.push(Notice::Started {
+                    service: key.clone(),
+                    ips: gained,
+                });
+            }
+        }
+        self.mine = next;
+
+        // Services none of whose IPs has an announcer.
+        let mut orphans: BTreeMap<ServiceKey, String> = BTreeMap::new();
+        let mut served: BTreeSet<&ServiceKey> = BTreeSet::new();
+        for a in election.by_ip.values() {
+            match &a.announcer {
+                Ok(_) => served.extend(a.services.iter()),
+                Err(why) => {
+                    for s in &a.services {
+                        orphans.entry(s.clone()).or_insert_with(|| why.to_string());
+                    }
+                }
+            }
+        }
+        orphans.retain(|k, _| !served.contains(k));
+        if report_warnings {
+            for (key, why) in &orphans {
+                if self.warned.get(key) != Some(why) {
+                    out.push(Notice::NoAnnouncer {
+                        service: key.clone(),
+                        why: why.clone(),
+                    });
+                }
+            }
+            self.warned = orphans;
+        } else {
+            self.warned.clear();
+        }
+        out
+    }
+
+    /// The speaker is shutting down: a stop notice for everything it announced.
+    pub fn shutdown(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.mine)
+            .into_iter()
+            .map(|(service, ips)| Notice::Stopped {
+                service,
+                ips: ips.into_iter().collect(),
+                why: "the speaker is shutting down".into(),
+            })
+            .collect()
+    }
+}
+
+fn lost_reason(election: &Election, me: &str, ip: IpAddr) -> String {
+    match election.by_ip.get(&ip).map(|a| &a.announcer) {
+        Some(Ok(n)) if n == me => "this node's speaker Lease is not held".into(),
+        Some(Ok(n)) => format!("now announced by node {n}"),
+        Some(Err(why)) => why.to_string(),
+        None => "the IP was released".into(),
+    }
+}
+
+/// Publishes notices as Events on their Services until the channel closes. Failures are
+/// logged and dropped: Events are informational.
+pub async fn publish_loop(
+    client: kube::Client,
+    node: String,
+    services: Store<Service>,
+    mut rx: mpsc::Receiver<Notice>,
+) {
+    let recorder = Recorder::new(
+        client,
+        Reporter {
+            controller: REPORTING_CONTROLLER.into(),
+            instance: Some(node.clone()),
+        },
+    );
+    while let Some(notice) = rx.recv().await {
+        let key = notice.service();
+        let Some(svc) = services.get(&ObjectRef::new(&key.name).within(&key.namespace)) else {
+            continue;
+        };
+        let reference = svc.object_ref(&());
+        if let Err(e) = recorder.publish(&notice.to_event(&node), &reference).await {
+            tracing::warn!(service = %key, error = %e, "could not publish Event");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrolb_core::election::{ElectionPolicy, NodeFacts, ServiceFacts, TrafficPolicy, elect};
+
+    fn node(name: &str, live: bool) -> NodeFacts {
+        NodeFacts {
+            name: name.into(),
+            speaker_live: live,
+            ready: true,
+            labels: Default::default(),
+            link_ok: true,
+        }
+    }
+
+    fn svc(name: &str, ip: &str, ready: bool) -> ServiceFacts {
+        ServiceFacts {
+            key: ServiceKey::new("default", name),
+            ips: vec![ip.parse().unwrap()],
+            traffic_policy: TrafficPolicy::Cluster,
+            ready_endpoint_nodes: Default::default(),
+            has_ready_endpoint: ready,
+        }
+    }
+
+    #[test]
+    fn start_then_stop_with_new_announcer_named() {
+        let svcs = vec![svc("s", "192.0.2.1", true)];
+        let mut t = EventTracker::new();
+        let e = elect(&[node("a", true)], &svcs, &ElectionPolicy::default());
+        let mine = e.announced_by("a");
+        let n = t.update(&e, "a", &mine, false);
+        assert_eq!(
+            n,
+            vec![Notice::Started {
+                service: ServiceKey::new("default", "s"),
+                ips: vec!["192.0.2.1".parse().unwrap()]
+            }]
+        );
+        assert!(t.update(&e, "a", &mine, false).is_empty(), "reported once");
+
+        // Make b win: a goes away from a's own point of view.
+        let e2 = elect(
+            &[node("a", false), node("b", true)],
+            &svcs,
+            &ElectionPolicy::default(),
+        );
+        let n = t.update(&e2, "a", &e2.announced_by("a"), false);
+        assert_eq!(n.len(), 1);
+        let ev = n[0].to_event("a");
+        assert_eq!(ev.reason, "StoppedAnnouncing");
+        assert_eq!(
+            ev.note.as_deref(),
+            Some("node a stopped announcing 192.0.2.1 (ARP): now announced by node b")
+        );
+    }
+
+    #[test]
+    fn lease_loss_is_named_as_the_reason() {
+        let svcs = vec![svc("s", "2001:db8::1", true)];
+        let e = elect(&[node("a", true)], &svcs, &ElectionPolicy::default());
+        let mut t = EventTracker::new();
+        t.update(&e, "a", &e.announced_by("a"), false);
+        let n = t.update(&e, "a", &BTreeSet::new(), false);
+        assert_eq!(
+            n[0].to_event("a").note.as_deref(),
+            Some(
+                "node a stopped announcing 2001:db8::1 (NDP): this node's speaker Lease is not held"
+            )
+        );
+    }
+
+    #[test]
+    fn deleted_service_gets_no_stop_event() {
+        let e = elect(
+            &[node("a", true)],
+            &[svc("s", "192.0.2.1", true)],
+            &ElectionPolicy::default(),
+        );
+        let mut t = EventTracker::new();
+        t.update(&e, "a", &e.announced_by("a"), false);
+        let empty = elect(&[node("a", true)], &[], &ElectionPolicy::default());
+        assert!(t.update(&empty, "a", &BTreeSet::new(), false).is_empty());
+    }
+
+    #[test]
+    fn warning_once_per_reason_and_only_from_the_reporter() {
+        let nodes = [node("a", true)];
+        let e = elect(
+            &nodes,
+            &[svc("s", "192.0.2.1", false)],
+            &ElectionPolicy::default(),
+        );
+        let mut quiet = EventTracker::new();
+        assert!(quiet.update(&e, "a", &BTreeSet::new(), false).is_empty());
+
+        let mut t = EventTracker::new();
+        let n = t.update(&e, "a", &BTreeSet::new(), true);
+        assert_eq!(n.len(), 1);
+        let ev = n[0].to_event("a");
+        assert_eq!(ev.type_, EventType::Warning);
+        assert_eq!(
+            ev.note.as_deref(),
+            Some("no node announces this Service: Service default/s has no ready endpoint")
+        );
+        assert!(t.update(&e, "a", &BTreeSet::new(), true).is_empty());
+
+        // A different reason is reported again.
+        let e2 = elect(
+            &[node("a", false)],
+            &[svc("s", "192.0.2.1", true)],
+            &ElectionPolicy::default(),
+        );
+        let n = t.update(&e2, "a", &BTreeSet::new(), true);
+        assert_eq!(n.len(), 1);
+        assert!(
+            n[0].to_event("a")
+                .note
+                .unwrap()
+                .contains("1 node no live speaker")
+        );
+
+        // Once served, a recurrence is reported again.
+        let ok = elect(
+            &nodes,
+            &[svc("s", "192.0.2.1", true)],
+            &ElectionPolicy::default(),
+        );
+        t.update(&ok, "a", &ok.announced_by("a"), true);
+        let n = t.update(&e2, "a", &BTreeSet::new(), true);
+        assert!(n.iter().any(|x| matches!(x, Notice::NoAnnouncer { .. })));
+    }
+}

@@ -1,0 +1,319 @@
+//! Translation of Kubernetes objects into the election's plain inputs
+//! ([`ferrolb_core::election`]). Pure functions over k8s-openapi types.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use ferrolb_core::election::{ServiceFacts, ServiceKey, TrafficPolicy};
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+/// The label that ties an EndpointSlice to its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// Ready endpoints of one Service, gathered from all its EndpointSlices.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadyEndpoints {
+    /// Nodes hosting at least one ready endpoint.
+    pub nodes: BTreeSet<String>,
+    /// At least one ready endpoint exists (with or without a node name).
+    pub any: bool,
+}
+
+/// Ready endpoints per Service, built once per election from every EndpointSlice.
+#[derive(Debug, Clone, Default)]
+pub struct SliceIndex {
+    by_service: HashMap<ServiceKey, ReadyEndpoints>,
+}
+
+impl SliceIndex {
+    /// Indexes `slices`. An endpoint counts as ready when `conditions.ready` is true or
+    /// unset (the API's documented meaning of an unknown state); terminating endpoints
+    /// have `ready: false` and so do not count.
+    pub fn build<'a>(slices: impl IntoIterator<Item = &'a EndpointSlice>) -> Self {
+        let mut by_service: HashMap<ServiceKey, ReadyEndpoints> = HashMap::new();
+        for slice in slices {
+            let (Some(ns), Some(svc)) = (
+                slice.metadata.namespace.as_deref(),
+                slice
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(SERVICE_NAME_LABEL)),
+            ) else {
+                continue;
+            };
+            let entry = by_service.entry(ServiceKey::new(ns, svc)).or_default();
+            for ep in &slice.endpoints {
+                let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+                if !ready || ep.addresses.is_empty() {
+                    continue;
+                }
+                entry.any = true;
+                if let Some(node) = &ep.node_name {
+                    entry.nodes.insert(node.clone());
+                }
+            }
+        }
+        Self { by_service }
+    }
+
+    /// Ready endpoints of `key` (none when it has no slice).
+    pub fn get(&self, key: &ServiceKey) -> Option<&ReadyEndpoints> {
+        self.by_service.get(key)
+    }
+}
+
+/// The key of a Service object (`None` without namespace or name).
+pub fn service_key(svc: &Service) -> Option<ServiceKey> {
+    Some(ServiceKey::new(
+        svc.metadata.namespace.as_deref()?,
+        svc.metadata.name.as_deref()?,
+    ))
+}
+
+/// True when ferrolb's speaker handles `svc`: type LoadBalancer, and class unset or
+/// equal to `lb_class`.
+pub fn handles(svc: &Service, lb_class: &str) -> bool {
+    let Some(spec) = &svc.spec else {
+        return false;
+    };
+    spec.type_.as_deref() == Some("LoadBalancer")
+        && spec
+            .load_balancer_class
+            .as_deref()
+            .is_none_or(|c| c == lb_class)
+}
+
+/// The IPs in `status.loadBalancer.ingress`, deduplicated, in order; entries that are
+/// hostnames or not valid IPs are skipped.
+pub fn ingress_ips(svc: &Service) -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let ingress = svc
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref());
+    for ing in ingress.into_iter().flatten() {
+        if let Some(ip) = ing
+            .ip
+            .as_deref()
+            .and_then(|s| s.trim().parse::<IpAddr>().ok())
+            && !out.contains(&ip)
+        {
+            out.push(ip);
+        }
+    }
+    out
+}
+
+/// The election input for `svc`, or `None` when the speaker has nothing to announce
+/// for it (not handled, or no IP yet).
+pub fn service_facts(svc: &Service, slices: &SliceIndex, lb_class: &str) -> Option<ServiceFacts> {
+    if !handles(svc, lb_class) {
+        return None;
+    }
+    let key = service_key(svc)?;
+    let ips = ingress_ips(svc);
+    if ips.is_empty() {
+        return None;
+    }
+    let traffic_policy = match svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.external_traffic_policy.as_deref())
+    {
+        Some("Local") => TrafficPolicy::Local,
+        _ => TrafficPolicy::Cluster,
+    };
+    let eps = slices.get(&key).cloned().unwrap_or_default();
+    Some(ServiceFacts {
+        key,
+        ips,
+        traffic_policy,
+        ready_endpoint_nodes: eps.nodes,
+        has_ready_endpoint: eps.any,
+    })
+}
+
+/// True when the Node's `Ready` condition is `True`.
+pub fn node_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{
+        LoadBalancerIngress, LoadBalancerStatus, NodeCondition, NodeStatus, ServiceSpec,
+        ServiceStatus,
+    };
+    use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    pub fn mk_service(name: &str, ips: &[&str]) -> Service {
+        Service {
+            metadata: ObjectMeta {
+                namespace: Some("default".into()),
+                name: Some(name.into()),
+                uid: Some(format!("uid-{name}")),
+                ..Default::default()
+            },
+            spec: Some(ServiceSpec {
+                type_: Some("LoadBalancer".into()),
+                ..Default::default()
+            }),
+            status: Some(ServiceStatus {
+                load_balancer: Some(LoadBalancerStatus {
+                    ingress: Some(
+                        ips.iter()
+                            .map(|ip| LoadBalancerIngress {
+                                ip: Some(ip.to_string()),
+                                ..Default::default()
+                            })
+                            .collect(),
+                    ),
+                }),
+                ..Default::default()
+            }),
+        }
+    }
+
+    pub fn mk_slice(svc: &str, eps: &[(Option<&str>, Option<bool>)]) -> EndpointSlice {
+        EndpointSlice {
+            metadata: ObjectMeta {
+                namespace: Some("default".into()),
+                name: Some(format!("{svc}-abc")),
+                labels: Some([(SERVICE_NAME_LABEL.to_string(), svc.to_string())].into()),
+                ..Default::default()
+            },
+            address_type: "IPv4".into(),
+            endpoints: eps
+                .iter()
+                .enumerate()
+                .map(|(i, (node, ready))| Endpoint {
+                    addresses: vec![format!("10.0.0.{}", i + 1)],
+                    node_name: node.map(str::to_string),
+                    conditions: Some(EndpointConditions {
+                        ready: *ready,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .collect(),
+            ports: None,
+        }
+    }
+
+    pub fn mk_node(name: &str, ready: bool) -> Node {
+        Node {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            spec: None,
+            status: Some(NodeStatus {
+                conditions: Some(vec![NodeCondition {
+                    type_: "Ready".into(),
+                    status: if ready { "True" } else { "False" }.into(),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn handles_only_load_balancers_of_our_class() {
+        let mut s = mk_service("s", &["192.0.2.1"]);
+        assert!(handles(&s, "ferrolb.io/lb"));
+        s.spec.as_mut().unwrap().load_balancer_class = Some("ferrolb.io/lb".into());
+        assert!(handles(&s, "ferrolb.io/lb"));
+        s.spec.as_mut().unwrap().load_balancer_class = Some("other.io/lb".into());
+        assert!(!handles(&s, "ferrolb.io/lb"));
+        let mut s = mk_service("s", &["192.0.2.1"]);
+        s.spec.as_mut().unwrap().type_ = Some("ClusterIP".into());
+        assert!(!handles(&s, "ferrolb.io/lb"));
+        assert!(service_facts(&s, &SliceIndex::default(), "ferrolb.io/lb").is_none());
+    }
+
+    #[test]
+    fn ingress_ips_skip_hostnames_garbage_and_duplicates() {
+        let mut s = mk_service("s", &["192.0.2.1", "nope", "2001:db8::1", "192.0.2.1"]);
+        s.status
+            .as_mut()
+            .unwrap()
+            .load_balancer
+            .as_mut()
+            .unwrap()
+            .ingress
+            .as_mut()
+            .unwrap()
+            .push(LoadBalancerIngress {
+                hostname: Some("lb.example".into()),
+                ..Default::default()
+            });
+        let ips: Vec<String> = ingress_ips(&s).iter().map(|i| i.to_string()).collect();
+        assert_eq!(ips, vec!["192.0.2.1", "2001:db8::1"]);
+    }
+
+    #[test]
+    fn service_without_ip_is_not_an_input() {
+        let s = mk_service("s", &[]);
+        assert!(service_facts(&s, &SliceIndex::default(), "ferrolb.io/lb").is_none());
+    }
+
+    #[test]
+    fn slices_give_ready_nodes_and_unknown_ready_counts_as_ready() {
+        let slices = [
+            mk_slice(
+                "s",
+                &[
+                    (Some("a"), Some(true)),
+                    (Some("b"), Some(false)),
+                    (Some("c"), None),
+                ],
+            ),
+            mk_slice("s", &[(None, Some(true))]),
+            mk_slice("other", &[(Some("d"), Some(true))]),
+        ];
+        let idx = SliceIndex::build(slices.iter());
+        let mut svc = mk_service("s", &["192.0.2.1"]);
+        svc.spec.as_mut().unwrap().external_traffic_policy = Some("Local".into());
+        let f = service_facts(&svc, &idx, "ferrolb.io/lb").unwrap();
+        assert_eq!(f.traffic_policy, TrafficPolicy::Local);
+        assert_eq!(
+            f.ready_endpoint_nodes,
+            ["a".to_string(), "c".to_string()].into()
+        );
+        assert!(f.has_ready_endpoint);
+    }
+
+    #[test]
+    fn service_with_only_unready_endpoints_has_none() {
+        let slices = [mk_slice("s", &[(Some("a"), Some(false))])];
+        let idx = SliceIndex::build(slices.iter());
+        let f = service_facts(&mk_service("s", &["192.0.2.1"]), &idx, "ferrolb.io/lb").unwrap();
+        assert!(!f.has_ready_endpoint);
+        assert_eq!(f.traffic_policy, TrafficPolicy::Cluster);
+        let f = service_facts(
+            &mk_service("s", &["192.0.2.1"]),
+            &SliceIndex::default(),
+            "ferrolb.io/lb",
+        )
+        .unwrap();
+        assert!(!f.has_ready_endpoint);
+    }
+
+    #[test]
+    fn node_readiness_reads_the_ready_condition() {
+        assert!(node_ready(&mk_node("a", true)));
+        assert!(!node_ready(&mk_node("a", false)));
+        let mut n = mk_node("a", true);
+        n.status = None;
+        assert!(!node_ready(&n));
+    }
+}

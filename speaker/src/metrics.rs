@@ -1,0 +1,202 @@
+//! Prometheus metrics of the speaker (`/metrics`).
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::dataplane::Dataplane;
+
+/// Direction of a leadership change.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChangeLabels {
+    /// `gained` or `lost`.
+    pub change: &'static str,
+}
+
+/// The speaker's metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// IPs this node currently answers for.
+    pub announced_ips: Gauge,
+    /// Speakers this node considers live (itself included when its Lease is held).
+    pub live_speakers: Gauge,
+    /// 1 while this node's own Lease is held.
+    pub lease_held: Gauge,
+    /// Service IPs that no node can announce.
+    pub ips_without_announcer: Gauge,
+    /// IPs gained / lost by this node.
+    pub leadership_changes: Family<ChangeLabels, Counter>,
+    /// Successful Lease renewals (API writes).
+    pub lease_renewals: Counter,
+    /// Failed Lease renewals.
+    pub lease_renew_failures: Counter,
+    /// Elections computed.
+    pub elections: Counter,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Creates the metrics, with the packet counters read from `dataplane` at scrape time.
+    pub fn new(dataplane: Arc<dyn Dataplane>) -> Self {
+        let mut registry = Registry::with_prefix("ferrolb_speaker");
+        let announced_ips = Gauge::default();
+        let live_speakers = Gauge::default();
+        let lease_held = Gauge::default();
+        let ips_without_announcer = Gauge::default();
+        let leadership_changes = Family::<ChangeLabels, Counter>::default();
+        let lease_renewals = Counter::default();
+        let lease_renew_failures = Counter::default();
+        let elections = Counter::default();
+        registry.register(
+            "announced_ips",
+            "Service IPs this node answers ARP/NDP for",
+            announced_ips.clone(),
+        );
+        registry.register(
+            "live_speakers",
+            "Speakers this node considers live",
+            live_speakers.clone(),
+        );
+        registry.register(
+            "lease_held",
+            "1 while this node's speaker Lease is held",
+            lease_held.clone(),
+        );
+        registry.register(
+            "ips_without_announcer",
+            "Service IPs no node can announce",
+            ips_without_announcer.clone(),
+        );
+        registry.register(
+            "leadership_changes",
+            "Service IPs gained or lost by this node",
+            leadership_changes.clone(),
+        );
+        registry.register(
+            "lease_renewals",
+            "Successful Lease renewals",
+            lease_renewals.clone(),
+        );
+        registry.register(
+            "lease_renew_failures",
+            "Failed Lease renewals",
+            lease_renew_failures.clone(),
+        );
+        registry.register("elections", "Elections computed", elections.clone());
+        registry.register_collector(Box::new(DataplaneCollector(dataplane)));
+        Self {
+            registry,
+            announced_ips,
+            live_speakers,
+            lease_held,
+            ips_without_announcer,
+            leadership_changes,
+            lease_renewals,
+            lease_renew_failures,
+            elections,
+        }
+    }
+
+    /// Records `gained` and `lost` IPs.
+    pub fn record_changes(&self, gained: usize, lost: usize) {
+        self.leadership_changes
+            .get_or_create(&ChangeLabels { change: "gained" })
+            .inc_by(gained as u64);
+        self.leadership_changes
+            .get_or_create(&ChangeLabels { change: "lost" })
+            .inc_by(lost as u64);
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::warn!(error = %e, "could not encode metrics");
+        }
+        out
+    }
+}
+
+/// Reads the data plane's packet counters on each scrape.
+struct DataplaneCollector(Arc<dyn Dataplane>);
+
+impl std::fmt::Debug for DataplaneCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataplaneCollector")
+    }
+}
+
+impl Collector for DataplaneCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let c = self.0.counters();
+        for (name, help, value) in [
+            (
+                "arp_requests_seen",
+                "ARP requests received",
+                c.arp_requests_seen,
+            ),
+            ("arp_replies_sent", "ARP replies sent", c.arp_replies_sent),
+            (
+                "ndp_solicitations_seen",
+                "Neighbor Solicitations received",
+                c.ndp_solicitations_seen,
+            ),
+            (
+                "ndp_advertisements_sent",
+                "Solicited Neighbor Advertisements sent",
+                c.ndp_advertisements_sent,
+            ),
+            (
+                "gratuitous_sent",
+                "Gratuitous ARPs and unsolicited Neighbor Advertisements sent",
+                c.gratuitous_sent,
+            ),
+        ] {
+            let counter: ConstCounter<u64> = ConstCounter::new(value);
+            let m = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(m)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::RecordingDataplane;
+
+    #[test]
+    fn exposition_has_every_metric_with_values() {
+        let dp = Arc::new(RecordingDataplane::new());
+        dp.set_announced(["192.0.2.1".parse().unwrap()].into());
+        let m = Metrics::new(dp);
+        m.announced_ips.set(3);
+        m.record_changes(2, 1);
+        m.lease_renew_failures.inc();
+        let text = m.encode();
+        for needle in [
+            "ferrolb_speaker_announced_ips 3",
+            "ferrolb_speaker_leadership_changes_total{change=\"gained\"} 2",
+            "ferrolb_speaker_leadership_changes_total{change=\"lost\"} 1",
+            "ferrolb_speaker_lease_renew_failures_total 1",
+            "ferrolb_speaker_lease_renewals_total 0",
+            "ferrolb_speaker_arp_requests_seen_total 0",
+            "ferrolb_speaker_arp_replies_sent_total 0",
+            "ferrolb_speaker_ndp_solicitations_seen_total 0",
+            "ferrolb_speaker_ndp_advertisements_sent_total 0",
+            "ferrolb_speaker_gratuitous_sent_total 1",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+    }
+}

@@ -56,6 +56,14 @@ struct Engine {
     rebuilt: bool,
 }
 
+impl Engine {
+    /// Reconciling is safe once the allocator was rebuilt; without any
+    /// configuration it is too, as nothing is allocated then.
+    fn open(&self) -> bool {
+        self.rebuilt || self.config.is_none()
+    }
+}
+
 /// State shared by the watch tasks and the reconciler.
 pub struct Ctx {
     client: Client,
@@ -205,7 +213,7 @@ async fn reconcile_one(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error
     let start = Instant::now();
     let decision: Decision = {
         let mut e = ctx.engine.lock().expect("lock");
-        if e.config.is_some() && !e.rebuilt {
+        if !e.open() {
             // Not rebuilt yet: allocating now could hand out an IP some other
             // Service holds; the rebuild re-triggers everything.
             return Ok(Action::await_change());
@@ -240,10 +248,17 @@ async fn reconcile_one(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error
             api.patch_status(&svc.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
         }
     }
-    let svc_ref = svc.object_ref(&());
-    for n in decision.notes {
-        let action = if n.reason == "IPReleased" { "Release" } else { "Allocate" };
-        ctx.publish(&svc_ref, n.warning, n.reason, action, n.message).await;
+    if !decision.notes.is_empty() {
+        // Events are published off the reconcile path: a slow events API must
+        // not delay the next Service's IP.
+        let svc_ref = svc.object_ref(&());
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            for n in decision.notes {
+                let action = if n.reason == "IPReleased" { "Release" } else { "Allocate" };
+                ctx.publish(&svc_ref, n.warning, n.reason, action, n.message).await;
+            }
+        });
     }
     ctx.metrics.reconcile_duration.observe(start.elapsed().as_secs_f64());
     Ok(Action::await_change())
@@ -313,6 +328,13 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let (touch_tx, touch_rx) = mpsc::unbounded_channel::<Service>();
     let svc_stream = watcher(Api::<Service>::all(client.clone()), watcher::Config::default())
         .default_backoff()
+        // The store keeps every Service: drop what the controller never reads.
+        .modify(|s| {
+            s.managed_fields_mut().clear();
+            if let Some(a) = s.metadata.annotations.as_mut() {
+                a.remove("kubectl.kubernetes.io/last-applied-configuration");
+            }
+        })
         .reflect(svc_writer);
     {
         let ctx = ctx.clone();
@@ -320,7 +342,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         tokio::spawn(async move {
             futures::pin_mut!(svc_stream);
             while let Some(ev) = svc_stream.next().await {
-                let forward = ctx.leading() && ctx.engine.lock().expect("lock").rebuilt;
+                let forward = ctx.leading() && ctx.engine.lock().expect("lock").open();
                 match ev {
                     Ok(Event::Apply(s) | Event::InitApply(s)) if forward => {
                         let _ = touch_tx.send(s);

@@ -6,3 +6,4 @@ pub mod alloc;
 pub mod api_access;
 pub mod annotations;
 pub mod election;
+pub mod wire;

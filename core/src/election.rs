@@ -396,6 +396,86 @@ pub fn my_announcements(election: &Election, me: &str, lease_held: bool) -> BTre
 }
 
 // ---------------------------------------------------------------------------------------
+// Handover
+// ---------------------------------------------------------------------------------------
+
+/// Holds back IPs this node has just won from a peer that is still running, so that the
+/// peer stops answering before this node starts.
+///
+/// When a node joins (or comes back: link up, Ready again, partition healed), it and
+/// the previous announcer see the same change through their watches at about the same
+/// time; without a delay both could answer for a few milliseconds. An IP won from a
+/// peer whose speaker is still live (and whose link works) is therefore announced only
+/// `delay` after it was won. IPs won because their announcer died, left gracefully
+/// (Lease deleted) or lost its link are announced at once: that peer is already
+/// silent, and failover time is what matters there.
+#[derive(Debug, Clone)]
+pub struct Handover {
+    delay: Duration,
+    pending: BTreeMap<IpAddr, Instant>,
+}
+
+impl Handover {
+    /// A handover that waits `delay` before taking an IP from a live peer.
+    pub fn new(delay: Duration) -> Self {
+        Self {
+            delay,
+            pending: BTreeMap::new(),
+        }
+    }
+
+    /// Of the IPs `won` by this node, those it may answer for at `now`.
+    ///
+    /// `announcing` is what it answers for now; `previous_announcer` tells who announced
+    /// an IP in the previous election (for the first election: the election computed
+    /// without this node); `peer_running(node)` tells whether that node's speaker is
+    /// live with a working link, i.e. still answering.
+    pub fn admit<'a>(
+        &mut self,
+        me: &str,
+        won: &BTreeSet<IpAddr>,
+        announcing: &BTreeSet<IpAddr>,
+        previous_announcer: impl Fn(IpAddr) -> Option<&'a str>,
+        peer_running: impl Fn(&str) -> bool,
+        now: Instant,
+    ) -> BTreeSet<IpAddr> {
+        self.pending.retain(|ip, _| won.contains(ip));
+        let mut out = BTreeSet::new();
+        for ip in won {
+            if announcing.contains(ip) {
+                out.insert(*ip);
+                continue;
+            }
+            if let Some(at) = self.pending.get(ip) {
+                if now >= *at {
+                    self.pending.remove(ip);
+                    out.insert(*ip);
+                }
+                continue;
+            }
+            let from_running_peer =
+                previous_announcer(*ip).is_some_and(|p| p != me && peer_running(p));
+            if from_running_peer && !self.delay.is_zero() {
+                self.pending.insert(*ip, now + self.delay);
+            } else {
+                out.insert(*ip);
+            }
+        }
+        out
+    }
+
+    /// The next instant at which a held-back IP may be announced.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.pending.values().min().copied()
+    }
+
+    /// IPs currently held back.
+    pub fn pending(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.pending.keys().copied()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Liveness
 // ---------------------------------------------------------------------------------------
 
@@ -1077,6 +1157,68 @@ mod tests {
                 );
             }
         }
+    }
+
+    // -- handover ------------------------------------------------------------------------
+
+    #[test]
+    fn ip_won_from_a_running_peer_waits_for_the_delay() {
+        let delay = Duration::from_millis(200);
+        let t0 = Instant::now();
+        let mut h = Handover::new(delay);
+        let x = ip("192.0.2.1");
+        let won: BTreeSet<IpAddr> = [x].into();
+        let none = BTreeSet::new();
+        let prev = |_| Some("peer");
+        assert!(h.admit("me", &won, &none, prev, |_| true, t0).is_empty());
+        assert_eq!(h.next_deadline(), Some(t0 + delay));
+        assert!(
+            h.admit("me", &won, &none, prev, |_| true, t0 + delay / 2)
+                .is_empty()
+        );
+        assert_eq!(h.admit("me", &won, &none, prev, |_| true, t0 + delay), won);
+        assert_eq!(h.next_deadline(), None);
+    }
+
+    #[test]
+    fn ip_won_from_a_dead_or_silent_peer_or_nobody_is_announced_at_once() {
+        let mut h = Handover::new(Duration::from_millis(200));
+        let t0 = Instant::now();
+        let won: BTreeSet<IpAddr> = [ip("192.0.2.1")].into();
+        let none = BTreeSet::new();
+        assert_eq!(
+            h.admit("me", &won, &none, |_| Some("dead"), |_| false, t0),
+            won
+        );
+        assert_eq!(h.admit("me", &won, &none, |_| None, |_| true, t0), won);
+        assert_eq!(
+            h.admit("me", &won, &none, |_| Some("me"), |_| true, t0),
+            won
+        );
+        // Already announcing: kept.
+        assert_eq!(
+            h.admit("me", &won, &won, |_| Some("peer"), |_| true, t0),
+            won
+        );
+        // Zero delay never holds back.
+        let mut z = Handover::new(Duration::ZERO);
+        assert_eq!(
+            z.admit("me", &won, &none, |_| Some("peer"), |_| true, t0),
+            won
+        );
+    }
+
+    #[test]
+    fn held_back_ip_that_is_lost_again_is_forgotten() {
+        let mut h = Handover::new(Duration::from_millis(200));
+        let t0 = Instant::now();
+        let won: BTreeSet<IpAddr> = [ip("192.0.2.1")].into();
+        let none = BTreeSet::new();
+        h.admit("me", &won, &none, |_| Some("peer"), |_| true, t0);
+        assert_eq!(h.pending().count(), 1);
+        h.admit("me", &none, &none, |_| Some("peer"), |_| true, t0);
+        assert_eq!(h.pending().count(), 0);
+        assert_eq!(h.next_deadline(), None);
     }
 
     // -- liveness ------------------------------------------------------------------------

@@ -63,6 +63,12 @@ pub struct Cli {
     #[arg(long, env = "FERROLB_RENEW_RETRY", default_value = "100ms", value_parser = parse_duration)]
     pub renew_retry: Duration,
 
+    /// How long a node waits before answering for an IP it takes from a peer that is
+    /// still running (a node joining or coming back), so that the peer stops first.
+    /// Failovers from a dead, departed or link-down peer are not delayed. `0s`: never wait.
+    #[arg(long, env = "FERROLB_HANDOVER_DELAY", default_value = "200ms", value_parser = parse_duration_or_zero)]
+    pub handover_delay: Duration,
+
     /// Gratuitous ARP / unsolicited NA packets sent when taking an IP over.
     #[arg(long, env = "FERROLB_GRATUITOUS_COUNT", default_value_t = 3)]
     pub gratuitous_count: u32,
@@ -213,6 +219,8 @@ pub struct Settings {
     pub ignore_exclude_lb_label: bool,
     /// Period of the unconditional re-election.
     pub resync_period: Duration,
+    /// Wait before taking an IP from a running peer.
+    pub handover_delay: Duration,
 }
 
 impl Settings {
@@ -233,6 +241,7 @@ impl Settings {
             interfaces: Vec::new(),
             ignore_exclude_lb_label: false,
             resync_period: Duration::from_secs(10),
+            handover_delay: Duration::from_millis(200),
         }
     }
 }
@@ -274,6 +283,7 @@ impl Cli {
             interfaces,
             ignore_exclude_lb_label: self.ignore_exclude_lb_label,
             resync_period: self.resync_period,
+            handover_delay: self.handover_delay,
         })
     }
 }
@@ -351,6 +361,7 @@ mod tests {
         assert_eq!(s.namespace, d.namespace);
         assert_eq!(s.lb_class, d.lb_class);
         assert_eq!(s.resync_period, d.resync_period);
+        assert_eq!(s.handover_delay, d.handover_delay);
         assert_eq!(s.announce.reannounce_period, None);
     }
 

@@ -22,7 +22,8 @@ use std::time::Duration;
 
 use ferrolb_config::L2Config;
 use ferrolb_core::election::{
-    Election, ElectionPolicy, NodeFacts, Observed, PeerLiveness, SelfLease, elect, my_announcements,
+    Election, ElectionPolicy, Handover, NodeFacts, Observed, PeerLiveness, SelfLease, elect,
+    my_announcements,
 };
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -224,6 +225,8 @@ impl Speaker {
             config: ConfigCache::default(),
             interfaces: None,
             last_inputs: None,
+            handover: Handover::new(s.handover_delay),
+            last_election: None,
         };
 
         tracing::info!(node = %s.node_name, namespace = %s.namespace,
@@ -489,6 +492,8 @@ struct Elector {
     config: ConfigCache,
     interfaces: Option<Vec<String>>,
     last_inputs: Option<Inputs>,
+    handover: Handover,
+    last_election: Option<Election>,
 }
 
 impl Elector {
@@ -513,8 +518,9 @@ impl Elector {
         loop {
             let now = std::time::Instant::now();
             let inputs = self.inputs(now);
-            if force || self.last_inputs.as_ref() != Some(&inputs) {
-                self.elect_and_apply(&inputs);
+            let handover_due = self.handover.next_deadline().is_some_and(|d| d <= now);
+            if force || handover_due || self.last_inputs.as_ref() != Some(&inputs) {
+                self.elect_and_apply(&inputs, now);
                 self.last_inputs = Some(inputs);
                 last_full = Instant::now();
             }
@@ -550,8 +556,9 @@ impl Elector {
             .deadline()
             .filter(|d| *d > now)
             .unwrap_or(far);
+        let handover = self.handover.next_deadline().unwrap_or(far);
         // A millisecond late so that the expiry has certainly passed when we look.
-        Instant::from_std(peer.min(own).min(far)) + Duration::from_millis(1)
+        Instant::from_std(peer.min(own).min(handover).min(far)) + Duration::from_millis(1)
     }
 
     fn node_facts(&self, inputs: &Inputs) -> Vec<NodeFacts> {
@@ -581,7 +588,7 @@ impl Elector {
             .collect()
     }
 
-    fn elect_and_apply(&mut self, inputs: &Inputs) {
+    fn elect_and_apply(&mut self, inputs: &Inputs, now: std::time::Instant) {
         let s = &self.settings;
         let cm = self
             .stores
@@ -613,9 +620,44 @@ impl Elector {
             ignore_exclude_label: s.ignore_exclude_lb_label,
         };
         let election = elect(&nodes, &services, &policy);
-        let mine = my_announcements(&election, &s.node_name, inputs.held);
+        let won = my_announcements(&election, &s.node_name, inputs.held);
+        // Who answered before: the last election, or on the first one the election
+        // without this node (what the peers were doing before it joined).
+        let previous = match self.last_election.take() {
+            Some(e) => e,
+            None => {
+                let without_me: Vec<NodeFacts> = nodes
+                    .iter()
+                    .cloned()
+                    .map(|mut n| {
+                        if n.name == s.node_name {
+                            n.speaker_live = false;
+                        }
+                        n
+                    })
+                    .collect();
+                elect(&without_me, &services, &policy)
+            }
+        };
+        let running: BTreeMap<&str, bool> = inputs
+            .live
+            .iter()
+            .map(|(n, live, link)| (n.as_str(), *live && *link))
+            .collect();
+        let mine = self.handover.admit(
+            &s.node_name,
+            &won,
+            &self.current,
+            |ip| previous.announcer_of(ip),
+            |peer| running.get(peer).copied().unwrap_or(false),
+            now,
+        );
+        for ip in self.handover.pending() {
+            tracing::debug!(%ip, "won from a running peer; waiting for it to stop first");
+        }
         self.metrics.elections.inc();
         self.apply(&election, mine, &nodes);
+        self.last_election = Some(election);
     }
 
     fn apply(&mut self, election: &Election, mine: BTreeSet<IpAddr>, nodes: &[NodeFacts]) {

@@ -47,8 +47,10 @@ mod keys;
 mod space;
 mod types;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::ops::Deref;
 use std::sync::Arc;
 
 use ferrolb_config::{Config, Pool};
@@ -59,6 +61,11 @@ pub use types::{
 };
 
 use space::Space;
+
+/// Hash maps keyed by Service key or IP use foldhash (randomly seeded per process): the
+/// std SipHash was the largest single cost of an allocation. No decision depends on
+/// iteration order, so the seed never changes a result.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Integer form of an address (IPv4 as its `u32`).
 fn to_u128(ip: IpAddr) -> u128 {
@@ -190,14 +197,103 @@ impl Record {
 #[derive(Debug, Clone)]
 struct IpEntry {
     pool: usize,
-    holders: Vec<Arc<str>>,
+    holders: Holders,
+}
+
+/// The Services holding one IP, sorted. Almost every IP has exactly one holder, which is
+/// stored inline to save an allocation per IP.
+#[derive(Debug, Clone)]
+enum Holders {
+    One(Arc<str>),
+    Many(Vec<Arc<str>>),
+}
+
+impl Holders {
+    fn as_slice(&self) -> &[Arc<str>] {
+        match self {
+            Holders::One(k) => std::slice::from_ref(k),
+            Holders::Many(v) => v,
+        }
+    }
+
+    /// Adds `key` (kept sorted, no duplicates).
+    fn insert(&mut self, key: &Arc<str>) {
+        let mut v = match self {
+            Holders::One(k) if k == key => return,
+            Holders::One(k) => vec![k.clone()],
+            Holders::Many(v) => std::mem::take(v),
+        };
+        if let Err(pos) = v.binary_search(key) {
+            v.insert(pos, key.clone());
+        }
+        *self = Holders::Many(v);
+    }
+
+    /// Removes `key`; returns true when no holder is left.
+    fn remove(&mut self, key: &str) -> bool {
+        match self {
+            Holders::One(k) => &**k == key,
+            Holders::Many(v) => {
+                v.retain(|h| &**h != key);
+                let empty = v.is_empty();
+                if let [only] = v.as_slice() {
+                    let only = only.clone();
+                    *self = Holders::One(only);
+                }
+                empty
+            }
+        }
+    }
+}
+
+/// Up to two items inline (families, or requested IPs one per family): avoids heap
+/// allocations on the hot path of every request.
+#[derive(Clone, Copy)]
+struct Two<T: Copy> {
+    items: [T; 2],
+    len: usize,
+}
+
+impl<T: Copy> Two<T> {
+    fn one(a: T) -> Self {
+        Two {
+            items: [a, a],
+            len: 1,
+        }
+    }
+
+    fn two(a: T, b: T) -> Self {
+        Two {
+            items: [a, b],
+            len: 2,
+        }
+    }
+
+    fn empty(filler: T) -> Self {
+        Two {
+            items: [filler, filler],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, x: T) {
+        self.items[self.len] = x;
+        self.len += 1;
+    }
+}
+
+impl<T: Copy> Deref for Two<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.items[..self.len]
+    }
 }
 
 /// A request after validation: the families wanted, primary first, and the requested
-/// IP of each family.
+/// IP of each family, in the same order.
 struct Norm {
-    wanted: Vec<IpFamily>,
-    requested: Vec<IpAddr>,
+    wanted: Two<IpFamily>,
+    requested: Two<IpAddr>,
 }
 
 impl Norm {
@@ -235,9 +331,9 @@ impl Allocator {
             config,
             pools,
             by_name,
-            services: HashMap::new(),
-            ips: HashMap::new(),
-            shared: HashMap::new(),
+            services: HashMap::default(),
+            ips: HashMap::default(),
+            shared: HashMap::default(),
         }
     }
 
@@ -265,7 +361,7 @@ impl Allocator {
     pub fn holders(&self, ip: IpAddr) -> Vec<ServiceKey> {
         self.ips
             .get(&ip)
-            .map(|e| e.holders.iter().map(|h| h.to_string()).collect())
+            .map(|e| e.holders.as_slice().iter().map(|h| h.to_string()).collect())
             .unwrap_or_default()
     }
 
@@ -307,19 +403,20 @@ impl Allocator {
     /// [`AllocError::InvalidRequest`] (the request contradicts itself) changes nothing.
     pub fn allocate(&mut self, req: &Request) -> Result<Allocation, AllocError> {
         let norm = normalize(req)?;
-        if let Some(rec) = self.services.get(req.key.as_str())
+        let held = self.services.get(req.key.as_str());
+        if let Some(rec) = held
             && self.satisfies(&rec.alloc, req, &norm)
         {
             let mut alloc = rec.alloc.clone();
             self.try_complete(req, &norm, &mut alloc);
             order_by_family(&mut alloc.ips, &norm.wanted);
             let new = Record::new(req, alloc.clone());
-            if self.services.get(req.key.as_str()) != Some(&new) {
+            if *rec != new {
                 self.commit(req.key.as_str(), new);
             }
             return Ok(alloc);
         }
-        match self.plan(req, &norm) {
+        match self.plan(req, &norm, held.map(|r| &r.alloc)) {
             Ok(alloc) => {
                 self.commit(&req.key, Record::new(req, alloc.clone()));
                 Ok(alloc)
@@ -386,16 +483,29 @@ impl Allocator {
     /// Restores many Services from status, oldest first (by `created`, then key), so the
     /// outcome does not depend on the order of `items`. Returns the Services that could
     /// not be restored, with the reason; the caller allocates them afresh.
-    pub fn rebuild<I>(&mut self, items: I) -> Vec<(ServiceKey, AllocError)>
+    ///
+    /// Items may be owned (`(Request, Vec<IpAddr>)`) or borrowed (`(&Request, &[IpAddr])`).
+    pub fn rebuild<I, R, V>(&mut self, items: I) -> Vec<(ServiceKey, AllocError)>
     where
-        I: IntoIterator<Item = (Request, Vec<IpAddr>)>,
+        I: IntoIterator<Item = (R, V)>,
+        R: Borrow<Request>,
+        V: AsRef<[IpAddr]>,
     {
-        let mut items: Vec<_> = items.into_iter().collect();
-        items.sort_by(|a, b| (a.0.created, &a.0.key).cmp(&(b.0.created, &b.0.key)));
+        let items: Vec<(R, V)> = items.into_iter().collect();
+        // Sort indices rather than the (large) requests themselves.
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (items[a].0.borrow(), items[b].0.borrow());
+            (a.created, &a.key).cmp(&(b.created, &b.key))
+        });
+        self.services.reserve(items.len());
+        self.ips.reserve(items.len());
         let mut failed = Vec::new();
-        for (req, ips) in items {
-            if let Err(e) = self.assign_existing(&req, &ips) {
-                failed.push((req.key, e));
+        for i in order {
+            let (req, ips) = &items[i];
+            let req = req.borrow();
+            if let Err(e) = self.assign_existing(req, ips.as_ref()) {
+                failed.push((req.key.clone(), e));
             }
         }
         failed
@@ -456,7 +566,7 @@ impl Allocator {
                     ips: kept,
                     pool: self.config.pools[pi].name.clone(),
                 };
-                self.attach(key, rec);
+                self.attach(key, rec, pi);
             }
         }
         lost_all
@@ -509,7 +619,7 @@ impl Allocator {
         let Some(entry) = self.ips.get(&ip) else {
             return Ok(());
         };
-        for holder in entry.holders.iter().filter(|h| &***h != me) {
+        for holder in entry.holders.as_slice().iter().filter(|h| &***h != me) {
             let holder_share = self.services[holder].share.as_deref().map(Share::view);
             let Some(mine) = share else {
                 return Err(AllocError::IpInUse {
@@ -609,7 +719,7 @@ impl Allocator {
         let Some(&pi) = self.by_name.get(&alloc.pool) else {
             return;
         };
-        for &family in &norm.wanted {
+        for &family in norm.wanted.iter() {
             if alloc.ips.iter().all(|ip| IpFamily::of(*ip) != family)
                 && let Ok(ip) = self.pick(pi, family, req, norm, None)
             {
@@ -619,7 +729,12 @@ impl Allocator {
     }
 
     /// Candidate pools for `req`, in the order they are tried.
-    fn candidates(&self, req: &Request, norm: &Norm) -> Result<Vec<usize>, AllocError> {
+    fn candidates(
+        &self,
+        req: &Request,
+        norm: &Norm,
+        held: Option<&Allocation>,
+    ) -> Result<Vec<usize>, AllocError> {
         let named = match &req.requested_pool {
             Some(name) => Some(
                 *self
@@ -631,7 +746,7 @@ impl Allocator {
         };
         if let Some(&first) = norm.requested.first() {
             let mut pool = None;
-            for &ip in &norm.requested {
+            for &ip in norm.requested.iter() {
                 let pi = self.pool_of(ip).filter(|pi| named.is_none_or(|n| n == *pi));
                 let Some(pi) = pi else {
                     return Err(AllocError::RequestedIpNotInPool {
@@ -660,10 +775,7 @@ impl Allocator {
                     && self.pool_allows(pi, &req.namespace, &req.labels).is_ok()
             })
             .collect();
-        let held = self
-            .services
-            .get(req.key.as_str())
-            .and_then(|r| self.by_name.get(&r.alloc.pool).copied());
+        let held = held.and_then(|a| self.by_name.get(&a.pool).copied());
         if let Some(h) = held
             && let Some(pos) = cands.iter().position(|&c| c == h)
         {
@@ -719,16 +831,25 @@ impl Allocator {
     }
 
     /// The allocation `req` should get now, computed without changing anything.
-    fn plan(&self, req: &Request, norm: &Norm) -> Result<Allocation, AllocError> {
-        let cands = self.candidates(req, norm)?;
-        let held = self.services.get(req.key.as_str()).map(|r| &r.alloc);
-        let attempts: Vec<Vec<IpFamily>> = match (req.family_policy, norm.wanted.as_slice()) {
-            (FamilyPolicy::PreferDualStack, &[p, s]) => vec![vec![p, s], vec![p], vec![s]],
-            (_, wanted) => vec![wanted.to_vec()],
+    fn plan(
+        &self,
+        req: &Request,
+        norm: &Norm,
+        held: Option<&Allocation>,
+    ) -> Result<Allocation, AllocError> {
+        let cands = self.candidates(req, norm, held)?;
+        let attempts: Two<Two<IpFamily>> = match (req.family_policy, &*norm.wanted) {
+            // The third attempt (secondary family alone) is tried by the loop below.
+            (FamilyPolicy::PreferDualStack, &[p, s]) => Two::two(Two::two(p, s), Two::one(p)),
+            _ => Two::one(norm.wanted),
+        };
+        let last = match (req.family_policy, &*norm.wanted) {
+            (FamilyPolicy::PreferDualStack, &[_, s]) => Some(Two::one(s)),
+            _ => None,
         };
         let mut first_err = None;
         let mut missing = None;
-        for families in attempts {
+        for families in attempts.iter().copied().chain(last) {
             // Every attempt must include the families the Service asked an IP of.
             if norm
                 .requested
@@ -739,7 +860,7 @@ impl Allocator {
             }
             'pools: for &pi in &cands {
                 let mut ips = Vec::with_capacity(families.len());
-                for &family in &families {
+                for &family in families.iter() {
                     if self.pools[pi].space(family).is_none() {
                         missing.get_or_insert(family);
                         continue 'pools;
@@ -769,27 +890,29 @@ impl Allocator {
             Some((k, _)) => k,
             None => Arc::from(key),
         };
-        self.attach(key, rec);
+        let pi = self.by_name[&rec.alloc.pool];
+        self.attach(key, rec, pi);
     }
 
     /// Records `rec` for `key` (which holds nothing), taking its IPs out of the free sets.
     /// The caller has checked that every IP is free or shareable.
-    fn attach(&mut self, key: Arc<str>, rec: Record) {
-        let pi = self.by_name[&rec.alloc.pool];
+    /// `pi` is the index of the allocation's pool.
+    fn attach(&mut self, key: Arc<str>, rec: Record, pi: usize) {
         for &ip in &rec.alloc.ips {
-            let pools = &mut self.pools;
-            let entry = self.ips.entry(ip).or_insert_with(|| {
-                let taken = pools[pi]
-                    .space_mut(IpFamily::of(ip))
-                    .is_some_and(|s| s.take(to_u128(ip)));
-                debug_assert!(taken, "{ip} was checked to be free");
-                IpEntry {
-                    pool: pi,
-                    holders: Vec::with_capacity(1),
+            match self.ips.entry(ip) {
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    e.get_mut().holders.insert(&key)
                 }
-            });
-            if let Err(pos) = entry.holders.binary_search(&key) {
-                entry.holders.insert(pos, key.clone());
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    let taken = self.pools[pi]
+                        .space_mut(IpFamily::of(ip))
+                        .is_some_and(|s| s.take(to_u128(ip)));
+                    debug_assert!(taken, "{ip} was checked to be free");
+                    v.insert(IpEntry {
+                        pool: pi,
+                        holders: Holders::One(key.clone()),
+                    });
+                }
             }
             if let Some(share) = &rec.share {
                 self.shared.entry(share.key.clone()).or_default().insert(ip);
@@ -805,8 +928,7 @@ impl Allocator {
             let Some(entry) = self.ips.get_mut(&ip) else {
                 continue;
             };
-            entry.holders.retain(|h| *h != key);
-            if entry.holders.is_empty() {
+            if entry.holders.remove(&key) {
                 let pi = entry.pool;
                 self.ips.remove(&ip);
                 if let Some(s) = self.pools[pi].space_mut(IpFamily::of(ip)) {
@@ -850,22 +972,23 @@ fn normalize(req: &Request) -> Result<Norm, AllocError> {
             )));
         }
     }
-    let mut families = req.families.clone();
-    if families.is_empty() {
-        families.push(IpFamily::V4);
-    }
-    if families.len() > 2 || (families.len() == 2 && families[0] == families[1]) {
-        return Err(AllocError::InvalidRequest(format!(
-            "spec.ipFamilies must list each family at most once, got [{}]",
-            families_text(&families)
-        )));
-    }
-    let wanted = match req.family_policy {
-        FamilyPolicy::SingleStack => vec![families[0]],
-        FamilyPolicy::PreferDualStack => families,
-        FamilyPolicy::RequireDualStack => vec![families[0], families[0].other()],
+    let families = match req.families.as_slice() {
+        [] => Two::one(IpFamily::V4),
+        &[a] => Two::one(a),
+        &[a, b] if a != b => Two::two(a, b),
+        more => {
+            return Err(AllocError::InvalidRequest(format!(
+                "spec.ipFamilies must list each family at most once, got [{}]",
+                families_text(more)
+            )));
+        }
     };
-    let mut requested: Vec<IpAddr> = Vec::with_capacity(2);
+    let wanted = match req.family_policy {
+        FamilyPolicy::SingleStack => Two::one(families[0]),
+        FamilyPolicy::PreferDualStack => families,
+        FamilyPolicy::RequireDualStack => Two::two(families[0], families[0].other()),
+    };
+    let mut requested = Two::empty(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     for &ip in &req.requested_ips {
         let family = IpFamily::of(ip);
         if let Some(other) = requested.iter().find(|r| IpFamily::of(**r) == family) {
@@ -884,6 +1007,6 @@ fn normalize(req: &Request) -> Result<Norm, AllocError> {
         }
         requested.push(ip);
     }
-    order_by_family(&mut requested, &wanted);
+    order_by_family(&mut requested.items[..requested.len], &wanted);
     Ok(Norm { wanted, requested })
 }

@@ -21,7 +21,9 @@ pub(crate) struct Space {
     ranges: Vec<(u128, u128)>,
     /// Skip `.0` and `.255` of every /24 (IPv4 only).
     avoid_buggy: bool,
-    /// Free intervals, start -> end, both allocatable, maximal.
+    /// Free intervals keyed by their END, value = start; both allocatable, maximal.
+    /// Keying by the end means that taking the lowest address of an interval (the
+    /// common case) only rewrites a value in place, with no change to the tree.
     free: BTreeMap<u128, u128>,
     /// Number of allocatable addresses.
     size: u128,
@@ -67,7 +69,7 @@ impl Space {
         }
         let first = space.next_valid(0)?;
         let last = space.prev_valid(u128::MAX)?;
-        space.free.insert(first, last);
+        space.free.insert(last, first);
         Some(space)
     }
 
@@ -121,7 +123,7 @@ impl Space {
             if self.avoid_buggy {
                 match y & 0xff {
                     0xff => y -= 1,
-                    // y >= 2 whenever it is not below `start` after the step.
+                    // Wraps only below `start`, which the check below rejects.
                     0 => y = y.wrapping_sub(2),
                     _ => {}
                 }
@@ -134,19 +136,23 @@ impl Space {
         None
     }
 
+    /// The free interval containing `x`, as (end, start).
+    fn containing(&self, x: u128) -> Option<(u128, u128)> {
+        self.free
+            .range(x..)
+            .next()
+            .filter(|&(_, &start)| start <= x)
+            .map(|(&end, &start)| (end, start))
+    }
+
     /// True when `x` is allocatable and not in use.
     pub(crate) fn is_free(&self, x: u128) -> bool {
-        self.is_valid(x)
-            && self
-                .free
-                .range(..=x)
-                .next_back()
-                .is_some_and(|(_, &end)| end >= x)
+        self.is_valid(x) && self.containing(x).is_some()
     }
 
     /// The lowest free address.
     pub(crate) fn lowest_free(&self) -> Option<u128> {
-        self.free.first_key_value().map(|(&start, _)| start)
+        self.free.first_key_value().map(|(_, &start)| start)
     }
 
     /// Marks the free address `x` as used. Returns false (and changes nothing)
@@ -155,21 +161,19 @@ impl Space {
         if !self.is_valid(x) {
             return false;
         }
-        let Some((&start, &end)) = self.free.range(..=x).next_back() else {
+        let Some((end, start)) = self.containing(x) else {
             return false;
         };
-        if end < x {
-            return false;
-        }
-        self.free.remove(&start);
-        if start < x {
-            // `start` is allocatable and below x, so a previous one exists.
-            let left = self.prev_valid(x - 1).expect("start is allocatable");
-            self.free.insert(start, left);
-        }
+        // Whatever stays above x keeps the entry (same end); below x needs a new one.
         if x < end {
             let right = self.next_valid(x + 1).expect("end is allocatable");
-            self.free.insert(right, end);
+            self.free.insert(end, right);
+        } else {
+            self.free.remove(&end);
+        }
+        if start < x {
+            let left = self.prev_valid(x - 1).expect("start is allocatable");
+            self.free.insert(left, start);
         }
         self.in_use += 1;
         true
@@ -178,26 +182,39 @@ impl Space {
     /// Returns the used address `x` to the free set. Returns false (and changes
     /// nothing) when `x` is not allocatable or already free.
     pub(crate) fn put(&mut self, x: u128) -> bool {
-        if !self.is_valid(x) || self.is_free(x) {
+        if !self.is_valid(x) || self.containing(x).is_some() {
             return false;
         }
-        let mut start = x;
-        let mut end = x;
-        // Merge with the interval just below when no allocatable address lies between.
-        if let Some((&ps, &pe)) = self.free.range(..x).next_back()
-            && self.next_valid(pe + 1) == Some(x)
-        {
-            self.free.remove(&ps);
-            start = ps;
+        // The interval just below merges when no allocatable address lies between.
+        let below = self
+            .free
+            .range(..x)
+            .next_back()
+            .map(|(&end, &start)| (end, start))
+            .filter(|&(end, _)| self.next_valid(end + 1) == Some(x));
+        // Likewise the interval just above (the first one ending above x).
+        let above_start = x.checked_add(1).and_then(|n| self.next_valid(n));
+        let above = self
+            .free
+            .range(x..)
+            .next()
+            .map(|(&end, &start)| (end, start))
+            .filter(|&(_, start)| Some(start) == above_start);
+        let start = match below {
+            Some((end, start)) => {
+                self.free.remove(&end);
+                start
+            }
+            None => x,
+        };
+        match above {
+            Some((end, _)) => {
+                self.free.insert(end, start);
+            }
+            None => {
+                self.free.insert(x, start);
+            }
         }
-        // Merge with the interval just above likewise.
-        if let Some(next) = x.checked_add(1).and_then(|n| self.next_valid(n))
-            && let Some(ne) = self.free.get(&next).copied()
-        {
-            self.free.remove(&next);
-            end = ne;
-        }
-        self.free.insert(start, end);
         self.in_use -= 1;
         true
     }
@@ -302,5 +319,70 @@ mod tests {
         assert!(s.take(u128::MAX));
         assert!(s.put(u128::MAX));
         assert_eq!(s.intervals(), 1);
+    }
+}
+
+#[cfg(test)]
+mod model_tests {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The allocatable addresses, listed one by one (only for tiny spaces).
+    fn materialise(ranges: &[(u128, u128)], avoid: bool) -> BTreeSet<u128> {
+        ranges
+            .iter()
+            .flat_map(|&(s, e)| s..=e)
+            .filter(|x| !(avoid && buggy(*x)))
+            .collect()
+    }
+
+    proptest! {
+        /// The interval set behaves exactly like the set of free addresses listed one by
+        /// one: same lowest free, same answers to "is it free", same counts.
+        #[test]
+        fn matches_a_materialised_model(
+            cuts in prop::collection::btree_set(200u128..800, 2..8),
+            avoid in any::<bool>(),
+            ops in prop::collection::vec((any::<bool>(), 150u128..850), 0..200),
+        ) {
+            let cuts: Vec<u128> = cuts.into_iter().collect();
+            let ranges: Vec<(u128, u128)> = cuts.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0], c[1])).collect();
+            let all = materialise(&ranges, avoid);
+            let Some(mut space) = Space::new(ranges.iter().copied(), avoid) else {
+                prop_assert!(all.is_empty());
+                return Ok(());
+            };
+            prop_assert_eq!(space.size(), all.len() as u128);
+            let mut free = all.clone();
+            for (take, x) in ops {
+                if take {
+                    // Alternate between taking the lowest and a given address.
+                    let x = if x % 2 == 0 { space.lowest_free().unwrap_or(x) } else { x };
+                    prop_assert_eq!(space.take(x), free.remove(&x));
+                } else {
+                    let expect = all.contains(&x) && !free.contains(&x);
+                    prop_assert_eq!(space.put(x), expect);
+                    if expect {
+                        free.insert(x);
+                    }
+                }
+                prop_assert_eq!(space.lowest_free(), free.first().copied());
+                prop_assert_eq!(space.in_use() as usize, all.len() - free.len());
+                for y in [x.saturating_sub(1), x, x + 1] {
+                    prop_assert_eq!(space.is_free(y), free.contains(&y));
+                }
+                // Maximal intervals: never more than one per run of free addresses.
+                let runs = free
+                    .iter()
+                    .zip(free.iter().skip(1))
+                    .filter(|(a, b)| all.range(**a + 1..**b).next().is_some())
+                    .count()
+                    + usize::from(!free.is_empty());
+                prop_assert_eq!(space.intervals(), runs);
+            }
+        }
     }
 }

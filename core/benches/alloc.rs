@@ -1,0 +1,134 @@
+//! Allocator benchmark (issue 4, section 4):
+//! - 100,000 Services allocated from one IPv4 /15 pool;
+//! - a rebuild of those 100,000 from status;
+//! - 100,000 allocations from a 2001:db8::/64 pool.
+//!
+//! Each measured iteration does all 100,000 operations on a fresh allocator; the
+//! requests (and the status list) are built outside the timing. Memory is measured by
+//! the separate `alloc_memory` bench binary, so that its counting allocator does not
+//! slow these timings down.
+//!
+//! Run: `cargo bench -p ferrolb-core --bench alloc`
+
+use std::hint::black_box;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use ferrolb_config::{Config, IpRange, Pool};
+use ferrolb_core::alloc::{Allocator, FamilyPolicy, IpFamily, Port, Protocol, Request};
+
+const N: usize = 100_000;
+
+fn mk_pool(name: &str, start: &str, end: &str) -> Pool {
+    Pool {
+        name: name.to_string(),
+        ranges: vec![IpRange {
+            start: start.parse().unwrap(),
+            end: end.parse().unwrap(),
+        }],
+        auto_assign: true,
+        avoid_buggy_ips: false,
+        namespaces: None,
+        service_selector: None,
+    }
+}
+
+/// One /15: 131,072 addresses, room for 100,000 Services.
+fn v4_config() -> Config {
+    Config {
+        pools: vec![mk_pool("v4", "10.0.0.0", "10.1.255.255")],
+        ..Config::default()
+    }
+}
+
+fn v6_config() -> Config {
+    Config {
+        pools: vec![mk_pool("v6", "2001:db8::", "2001:db8::ffff:ffff:ffff:ffff")],
+        ..Config::default()
+    }
+}
+
+/// A typical Service: its own namespace/name, one TCP port, no sharing.
+fn mk_service(i: usize, family: IpFamily) -> Request {
+    Request {
+        key: format!("bench/svc-{i:06}"),
+        namespace: "bench".to_string(),
+        families: vec![family],
+        family_policy: FamilyPolicy::SingleStack,
+        ports: vec![Port {
+            protocol: Protocol::Tcp,
+            port: 80,
+        }],
+        created: i as i64,
+        ..Request::default()
+    }
+}
+
+fn requests(family: IpFamily) -> Vec<Request> {
+    let mut v = Vec::with_capacity(N);
+    v.extend((0..N).map(|i| mk_service(i, family)));
+    v
+}
+
+fn allocate_all(config: Config, reqs: &[Request]) -> Allocator {
+    let mut al = Allocator::new(config);
+    for r in reqs {
+        black_box(al.allocate(r).expect("pool large enough"));
+    }
+    al
+}
+
+/// What the Services' status would show: (request, IPs), cloned from a first run.
+fn status_of(al: &Allocator, reqs: &[Request]) -> Vec<(Request, Vec<IpAddr>)> {
+    let mut v = Vec::with_capacity(reqs.len());
+    v.extend(
+        reqs.iter()
+            .map(|r| (r.clone(), al.get(&r.key).unwrap().ips.clone())),
+    );
+    v
+}
+
+fn benches(c: &mut Criterion) {
+    let mut g = c.benchmark_group("allocator_100k");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+
+    let v4 = requests(IpFamily::V4);
+    g.bench_function("allocate_100k_from_v4_slash15", |b| {
+        b.iter_batched(
+            v4_config,
+            |cfg| allocate_all(cfg, &v4),
+            BatchSize::PerIteration,
+        )
+    });
+
+    // Status as the controller would hand it over: one (request, IPs) per Service.
+    let status = status_of(&allocate_all(v4_config(), &v4), &v4);
+    g.bench_function("rebuild_100k_from_status", |b| {
+        b.iter_batched(
+            v4_config,
+            |cfg| {
+                let mut al = Allocator::new(cfg);
+                let items = status.iter().map(|(r, ips)| (r, ips.as_slice()));
+                assert!(al.rebuild(items).is_empty());
+                al
+            },
+            BatchSize::PerIteration,
+        )
+    });
+
+    let v6 = requests(IpFamily::V6);
+    g.bench_function("allocate_100k_from_v6_slash64", |b| {
+        b.iter_batched(
+            v6_config,
+            |cfg| allocate_all(cfg, &v6),
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(alloc_benches, benches);
+criterion_main!(alloc_benches);

@@ -8,12 +8,18 @@
 //! the separate `alloc_memory` bench binary, so that its counting allocator does not
 //! slow these timings down.
 //!
+//! Every scenario is measured twice: in wall-clock time (criterion's default) and in
+//! CPU time of the benchmark thread (`/proc/thread-self/schedstat`). On a shared
+//! machine other processes stretch wall-clock time; the thread's CPU time is what the
+//! allocator itself costs.
+//!
 //! Run: `cargo bench -p ferrolb-core --bench alloc`
 
 use std::hint::black_box;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use ferrolb_config::{Config, IpRange, Pool};
 use ferrolb_core::alloc::{Allocator, FamilyPolicy, IpFamily, Port, Protocol, Request};
@@ -89,8 +95,53 @@ fn status_of(al: &Allocator, reqs: &[Request]) -> Vec<(Request, Vec<IpAddr>)> {
     v
 }
 
-fn benches(c: &mut Criterion) {
-    let mut g = c.benchmark_group("allocator_100k");
+/// CPU time consumed by the calling thread, in nanoseconds (Linux).
+struct ThreadCpu {
+    /// Borrowed for its nanosecond formatter.
+    wall: WallTime,
+}
+
+fn thread_cpu_ns() -> u64 {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").expect("Linux schedstat");
+    s.split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("schedstat's first field is the thread's CPU time in ns")
+}
+
+impl Measurement for ThreadCpu {
+    type Intermediate = u64;
+    type Value = u64;
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, start: u64) -> u64 {
+        thread_cpu_ns() - start
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        self.wall.formatter()
+    }
+}
+
+fn benches_wall(c: &mut Criterion) {
+    benches(c, "allocator_100k_wall");
+}
+
+fn benches_cpu(c: &mut Criterion<ThreadCpu>) {
+    benches(c, "allocator_100k_thread_cpu");
+}
+
+fn benches<M: Measurement>(c: &mut Criterion<M>, group: &str) {
+    let mut g = c.benchmark_group(group);
     g.sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(5));
@@ -130,5 +181,10 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(alloc_benches, benches);
-criterion_main!(alloc_benches);
+criterion_group!(wall, benches_wall);
+criterion_group! {
+    name = cpu;
+    config = Criterion::default().with_measurement(ThreadCpu { wall: WallTime });
+    targets = benches_cpu
+}
+criterion_main!(wall, cpu);

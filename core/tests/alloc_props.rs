@@ -180,14 +180,14 @@ fn request_strategy() -> impl Strategy<Value = Request> {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Allocate(Request),
+    Allocate(Box<Request>),
     Release(u8, u8),
     SetConfig(usize),
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => request_strategy().prop_map(Op::Allocate),
+        6 => request_strategy().prop_map(|r| Op::Allocate(Box::new(r))),
         2 => (0..2u8, 0..6u8).prop_map(|(n, s)| Op::Release(n, s)),
         1 => (0..3usize).prop_map(Op::SetConfig),
     ]
@@ -305,7 +305,7 @@ fn run(ops: &[Op]) -> (Vec<String>, Allocator, Config, HashMap<String, Request>)
                         assert_eq!(al.get(&req.key), before.as_ref());
                     }
                     _ => {
-                        reqs.insert(req.key.clone(), req.clone());
+                        reqs.insert(req.key.clone(), (**req).clone());
                     }
                 }
                 match &res {

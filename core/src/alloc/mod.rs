@@ -262,7 +262,7 @@ impl<T: Copy> Two<T> {
         }
     }
 
-    fn two(a: T, b: T) -> Self {
+    fn pair(a: T, b: T) -> Self {
         Two {
             items: [a, b],
             len: 2,
@@ -840,7 +840,7 @@ impl Allocator {
         let cands = self.candidates(req, norm, held)?;
         let attempts: Two<Two<IpFamily>> = match (req.family_policy, &*norm.wanted) {
             // The third attempt (secondary family alone) is tried by the loop below.
-            (FamilyPolicy::PreferDualStack, &[p, s]) => Two::two(Two::two(p, s), Two::one(p)),
+            (FamilyPolicy::PreferDualStack, &[p, s]) => Two::pair(Two::pair(p, s), Two::one(p)),
             _ => Two::one(norm.wanted),
         };
         let last = match (req.family_policy, &*norm.wanted) {
@@ -975,7 +975,7 @@ fn normalize(req: &Request) -> Result<Norm, AllocError> {
     let families = match req.families.as_slice() {
         [] => Two::one(IpFamily::V4),
         &[a] => Two::one(a),
-        &[a, b] if a != b => Two::two(a, b),
+        &[a, b] if a != b => Two::pair(a, b),
         more => {
             return Err(AllocError::InvalidRequest(format!(
                 "spec.ipFamilies must list each family at most once, got [{}]",
@@ -986,7 +986,7 @@ fn normalize(req: &Request) -> Result<Norm, AllocError> {
     let wanted = match req.family_policy {
         FamilyPolicy::SingleStack => Two::one(families[0]),
         FamilyPolicy::PreferDualStack => families,
-        FamilyPolicy::RequireDualStack => Two::two(families[0], families[0].other()),
+        FamilyPolicy::RequireDualStack => Two::pair(families[0], families[0].other()),
     };
     let mut requested = Two::empty(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     for &ip in &req.requested_ips {

@@ -1,1 +1,4 @@
-//! ferrolb testbed.
+//! ferrolb testbed: an embedded Kubernetes API server for tests and the lab.
+#![forbid(unsafe_code)]
+
+pub mod apiserver;

@@ -915,6 +915,7 @@ fn config_change_keeps_valid_ips_and_returns_the_others() {
     ]));
     let s1 = al.allocate(&mk_service("x/s1")).unwrap(); // a: .0
     let s2 = al.allocate(&mk_service("y/s2")).unwrap(); // a: .1
+    let s4 = al.allocate(&mk_service("x/s4")).unwrap(); // a: .2
     let s3 = al
         .allocate(&Request {
             requested_pool: Some("b".into()),
@@ -930,6 +931,7 @@ fn config_change_keeps_valid_ips_and_returns_the_others() {
         vec![
             ("x/s1".to_string(), s1.clone()), // .0 no longer in any pool
             ("x/s3".to_string(), s3.clone()), // asked for pool b, which is gone
+            ("x/s4".to_string(), s4.clone()), // namespace x no longer allowed in a
         ]
     );
     assert_eq!(al.get("y/s2"), Some(&s2), "still valid: kept");

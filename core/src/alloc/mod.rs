@@ -36,11 +36,20 @@
 //!   After an error, [`Allocator::get`] tells which happened. A self-contradictory
 //!   request ([`AllocError::InvalidRequest`]) changes nothing at all.
 //!
+//! - **Rebuild.** [`Allocator::assign_existing`] / [`Allocator::rebuild`] take the IPs
+//!   found in Services' status as they are (oldest Service first), so a restarted
+//!   controller reproduces the assignments without moving any.
+//! - **Configuration change.** [`Allocator::set_config`] keeps every held IP that is
+//!   still valid and hands back the others for re-allocation.
+//!
 //! # Cost
-//! Per pool and family a [`space::Space`] keeps free addresses as intervals, so picking
-//! the lowest free address, taking one, returning one and asking whether one is free are
-//! O(log n) and never walk the pool; an IPv6 /64 is a single interval. Holders are in a
-//! hash map keyed by IP.
+//! Per pool and family the free addresses are kept as maximal intervals (keyed by their
+//! end), so picking the lowest free address, taking one, returning one and asking whether
+//! one is free are O(log n) in the number of intervals (at most one more than the number
+//! of used addresses) and never walk the pool; a whole IPv6 /64 starts as one interval.
+//! Holders are in a hash map keyed by IP. The one search that is not logarithmic is
+//! sharing: a Service with a sharing key looks through the IPs already held under that
+//! key (usually a handful) before taking a fresh address.
 
 mod error;
 mod keys;

@@ -14,6 +14,7 @@ pub mod facts;
 pub mod http;
 pub mod lease;
 pub mod metrics;
+pub mod net;
 pub mod run;
 
 pub use cli::{Cli, LeaseTimers, Settings};

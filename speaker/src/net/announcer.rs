@@ -1,0 +1,690 @@
+//! The data path the election drives: answers ARP/NDP on every selected interface for
+//! the IPs this node announces, and announces newly gained IPs with a short burst of
+//! gratuitous ARP / unsolicited NA.
+//!
+//! Structure: one *supervisor* task follows the links (netlink events plus a periodic
+//! re-scan) and keeps one *interface task* per selected interface. An interface task
+//! owns two raw sockets (ARP requests; Neighbor Solicitations), both filtered in the
+//! kernel, reads frames as they come (tokio `AsyncFd`), answers through the pure
+//! [`ferrolb_core::wire::decide`], and sends the bursts.
+//!
+//! The announced set sits behind an `RwLock`: the hot path holds the read lock only
+//! while it decides and sends one frame (no `.await` inside), and
+//! [`Announcer::set_announced`] takes the write lock, which waits for any such frame
+//! in flight. So when `set_announced` returns, no frame for a removed IP can leave any
+//! more — a stronger promise than a lock-free swap would give, for the price of an
+//! uncontended read lock per frame.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use ferrolb_core::wire::{self, Decision, GratuitousForm, MacAddr, Protocol, Reply};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::{AbortHandle, JoinSet};
+use tokio::time::Instant;
+
+use super::iface::{LinkStatus, Selection, eligible, select};
+use super::scan::{LinkEvents, dump_links};
+use super::strictarp::{self, StrictArpProblem};
+use super::sys::PacketSocket;
+use super::{NetError, bpf};
+use crate::dataplane::{Dataplane, DataplaneCounters};
+
+const ETH_P_ARP: u16 = 0x0806;
+const ETH_P_IPV6: u16 = 0x86dd;
+/// Receive buffer: bigger than the snap lengths of the filters.
+const FRAME_BUF: usize = 512;
+/// Frames handled per wake-up before yielding to the other branches (bursts, set
+/// changes), so that a flood cannot starve them.
+const BATCH: usize = 256;
+/// Minimum delay before re-opening sockets on an interface whose task failed.
+const RESPAWN_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Tunables of the data path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnouncerConfig {
+    /// `l2.interfaces`; empty = the documented automatic choice
+    /// ([`super::iface`]).
+    pub interfaces: Vec<String>,
+    /// Gratuitous packets per newly gained IP and interface (0: none).
+    pub burst_count: u32,
+    /// Spacing of the burst.
+    pub burst_interval: Duration,
+    /// Request or reply form of gratuitous ARP.
+    pub garp_form: GratuitousForm,
+    /// Re-announce every announced IP this often (one packet each), for switches whose
+    /// MAC tables age out before any traffic refreshes them. `None` (default): off.
+    pub reannounce_every: Option<Duration>,
+    /// Full re-scan of the links even without netlink events (a safety net for a
+    /// missed or overflowed notification).
+    pub rescan_every: Duration,
+    /// Root of the ARP sysctls for the strictARP check.
+    pub sysctl_root: std::path::PathBuf,
+}
+
+impl Default for AnnouncerConfig {
+    /// 3 gratuitous packets 200 ms apart: the first leaves at once, so neighbours and
+    /// switches move as soon as the election decides; 200 ms is longer than the 100 ms
+    /// overlap the election allows, so if the previous holder still answered a request
+    /// in that window, a later packet of the burst corrects the cache it touched; three
+    /// packets survive the loss of any one or two, and the burst ends after 400 ms, well
+    /// within the 2 s failover budget. Cost: 3 frames of 42 or 86 bytes per IP.
+    fn default() -> Self {
+        AnnouncerConfig {
+            interfaces: Vec::new(),
+            burst_count: 3,
+            burst_interval: Duration::from_millis(200),
+            garp_form: GratuitousForm::Request,
+            reannounce_every: None,
+            rescan_every: Duration::from_secs(10),
+            sysctl_root: strictarp::PROC_CONF.into(),
+        }
+    }
+}
+
+/// Monotonic packet counters (map them to Prometheus counters).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// ARP requests received (answered or not).
+    pub arp_requests_seen: AtomicU64,
+    /// ARP replies sent.
+    pub arp_replies_sent: AtomicU64,
+    /// Neighbor Solicitations received.
+    pub ndp_solicitations_seen: AtomicU64,
+    /// Solicited Neighbor Advertisements sent.
+    pub ndp_advertisements_sent: AtomicU64,
+    /// Gratuitous ARPs and unsolicited NAs sent.
+    pub gratuitous_sent: AtomicU64,
+    /// Frames that passed the kernel filter but were not a valid question (malformed,
+    /// gratuitous ARP from another host...).
+    pub frames_dropped: AtomicU64,
+    /// Sends that failed.
+    pub send_errors: AtomicU64,
+    /// Receives that failed.
+    pub receive_errors: AtomicU64,
+}
+
+/// A copy of [`Metrics`] at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    /// See [`Metrics::arp_requests_seen`].
+    pub arp_requests_seen: u64,
+    /// See [`Metrics::arp_replies_sent`].
+    pub arp_replies_sent: u64,
+    /// See [`Metrics::ndp_solicitations_seen`].
+    pub ndp_solicitations_seen: u64,
+    /// See [`Metrics::ndp_advertisements_sent`].
+    pub ndp_advertisements_sent: u64,
+    /// See [`Metrics::gratuitous_sent`].
+    pub gratuitous_sent: u64,
+    /// See [`Metrics::frames_dropped`].
+    pub frames_dropped: u64,
+    /// See [`Metrics::send_errors`].
+    pub send_errors: u64,
+    /// See [`Metrics::receive_errors`].
+    pub receive_errors: u64,
+}
+
+impl Metrics {
+    /// Reads every counter.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        MetricsSnapshot {
+            arp_requests_seen: r(&self.arp_requests_seen),
+            arp_replies_sent: r(&self.arp_replies_sent),
+            ndp_solicitations_seen: r(&self.ndp_solicitations_seen),
+            ndp_advertisements_sent: r(&self.ndp_advertisements_sent),
+            gratuitous_sent: r(&self.gratuitous_sent),
+            frames_dropped: r(&self.frames_dropped),
+            send_errors: r(&self.send_errors),
+            receive_errors: r(&self.receive_errors),
+        }
+    }
+}
+
+fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+struct Inner {
+    cfg: AnnouncerConfig,
+    announced: RwLock<BTreeSet<IpAddr>>,
+    /// Bumped on every change of `announced`; interface tasks diff against their copy.
+    generation: watch::Sender<u64>,
+    selection: Mutex<Selection>,
+    rescan: Notify,
+    links: watch::Sender<Vec<LinkStatus>>,
+    link_ok: AtomicBool,
+    strict_arp: Mutex<Vec<StrictArpProblem>>,
+    metrics: Metrics,
+}
+
+impl Inner {
+    fn read_set(&self) -> std::sync::RwLockReadGuard<'_, BTreeSet<IpAddr>> {
+        // A panic while holding the lock cannot leave the set half-written (writes are
+        // a single assignment), so a poisoned lock is still consistent.
+        self.announced.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The ARP/NDP data path of one speaker. Create it inside a tokio runtime; dropping it
+/// stops every task and closes every socket.
+pub struct Announcer {
+    inner: Arc<Inner>,
+    supervisor: AbortHandle,
+}
+
+impl std::fmt::Debug for Announcer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Announcer")
+            .field("announced", &*self.inner.read_set())
+            .field("links", &*self.inner.links.borrow())
+            .finish()
+    }
+}
+
+impl Announcer {
+    /// Starts the data path: discovers the interfaces (an error if the first netlink
+    /// dump fails, which means no `NET_ADMIN`-free netlink at all), then keeps
+    /// following them in the background. Raw-socket errors (missing `CAP_NET_RAW`)
+    /// surface per interface in the log and as link-down, and are retried.
+    pub async fn start(cfg: AnnouncerConfig) -> Result<Announcer, NetError> {
+        let initial = dump_links().map_err(NetError::Netlink)?;
+        let inner = Arc::new(Inner {
+            selection: Mutex::new(Selection::from_list(&cfg.interfaces)),
+            cfg,
+            announced: RwLock::new(BTreeSet::new()),
+            generation: watch::Sender::new(0),
+            rescan: Notify::new(),
+            links: watch::Sender::new(Vec::new()),
+            link_ok: AtomicBool::new(false),
+            strict_arp: Mutex::new(Vec::new()),
+            metrics: Metrics::default(),
+        });
+        let mut sup = Supervisor {
+            inner: inner.clone(),
+            tasks: HashMap::new(),
+            set: JoinSet::new(),
+            failed: HashMap::new(),
+        };
+        sup.apply(initial);
+        let supervisor = tokio::spawn(sup.run()).abort_handle();
+        Ok(Announcer { inner, supervisor })
+    }
+
+    /// Makes `ips` the exact set this node answers for. Newly gained IPs get a burst of
+    /// gratuitous ARP / unsolicited NA on every selected interface (sent by the
+    /// interface tasks, starting at once); IPs no longer in the set are not answered
+    /// from the moment this returns. IPv6 solicited-node groups are joined/left to match.
+    pub fn set_announced(&self, ips: BTreeSet<IpAddr>) {
+        {
+            let mut w = self
+                .inner
+                .announced
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            if *w == ips {
+                return;
+            }
+            *w = ips;
+        }
+        self.inner.generation.send_modify(|g| *g += 1);
+    }
+
+    /// The IPs currently announced.
+    pub fn announced(&self) -> BTreeSet<IpAddr> {
+        self.inner.read_set().clone()
+    }
+
+    /// Whether at least one selected interface is up with carrier (cheap: an atomic).
+    pub fn link_ok(&self) -> bool {
+        self.inner.link_ok.load(Ordering::Acquire)
+    }
+
+    /// The selected interfaces and their link state; changes are published as they are
+    /// seen (netlink event or re-scan).
+    pub fn links(&self) -> watch::Receiver<Vec<LinkStatus>> {
+        self.inner.links.subscribe()
+    }
+
+    /// Replaces `l2.interfaces` (empty: automatic) and re-scans at once.
+    pub fn set_interfaces(&self, names: &[String]) {
+        *self
+            .inner
+            .selection
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Selection::from_list(names);
+        self.inner.rescan.notify_one();
+    }
+
+    /// Selected interfaces on which the kernel itself would answer ARP for Service IPs
+    /// (kube-proxy IPVS without strictARP), as of the last scan.
+    pub fn strict_arp_problems(&self) -> Vec<StrictArpProblem> {
+        self.inner
+            .strict_arp
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The packet counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+}
+
+impl Drop for Announcer {
+    fn drop(&mut self) {
+        // Stop answering before the sockets close asynchronously.
+        self.inner
+            .announced
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.supervisor.abort();
+    }
+}
+
+impl Dataplane for Announcer {
+    fn set_announced(&self, ips: BTreeSet<IpAddr>) {
+        Announcer::set_announced(self, ips)
+    }
+
+    fn link_ok(&self) -> bool {
+        Announcer::link_ok(self)
+    }
+
+    fn set_interfaces(&self, interfaces: &[String]) {
+        Announcer::set_interfaces(self, interfaces)
+    }
+
+    fn counters(&self) -> DataplaneCounters {
+        let m = self.inner.metrics.snapshot();
+        DataplaneCounters {
+            arp_requests_seen: m.arp_requests_seen,
+            arp_replies_sent: m.arp_replies_sent,
+            ndp_solicitations_seen: m.ndp_solicitations_seen,
+            ndp_advertisements_sent: m.ndp_advertisements_sent,
+            gratuitous_sent: m.gratuitous_sent,
+        }
+    }
+}
+
+struct Task {
+    name: String,
+    mac: MacAddr,
+    link_ok: bool,
+    abort: AbortHandle,
+    burst_all: mpsc::UnboundedSender<()>,
+}
+
+struct Supervisor {
+    inner: Arc<Inner>,
+    tasks: HashMap<u32, Task>,
+    set: JoinSet<(u32, io::Result<()>)>,
+    /// Interfaces whose task failed, and when: not re-opened before the back-off.
+    failed: HashMap<u32, Instant>,
+}
+
+impl Supervisor {
+    async fn run(mut self) {
+        let mut events = match LinkEvents::open() {
+            Ok(e) => Some(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "no netlink link events; relying on periodic re-scan");
+                None
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(self.inner.cfg.rescan_every) => {}
+                _ = self.inner.rescan.notified() => {}
+                r = async { events.as_mut().expect("guarded").changed().await }, if events.is_some() => {
+                    if let Err(e) = r {
+                        tracing::warn!(error = %e, "netlink link events failed; relying on periodic re-scan");
+                        events = None;
+                    }
+                }
+                Some(done) = self.set.join_next() => {
+                    if let Ok((ifindex, result)) = done {
+                        let name = self.tasks.remove(&ifindex).map(|t| t.name).unwrap_or_default();
+                        if let Err(e) = result {
+                            tracing::warn!(interface = %name, ifindex, error = %e, "interface data path failed; retrying");
+                        }
+                        self.failed.insert(ifindex, Instant::now());
+                        let inner = self.inner.clone();
+                        // Wake a re-scan once the back-off has passed.
+                        tokio::spawn(async move {
+                            tokio::time::sleep(RESPAWN_BACKOFF).await;
+                            inner.rescan.notify_one();
+                        });
+                    }
+                    continue;
+                }
+            }
+            match dump_links() {
+                Ok(links) => self.apply(links),
+                Err(e) => tracing::warn!(error = %e, "netlink link dump failed"),
+            }
+        }
+    }
+
+    /// Reconciles the interface tasks with the links just read.
+    fn apply(&mut self, links: Vec<super::iface::LinkAttrs>) {
+        let sel = self
+            .inner
+            .selection
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let (chosen, missing) = select(&links, &sel);
+        if !missing.is_empty() {
+            tracing::debug!(?missing, "listed interfaces not present");
+        }
+        // Stop tasks of interfaces gone, deselected, or whose MAC changed.
+        self.tasks.retain(|ifindex, t| {
+            let keep = chosen
+                .iter()
+                .any(|c| c.ifindex == *ifindex && c.mac == t.mac);
+            if !keep {
+                tracing::info!(interface = %t.name, "stop answering on interface");
+                t.abort.abort();
+            }
+            keep
+        });
+        let now = Instant::now();
+        self.failed
+            .retain(|_, at| now.duration_since(*at) < RESPAWN_BACKOFF);
+        for c in &chosen {
+            match self.tasks.get_mut(&c.ifindex) {
+                Some(t) => {
+                    if c.link_ok && !t.link_ok {
+                        // Carrier is back: neighbours may have aged us out meanwhile.
+                        let _ = t.burst_all.send(());
+                    }
+                    t.link_ok = c.link_ok;
+                }
+                None if self.failed.contains_key(&c.ifindex) => {}
+                None => {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    let inner = self.inner.clone();
+                    let link = c.clone();
+                    let ifindex = c.ifindex;
+                    let abort = self
+                        .set
+                        .spawn(async move { (ifindex, serve(link, inner, rx).await) });
+                    tracing::info!(interface = %c.name, mac = %c.mac, link_ok = c.link_ok, "answering on interface");
+                    self.tasks.insert(
+                        c.ifindex,
+                        Task {
+                            name: c.name.clone(),
+                            mac: c.mac,
+                            link_ok: c.link_ok,
+                            abort,
+                            burst_all: tx,
+                        },
+                    );
+                }
+            }
+        }
+        // Link state for the election: only interfaces whose task runs count.
+        let live: Vec<LinkStatus> = chosen
+            .iter()
+            .filter(|c| self.tasks.contains_key(&c.ifindex))
+            .cloned()
+            .collect();
+        self.inner.link_ok.store(eligible(&live), Ordering::Release);
+        self.inner.links.send_if_modified(|l| {
+            let changed = *l != chosen;
+            if changed {
+                tracing::info!(links = ?chosen, "interfaces changed");
+                *l = chosen.clone();
+            }
+            changed
+        });
+        self.check_strict_arp(&links, &chosen);
+    }
+
+    fn check_strict_arp(&self, links: &[super::iface::LinkAttrs], chosen: &[LinkStatus]) {
+        let ipvs = links.iter().any(|l| l.name == "kube-ipvs0");
+        let root: &Path = &self.inner.cfg.sysctl_root;
+        let problems: Vec<StrictArpProblem> = chosen
+            .iter()
+            .filter_map(|c| match strictarp::read_sysctls(root, &c.name) {
+                Ok(s) => strictarp::assess(ipvs, &c.name, s),
+                Err(e) => {
+                    tracing::debug!(interface = %c.name, error = %e, "ARP sysctls unreadable");
+                    None
+                }
+            })
+            .collect();
+        let mut cur = self
+            .inner
+            .strict_arp
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if *cur != problems {
+            for p in &problems {
+                tracing::warn!(interface = %p.interface, arp_ignore = p.arp_ignore,
+                    arp_announce = p.arp_announce, "{p}");
+            }
+            *cur = problems;
+        }
+    }
+}
+
+/// A pending gratuitous burst.
+struct Burst {
+    due: Instant,
+    ips: Arc<Vec<IpAddr>>,
+    left: u32,
+}
+
+struct Iface {
+    link: LinkStatus,
+    inner: Arc<Inner>,
+    arp: AsyncFd<PacketSocket>,
+    nd: AsyncFd<PacketSocket>,
+    joined: BTreeSet<MacAddr>,
+    bursts: Vec<Burst>,
+}
+
+/// The interface task: runs until aborted or until a socket fails.
+async fn serve(
+    link: LinkStatus,
+    inner: Arc<Inner>,
+    mut burst_all: mpsc::UnboundedReceiver<()>,
+) -> io::Result<()> {
+    let arp = PacketSocket::open(link.ifindex, ETH_P_ARP, Some(&bpf::arp_requests()))?;
+    let nd = PacketSocket::open(
+        link.ifindex,
+        ETH_P_IPV6,
+        Some(&bpf::neighbor_solicitations()),
+    )?;
+    // Room for a burst of requests while the task is busy; silently capped by rmem_max.
+    let _ = arp.set_recv_buffer(1 << 20);
+    let _ = nd.set_recv_buffer(1 << 20);
+    let mut me = Iface {
+        link,
+        arp: super::sys::register(arp)?,
+        nd: super::sys::register(nd)?,
+        inner: inner.clone(),
+        joined: BTreeSet::new(),
+        bursts: Vec::new(),
+    };
+    let mut generation = inner.generation.subscribe();
+    // Whatever is announced when the interface appears is news to its neighbours.
+    let mut last = BTreeSet::new();
+    generation.mark_changed();
+    let mut reannounce = inner.cfg.reannounce_every.map(|d| {
+        let mut i = tokio::time::interval_at(Instant::now() + d, d);
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    });
+    let mut buf = [0u8; FRAME_BUF];
+    loop {
+        let next_due = me.bursts.iter().map(|b| b.due).min();
+        tokio::select! {
+            r = me.arp.readable() => {
+                let mut g = r?;
+                me.drain(&mut g, &mut buf);
+            }
+            r = me.nd.readable() => {
+                let mut g = r?;
+                me.drain(&mut g, &mut buf);
+            }
+            r = generation.changed() => {
+                if r.is_err() {
+                    return Ok(()); // the announcer is gone
+                }
+                let cur = inner.read_set().clone();
+                let gained: Vec<IpAddr> = cur.difference(&last).copied().collect();
+                me.sync_groups(&cur);
+                me.schedule(gained, inner.cfg.burst_count);
+                last = cur;
+            }
+            Some(()) = burst_all.recv() => {
+                let all: Vec<IpAddr> = inner.read_set().iter().copied().collect();
+                me.schedule(all, inner.cfg.burst_count);
+            }
+            _ = tokio::time::sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
+                me.send_due();
+            }
+            _ = async { reannounce.as_mut().expect("guarded").tick().await }, if reannounce.is_some() => {
+                let all: Vec<IpAddr> = inner.read_set().iter().copied().collect();
+                me.schedule(all, 1);
+            }
+        }
+    }
+}
+
+impl Iface {
+    /// Reads up to [`BATCH`] frames from the socket whose readiness `g` holds and
+    /// answers them.
+    fn drain(
+        &self,
+        g: &mut tokio::io::unix::AsyncFdReadyGuard<'_, PacketSocket>,
+        buf: &mut [u8; FRAME_BUF],
+    ) {
+        let sock = g.get_inner();
+        let m = &self.inner.metrics;
+        for _ in 0..BATCH {
+            match sock.recv(buf) {
+                Ok(n) => {
+                    let set = self.inner.read_set();
+                    match wire::decide(&buf[..n], self.link.mac, |ip| set.contains(&ip)) {
+                        Decision::Answer(p, reply) => {
+                            inc(seen(m, p));
+                            match sock.send(reply.as_bytes()) {
+                                Ok(_) => inc(match p {
+                                    Protocol::Arp => &m.arp_replies_sent,
+                                    Protocol::Ndp => &m.ndp_advertisements_sent,
+                                }),
+                                Err(e) => {
+                                    inc(&m.send_errors);
+                                    tracing::debug!(interface = %self.link.name, error = %e, "reply not sent");
+                                }
+                            }
+                        }
+                        Decision::NotAnnounced(p) => inc(seen(m, p)),
+                        Decision::Drop(e) => {
+                            inc(&m.frames_dropped);
+                            tracing::trace!(interface = %self.link.name, error = %e, "frame dropped");
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    g.clear_ready();
+                    return;
+                }
+                Err(e) => {
+                    // ENETDOWN while the link is down, ENOBUFS...: transient.
+                    inc(&m.receive_errors);
+                    tracing::debug!(interface = %self.link.name, error = %e, "receive failed");
+                    return;
+                }
+            }
+        }
+        // Batch full: leave readiness set so the next select! comes straight back.
+    }
+
+    /// Joins the solicited-node group of every announced IPv6 address, leaves the rest.
+    fn sync_groups(&mut self, set: &BTreeSet<IpAddr>) {
+        let want: BTreeSet<MacAddr> = set
+            .iter()
+            .filter_map(|ip| match ip {
+                IpAddr::V6(v6) => Some(wire::solicited_node_mac(*v6)),
+                IpAddr::V4(_) => None,
+            })
+            .collect();
+        let sock = self.nd.get_ref();
+        for mac in want.difference(&self.joined) {
+            if let Err(e) = sock.join_multicast(mac.0) {
+                tracing::warn!(interface = %self.link.name, group = %mac, error = %e, "cannot join solicited-node group");
+            }
+        }
+        for mac in self.joined.difference(&want) {
+            if let Err(e) = sock.leave_multicast(mac.0) {
+                tracing::debug!(interface = %self.link.name, group = %mac, error = %e, "cannot leave solicited-node group");
+            }
+        }
+        self.joined = want;
+    }
+
+    fn schedule(&mut self, ips: Vec<IpAddr>, count: u32) {
+        if ips.is_empty() || count == 0 {
+            return;
+        }
+        self.bursts.push(Burst {
+            due: Instant::now(),
+            ips: Arc::new(ips),
+            left: count,
+        });
+        // Send the first round right away rather than after a trip through select!.
+        self.send_due();
+    }
+
+    fn send_due(&mut self) {
+        let now = Instant::now();
+        let interval = self.inner.cfg.burst_interval;
+        let m = &self.inner.metrics;
+        for b in self.bursts.iter_mut().filter(|b| b.due <= now) {
+            for ip in b.ips.iter() {
+                let set = self.inner.read_set();
+                if !set.contains(ip) {
+                    continue; // lost meanwhile: never announce it again
+                }
+                let (frame, sock): (Reply, &PacketSocket) = match ip {
+                    IpAddr::V4(v4) => (
+                        wire::gratuitous_arp(self.link.mac, *v4, self.inner.cfg.garp_form),
+                        self.arp.get_ref(),
+                    ),
+                    IpAddr::V6(v6) => (wire::unsolicited_na(self.link.mac, *v6), self.nd.get_ref()),
+                };
+                match sock.send(frame.as_bytes()) {
+                    Ok(_) => inc(&m.gratuitous_sent),
+                    Err(e) => {
+                        inc(&m.send_errors);
+                        tracing::debug!(interface = %self.link.name, %ip, error = %e, "gratuitous packet not sent");
+                    }
+                }
+            }
+            b.left -= 1;
+            b.due = now + interval;
+        }
+        self.bursts.retain(|b| b.left > 0);
+    }
+}
+
+fn seen(m: &Metrics, p: Protocol) -> &AtomicU64 {
+    match p {
+        Protocol::Arp => &m.arp_requests_seen,
+        Protocol::Ndp => &m.ndp_solicitations_seen,
+    }
+}

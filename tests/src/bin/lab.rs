@@ -1,0 +1,330 @@
+//! `lab`: ferrolb on one machine. Builds a layer-2 network of namespaces with N nodes,
+//! runs the embedded API server, the ferrolb controller and one speaker per node, and
+//! lets you break nodes to watch failover. Needs root and iproute2.
+//!
+//!     sudo cargo run --release -p ferrolb-testbed --bin lab
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use ferrolb_testbed::lab::bench::{self, Round};
+use ferrolb_testbed::lab::{Lab, LabOptions, report, runs};
+use nix::sys::signal::Signal;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// ferrolb lab: the controller and one speaker per node, as the real binaries, on a
+/// network of namespaces (192.0.2.0/24, 2001:db8::/64) with an embedded, in-memory API
+/// server. Everything it creates is removed when it exits.
+#[derive(Debug, Parser)]
+#[command(name = "lab", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3, global = true)]
+    nodes: usize,
+    /// Directory of ferrolb-controller and ferrolb-speaker (default: beside this binary).
+    #[arg(long, global = true)]
+    bin_dir: Option<std::path::PathBuf>,
+    /// Log level of the controller and speakers.
+    #[arg(long, default_value = "info", global = true)]
+    log_level: String,
+    /// Extra argument for every speaker (repeatable), e.g. --speaker-arg=--lease-duration=3s.
+    #[arg(long = "speaker-arg", allow_hyphen_values = true, global = true)]
+    speaker_args: Vec<String>,
+    /// Extra argument for the controller (repeatable).
+    #[arg(long = "controller-arg", allow_hyphen_values = true, global = true)]
+    controller_args: Vec<String>,
+    /// Without an interactive terminal: keep the lab up this many seconds, then print
+    /// the status and exit (default: print the status and exit at once).
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Do not create the example Services.
+    #[arg(long)]
+    no_examples: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Measure failover from the client: SIGKILL and SIGTERM of the announcing speaker.
+    BenchFailover {
+        /// Rounds per signal.
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+        /// Example Service whose IP fails over (web: IPv4, web6: IPv6).
+        #[arg(long, default_value = "web")]
+        service: String,
+    },
+    /// Remove what killed lab runs left behind (done at every start anyway).
+    Reap,
+}
+
+const HELP: &str = "\
+commands:
+  status                   services, who answers for each IP, nodes
+  kill <node>              SIGKILL the node's speaker (a crash)
+  stop <node>              SIGTERM the node's speaker (graceful)
+  start <node>             start the node's speaker again
+  cut <node> | heal <node> cut the node off from the API server (its link stays up) / undo
+  drain <node> | undrain <node>   label exclude-from-external-load-balancers + cordon / undo
+  notready <node> | ready <node>  set the Node's Ready condition
+  curl <ip|service>        HTTP GET from the client namespace: which node answers
+  arp <ip|service>         who answers ARP/NDP for it, seen from the client
+  kubectl <args...>        run kubectl against the lab
+  quit                     tear everything down and exit";
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        eprintln!("lab: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::Reap) = cli.command {
+        let reaped = runs::reap_stale();
+        println!(
+            "reaped {} stale run(s){}",
+            reaped.len(),
+            if reaped.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", reaped.join(", "))
+            }
+        );
+        return Ok(());
+    }
+    let opts = LabOptions {
+        nodes: cli.nodes,
+        bin_dir: cli.bin_dir.clone(),
+        log_level: cli.log_level.clone(),
+        speaker_args: cli.speaker_args.clone(),
+        controller_args: cli.controller_args.clone(),
+        example_services: !cli.no_examples
+            || matches!(cli.command, Some(Command::BenchFailover { .. })),
+        ..LabOptions::default()
+    };
+    // Signals are caught before the lab exists, so that a Ctrl-C during the build still
+    // goes through the lab's cleanup.
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+
+    eprintln!("lab: building {} nodes ...", cli.nodes);
+    let lab = tokio::select! {
+        lab = Lab::start(opts) => lab.context("starting the lab")?,
+        _ = sigint.recv() => bail!("interrupted"),
+        _ = sigterm.recv() => bail!("terminated"),
+        _ = sighup.recv() => bail!("hung up"),
+    };
+
+    let result = tokio::select! {
+        r = session(&lab, &cli) => r,
+        e = lab.wait_crash() => Err(anyhow::Error::new(e).context("a lab process crashed; tearing the lab down")),
+        _ = sigint.recv() => { eprintln!("\nlab: interrupted"); Ok(()) }
+        _ = sigterm.recv() => { eprintln!("lab: terminated"); Ok(()) }
+        _ = sighup.recv() => Ok(()),
+    };
+    eprintln!("lab: removing namespaces and processes ...");
+    lab.shutdown().await;
+    result
+}
+
+async fn session(lab: &Lab, cli: &Cli) -> anyhow::Result<()> {
+    if let Some(Command::BenchFailover { rounds, service }) = &cli.command {
+        return bench_failover(lab, *rounds, service).await;
+    }
+    settle(lab).await;
+    println!("{}", report::status(lab).await?);
+    let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    if !interactive {
+        if let Some(secs) = cli.duration {
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            println!("{}", report::status(lab).await?);
+        }
+        return Ok(());
+    }
+    println!("{HELP}");
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        use std::io::Write;
+        print!("lab> ");
+        let _ = std::io::stdout().flush();
+        let Some(line) = lines.next_line().await? else {
+            return Ok(());
+        };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            [] => {}
+            ["quit" | "exit" | "q"] => return Ok(()),
+            ["help" | "?"] => println!("{HELP}"),
+            _ => match command(lab, &words).await {
+                Ok(out) => println!("{out}"),
+                Err(e) => println!("error: {e:#}"),
+            },
+        }
+    }
+}
+
+/// Waits (bounded) until the example Services have their IPs announced, so that the
+/// first status shows them.
+async fn settle(lab: &Lab) {
+    for (name, family) in ferrolb_testbed::lab::seed::EXAMPLE_SERVICES {
+        let count = if family == ferrolb_testbed::lab::Family::Dual {
+            2
+        } else {
+            1
+        };
+        if let Ok(ips) = lab
+            .wait_service_ips(name, count, Duration::from_secs(15))
+            .await
+        {
+            for ip in ips {
+                let _ = lab.wait_single_announcer(ip, Duration::from_secs(5)).await;
+            }
+        }
+    }
+}
+
+/// Resolves an IP or a Service name (its first external IP).
+async fn target(lab: &Lab, word: &str) -> anyhow::Result<IpAddr> {
+    if let Ok(ip) = word.parse() {
+        return Ok(ip);
+    }
+    let ips = lab.service_ips(word).await?;
+    ips.first()
+        .copied()
+        .with_context(|| format!("{word:?} is neither an IP nor a Service with an external IP"))
+}
+
+async fn command(lab: &Lab, words: &[&str]) -> anyhow::Result<String> {
+    Ok(match words {
+        ["status"] => report::status(lab).await?,
+        ["kill", node] => format!(
+            "SIGKILL sent to the speaker of {node} (pid {})",
+            lab.signal_speaker(node, Signal::SIGKILL)?
+        ),
+        ["stop", node] => format!(
+            "SIGTERM sent to the speaker of {node} (pid {})",
+            lab.signal_speaker(node, Signal::SIGTERM)?
+        ),
+        ["start", node] => format!(
+            "speaker of {node} started (pid {})",
+            lab.start_speaker(node)?
+        ),
+        ["cut", node] => {
+            lab.cut(node).await?;
+            format!("{node} cannot reach the API server any more (its link stays up)")
+        }
+        ["heal", node] => {
+            lab.heal(node).await?;
+            format!("{node} reaches the API server again")
+        }
+        ["drain", node] => {
+            lab.drain(node, true).await?;
+            format!("{node} cordoned and labelled exclude-from-external-load-balancers")
+        }
+        ["undrain", node] => {
+            lab.drain(node, false).await?;
+            format!("{node} uncordoned and unlabelled")
+        }
+        ["notready", node] => {
+            lab.set_ready(node, false).await?;
+            format!("{node} is NotReady")
+        }
+        ["ready", node] => {
+            lab.set_ready(node, true).await?;
+            format!("{node} is Ready")
+        }
+        ["curl", what] => {
+            let ip = target(lab, what).await?;
+            match lab.curl(ip, Duration::from_secs(2)).await {
+                Ok(node) => format!("http://{ip}/ answered by {node}"),
+                Err(e) => format!("http://{ip}/ failed: {e}"),
+            }
+        }
+        ["arp", what] => {
+            let ip = target(lab, what).await?;
+            format!(
+                "{ip}: {}",
+                report::describe_announcers(&lab.announcers(ip).await?)
+            )
+        }
+        ["kubectl", args @ ..] => lab.kubectl(args).await?,
+        _ => format!("unknown command {:?}\n{HELP}", words.join(" ")),
+    })
+}
+
+async fn bench_failover(lab: &Lab, rounds: u32, service: &str) -> anyhow::Result<()> {
+    let ips = lab
+        .wait_service_ips(service, 1, Duration::from_secs(30))
+        .await?;
+    let ip = ips[0];
+    println!(
+        "failover of {service} ({ip}), {} nodes, {rounds} rounds per signal",
+        lab.plan().node_count()
+    );
+    println!(
+        "| signal | round | from | to | recovery (client HTTP) | takeover (first ARP/NDP claim) | overlap | failed requests | rejoin overlap |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut all: Vec<Round> = Vec::new();
+    for sig in [Signal::SIGKILL, Signal::SIGTERM] {
+        for i in 1..=rounds {
+            let r = bench::failover_round(lab, ip, sig, Duration::from_secs(30)).await?;
+            println!(
+                "| {} | {i} | {} | {} | {} | {} | {} | {} | {} |",
+                r.signal,
+                r.from,
+                r.to,
+                bench::ms(r.recovery),
+                r.takeover.map(bench::ms).unwrap_or_else(|| "-".into()),
+                bench::ms(r.overlap),
+                r.failed_requests,
+                bench::ms(r.rejoin_overlap)
+            );
+            all.push(r);
+        }
+    }
+    println!();
+    println!(
+        "| signal | recovery min / median / mean / max | takeover median | max overlap | max rejoin overlap |"
+    );
+    println!("|---|---|---|---|---|");
+    for sig in [Signal::SIGKILL, Signal::SIGTERM] {
+        let of: Vec<&Round> = all.iter().filter(|r| r.signal == sig).collect();
+        let rec: Vec<Duration> = of.iter().map(|r| r.recovery).collect();
+        let tk: Vec<Duration> = of.iter().filter_map(|r| r.takeover).collect();
+        let (min, med, mean, max) = bench::summary(&rec).context("no rounds")?;
+        println!(
+            "| {sig} | {} / {} / {} / {} | {} | {} | {} |",
+            bench::ms(min),
+            bench::ms(med),
+            bench::ms(mean),
+            bench::ms(max),
+            bench::summary(&tk)
+                .map(|s| bench::ms(s.1))
+                .unwrap_or_else(|| "-".into()),
+            bench::ms(of.iter().map(|r| r.overlap).max().unwrap_or_default()),
+            bench::ms(
+                of.iter()
+                    .map(|r| r.rejoin_overlap)
+                    .max()
+                    .unwrap_or_default()
+            ),
+        );
+    }
+    Ok(())
+}

@@ -218,19 +218,21 @@ pub async fn publish_loop(
     services: Store<Service>,
     mut rx: mpsc::Receiver<Notice>,
 ) {
-    let recorder = Recorder::new(
-        client,
-        Reporter {
-            controller: REPORTING_CONTROLLER.into(),
-            instance: Some(node.clone()),
-        },
-    );
+    let reporter = Reporter {
+        controller: REPORTING_CONTROLLER.into(),
+        instance: Some(node.clone()),
+    };
     while let Some(notice) = rx.recv().await {
         let key = notice.service();
         let Some(svc) = services.get(&ObjectRef::new(&key.name).within(&key.namespace)) else {
             continue;
         };
         let reference = svc.object_ref(&());
+        // A fresh Recorder per Event: a shared one folds Events with the same reason
+        // into one series and keeps the *first* message, so "now announced by b" would
+        // still read "now announced by a". Repeats are already suppressed by
+        // `EventTracker`, which only reports changes.
+        let recorder = Recorder::new(client.clone(), reporter.clone());
         if let Err(e) = recorder.publish(&notice.to_event(&node), &reference).await {
             tracing::warn!(service = %key, error = %e, "could not publish Event");
         }

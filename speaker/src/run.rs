@@ -227,6 +227,8 @@ impl Speaker {
             last_inputs: None,
             handover: Handover::new(s.handover_delay),
             last_election: None,
+            synced_at: None,
+            settled: false,
         };
 
         tracing::info!(node = %s.node_name, namespace = %s.namespace,
@@ -494,6 +496,8 @@ struct Elector {
     last_inputs: Option<Inputs>,
     handover: Handover,
     last_election: Option<Election>,
+    synced_at: Option<Instant>,
+    settled: bool,
 }
 
 impl Elector {
@@ -511,6 +515,7 @@ impl Elector {
             self.shared.wake.notified().await;
         }
         self.health.set_synced(true);
+        self.synced_at = Some(Instant::now());
         tracing::info!(node = %self.settings.node_name, "caches synced");
 
         let mut last_full = Instant::now();
@@ -519,7 +524,14 @@ impl Elector {
             let now = std::time::Instant::now();
             let inputs = self.inputs(now);
             let handover_due = self.handover.next_deadline().is_some_and(|d| d <= now);
-            if force || handover_due || self.last_inputs.as_ref() != Some(&inputs) {
+            let settle_due = !self.settled
+                && self
+                    .synced_at
+                    .is_some_and(|t| t.elapsed() >= self.settings.timers.duration);
+            if settle_due {
+                self.settled = true;
+            }
+            if force || handover_due || settle_due || self.last_inputs.as_ref() != Some(&inputs) {
                 self.elect_and_apply(&inputs, now);
                 self.last_inputs = Some(inputs);
                 last_full = Instant::now();
@@ -557,8 +569,15 @@ impl Elector {
             .filter(|d| *d > now)
             .unwrap_or(far);
         let handover = self.handover.next_deadline().unwrap_or(far);
+        // The end of the start-up quiet period for warnings (see `apply`).
+        let settle = self
+            .synced_at
+            .filter(|_| !self.settled)
+            .map(|t| (t + self.settings.timers.duration).into_std())
+            .unwrap_or(far);
         // A millisecond late so that the expiry has certainly passed when we look.
-        Instant::from_std(peer.min(own).min(handover).min(far)) + Duration::from_millis(1)
+        Instant::from_std(peer.min(own).min(handover).min(settle).min(far))
+            + Duration::from_millis(1)
     }
 
     fn node_facts(&self, inputs: &Inputs) -> Vec<NodeFacts> {
@@ -681,7 +700,12 @@ impl Elector {
             .map(|n| n.name.as_str())
             .collect();
         // One speaker (the first live one by name) reports Services without announcer.
-        let reporter = live.first().is_some_and(|n| *n == me);
+        // Not in the first lease duration after start: peers that started at the same
+        // time may not have written their Leases yet, and the warning would be false.
+        let settled = self
+            .synced_at
+            .is_some_and(|t| t.elapsed() >= self.settings.timers.duration);
+        let reporter = settled && live.first().is_some_and(|n| *n == me);
         let held = nodes.iter().any(|n| n.name == me && n.speaker_live);
         for notice in self
             .tracker

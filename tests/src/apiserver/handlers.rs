@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::discovery;
+use super::openapi;
 use super::patch::PatchKind;
 use super::registry::{self, ResourceDef};
 use super::selector::{FieldSelector, LabelSelector};
@@ -115,6 +116,13 @@ async fn route(
         ["api"] => return get_only(discovery::core_versions(&app.server_address)),
         ["api", "v1"] => return get_only(discovery::resources("", "v1").expect("core is served")),
         ["apis"] => return get_only(discovery::groups()),
+        ["openapi", "v3"] => return get_only(openapi::index()),
+        ["openapi", "v3", "api", v] => {
+            return get_only(openapi::document("", v).ok_or_else(|| ApiError::no_route(path))?);
+        }
+        ["openapi", "v3", "apis", g, v] => {
+            return get_only(openapi::document(g, v).ok_or_else(|| ApiError::no_route(path))?);
+        }
         ["apis", g] => {
             return get_only(discovery::group(g).ok_or_else(|| ApiError::no_route(path))?);
         }
@@ -201,7 +209,21 @@ fn write_opts(query: &HashMap<String, String>, headers: &HeaderMap) -> Result<Wr
     })
 }
 
-fn parse_json_body(body: &[u8]) -> Result<Value, ApiError> {
+fn parse_json_body(content_type: &str, body: &[u8]) -> Result<Value, ApiError> {
+    let base = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if !matches!(
+        base.as_str(),
+        "" | "application/json" | "application/yaml" | "*/*"
+    ) {
+        // Typed Go clients (e.g. `kubectl create configmap`) send protobuf, which this server does
+        // not decode; the real server accepts it, so say clearly what to do instead.
+        return Err(ApiError::unsupported_media_type_body(&base));
+    }
     if body.is_empty() {
         return Err(ApiError::bad_request("the request body is empty"));
     }
@@ -335,14 +357,25 @@ fn handle_resource(
                 ));
             }
             let opts = write_opts(query, headers)?;
-            let obj = verbs::prepare_body(def, ns, None, parse_json_body(body)?, opts.strict)?;
+            let obj = verbs::prepare_body(
+                def,
+                ns,
+                None,
+                parse_json_body(content_type, body)?,
+                opts.strict,
+            )?;
             let created = verbs::create(&mut app.lock_store(), def, ns, obj, &opts, None)?;
             Ok(object_response(StatusCode::CREATED, def, created, table_av))
         }
         (Method::PUT, Some(name)) => {
             let opts = write_opts(query, headers)?;
-            let obj =
-                verbs::prepare_body(def, ns, Some(name), parse_json_body(body)?, opts.strict)?;
+            let obj = verbs::prepare_body(
+                def,
+                ns,
+                Some(name),
+                parse_json_body(content_type, body)?,
+                opts.strict,
+            )?;
             let up = verbs::update(
                 &mut app.lock_store(),
                 def,

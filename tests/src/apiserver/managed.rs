@@ -216,10 +216,11 @@ pub fn record(
     sub: Option<&str>,
     force: bool,
     has_status: bool,
+    api_version: &str,
 ) -> Result<(), Vec<(String, String)>> {
     let mut entries = parse_entries(old);
     let before = entries.clone();
-    let api_version = new["apiVersion"].as_str().unwrap_or("").to_string();
+    let api_version = api_version.to_string();
     let now = super::verbs::now_rfc3339();
     let is_mine = |e: &Entry, apply: bool| {
         e.manager == manager && e.apply == apply && e.subresource.as_deref() == sub
@@ -338,7 +339,7 @@ mod tests {
     #[test]
     fn apply_conflicts_with_another_manager_unless_equal_or_forced() {
         let mut v1 = lease(None);
-        record(None, &mut v1, None, "creator", None, false, false).unwrap();
+        record(None, &mut v1, None, "creator", None, false, false, "v1").unwrap();
         let cfg_a = lease(Some("a"));
         let mut v2 = cfg_a.clone();
         v2["metadata"] = v1["metadata"].clone();
@@ -350,6 +351,7 @@ mod tests {
             None,
             false,
             false,
+            "v1",
         )
         .unwrap();
         assert_eq!(v2["metadata"]["managedFields"][0]["manager"], "mgr-a");
@@ -369,6 +371,7 @@ mod tests {
             None,
             false,
             false,
+            "v1",
         )
         .unwrap_err();
         assert_eq!(
@@ -385,10 +388,21 @@ mod tests {
             None,
             false,
             false,
+            "v1",
         )
         .unwrap();
         // Forced, ownership moves.
-        record(Some(&v2), &mut v3, Some(&cfg_b), "mgr-b", None, true, false).unwrap();
+        record(
+            Some(&v2),
+            &mut v3,
+            Some(&cfg_b),
+            "mgr-b",
+            None,
+            true,
+            false,
+            "v1",
+        )
+        .unwrap();
         let mf = v3["metadata"]["managedFields"].as_array().unwrap();
         assert_eq!(mf.len(), 1);
         assert_eq!(mf[0]["manager"], "mgr-b");
@@ -398,10 +412,10 @@ mod tests {
     fn removal_by_update_frees_ownership() {
         let cfg = lease(Some("a"));
         let mut v1 = cfg.clone();
-        record(None, &mut v1, Some(&cfg), "mgr-a", None, false, false).unwrap();
+        record(None, &mut v1, Some(&cfg), "mgr-a", None, false, false, "v1").unwrap();
         let mut v2 = lease(None);
         v2["metadata"] = v1["metadata"].clone();
-        record(Some(&v1), &mut v2, None, "mgr-a", None, false, false).unwrap();
+        record(Some(&v1), &mut v2, None, "mgr-a", None, false, false, "v1").unwrap();
         assert!(v2["metadata"].get("managedFields").is_none());
         let cfg_b = lease(Some("b"));
         let mut v3 = cfg_b.clone();
@@ -414,7 +428,8 @@ mod tests {
                 "mgr-b",
                 None,
                 false,
-                false
+                false,
+                "v1"
             )
             .is_ok()
         );
@@ -424,7 +439,7 @@ mod tests {
     fn apply_drops_fields_it_no_longer_lists() {
         let cfg = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"x": "1"}}, "data": {"a": "1", "b": "2"}});
         let mut v1 = cfg.clone();
-        record(None, &mut v1, Some(&cfg), "me", None, false, false).unwrap();
+        record(None, &mut v1, Some(&cfg), "me", None, false, false, "v1").unwrap();
         let cfg2 = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
         let mut gone = removed_by_apply(Some(&v1), Some(&cfg2), "me", None);
         gone.sort();

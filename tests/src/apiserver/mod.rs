@@ -23,6 +23,7 @@ mod discovery;
 mod handlers;
 pub mod kinds;
 mod managed;
+mod openapi;
 pub mod patch;
 pub mod registry;
 pub mod selector;
@@ -224,7 +225,11 @@ impl RunningApiServer {
     /// default namespace `default`.
     pub fn kubeconfig_yaml(&self) -> String {
         let mut cluster = json!({"server": self.url});
+        // The server ignores credentials, but kubectl prompts for a username on an HTTPS server
+        // whose user has none; a placeholder token keeps it non-interactive.
+        let mut user = json!({});
         if let Some(ca) = &self.ca_pem {
+            user = json!({"token": "ferrolb-testbed-no-auth"});
             cluster["certificate-authority-data"] =
                 json!(base64::engine::general_purpose::STANDARD.encode(ca));
         }
@@ -234,7 +239,7 @@ impl RunningApiServer {
             "clusters": [{"name": "ferrolb-testbed", "cluster": cluster}],
             "contexts": [{"name": "ferrolb-testbed", "context": {"cluster": "ferrolb-testbed", "user": "ferrolb-testbed", "namespace": "default"}}],
             "current-context": "ferrolb-testbed",
-            "users": [{"name": "ferrolb-testbed", "user": {}}],
+            "users": [{"name": "ferrolb-testbed", "user": user}],
             "preferences": {},
         });
         serde_yaml_ng::to_string(&cfg).unwrap_or_default()

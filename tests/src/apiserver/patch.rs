@@ -100,7 +100,9 @@ fn join(path: &str, key: &str) -> String {
 }
 
 /// Strategic merge patch of `patch` into `target`. `nulls_delete` is true for strategic merge
-/// (null removes a field) and false for apply (apply configurations carry no deletions).
+/// (null removes a field, keyed lists merge by key) and false for the merge step of server-side
+/// apply (nulls are ignored and every list is replaced whole, matching the field ownership of
+/// [`super::managed`], which owns lists as a whole).
 pub fn strategic_merge(
     target: &mut Value,
     patch: &Value,
@@ -193,7 +195,12 @@ fn merge_value(
             Ok(())
         }
         Value::Array(items) => {
-            match list_strategy(path) {
+            let strategy = if nulls_delete {
+                list_strategy(path)
+            } else {
+                ListStrategy::Atomic
+            };
+            match strategy {
                 ListStrategy::Atomic => *target = patch.clone(),
                 ListStrategy::PrimitiveSet => {
                     let mut list = target.as_array().cloned().unwrap_or_default();

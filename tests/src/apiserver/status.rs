@@ -289,6 +289,16 @@ impl ApiError {
             ),
         )
     }
+    /// 415 for a create/update body that is not JSON (or YAML).
+    pub fn unsupported_media_type_body(ct: &str) -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {ct:?}; this test server does not decode protobuf: use kubectl create/apply -f with a manifest instead)"
+            ),
+        )
+    }
     /// 410 Gone / Expired: a resourceVersion older than the kept history.
     pub fn expired(requested: u64, oldest: u64) -> Self {
         Self::new(

@@ -290,6 +290,7 @@ pub fn create(
         managed_sub,
         opts.force,
         def.status_subresource,
+        &def.api_version(),
     ) {
         return Err(ApiError::apply_conflict(def, &name, &conflicts));
     }
@@ -421,6 +422,7 @@ pub fn update(
         sub,
         opts.force,
         def.status_subresource,
+        &def.api_version(),
     ) {
         return Err(ApiError::apply_conflict(def, name, &conflicts));
     }

@@ -105,13 +105,8 @@ async fn start_server(dir: &Path) -> (RunningApiServer, Kubectl) {
 async fn apply_manifests(kubectl: &Kubectl) -> BTreeSet<String> {
     let docs = render();
     let (ok_docs, missing): (Vec<&Value>, Vec<&Value>) = docs.iter().partition(|d| served(d));
-    // Client-side validation needs the server's OpenAPI document; use it when served.
-    let (has_openapi, _, _) = kubectl.run(&["get", "--raw", "/openapi/v2"], None).await;
-    let validate = if has_openapi {
-        "--validate=strict"
-    } else {
-        "--validate=false"
-    };
+    // kubectl's default validation: the server checks fields (fieldValidation=Strict).
+    let validate = "--validate=strict";
     let stream = yaml_stream(&ok_docs);
     let (ok, out, err) = kubectl
         .run(&["apply", validate, "-f", "-"], Some(&stream))
@@ -558,9 +553,7 @@ async fn installed_binaries_give_a_service_its_external_ip_within_their_rbac() {
     }));
 
     // The README's verification: a LoadBalancer Service gets an EXTERNAL-IP.
-    let (ok, out, err) = kubectl
-        .run(&["apply", "--validate=false", "-f", "-"], Some(DEMO))
-        .await;
+    let (ok, out, err) = kubectl.run(&["apply", "-f", "-"], Some(DEMO)).await;
     assert!(ok, "{out}\n{err}");
     let ip = wait_for("the Service's EXTERNAL-IP", || async {
         let (ok, out, _) = kubectl

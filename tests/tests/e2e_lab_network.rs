@@ -275,3 +275,135 @@ async fn drain_cut_and_readiness_show_on_the_node_objects() {
     ));
     lab.shutdown().await;
 }
+
+/// Whether process `pid` runs (zombies count as dead).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().chars().next())
+        })
+        .is_some_and(|state| state != Some('Z') && state != Some('X'))
+}
+
+/// The children of process `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_after_a_killed_lab_works() {
+    // A lab binary whose "controller" and "speakers" are stubs that just sleep.
+    let stubs = tempfile::tempdir().unwrap();
+    for name in ["ferrolb-controller", "ferrolb-speaker"] {
+        let path = stubs.path().join(name);
+        std::fs::write(&path, "#!/bin/sh\nexec sleep 600\n").unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    let mut lab_proc = std::process::Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args([
+            "--nodes",
+            "2",
+            "--no-examples",
+            "--duration",
+            "120",
+            "--bin-dir",
+        ])
+        .arg(stubs.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lab_pid = lab_proc.id();
+    // Its run record names it; wait for its children (controller and two speakers).
+    let children = ferrolb_testbed::lab::wait_for(
+        "the lab's three children",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || async {
+            let kids = children_of(lab_pid);
+            (kids.len() >= 3).then_some(kids)
+        },
+    )
+    .await
+    .unwrap();
+    let prefix = std::fs::read_dir(runs::RUN_DIR)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .find(|n| {
+            n.ends_with(".pid")
+                && std::fs::read_to_string(format!("{}/{n}", runs::RUN_DIR))
+                    .is_ok_and(|s| s.split_whitespace().next() == Some(&lab_pid.to_string()))
+        })
+        .map(|n| n.trim_end_matches(".pid").to_string())
+        .expect("the lab's run record");
+    // An orphan namespace of the lab family, with no record at all, is stale too.
+    let orphan = "flb9998y-br".to_string();
+    let _ = cmd::ip(&["netns", "del", &orphan]);
+    cmd::ip(&["netns", "add", &orphan]).unwrap();
+
+    // Kill the lab: no chance to clean up.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(lab_pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    lab_proc.wait().unwrap();
+    // Its children die with it (parent-death signal).
+    ferrolb_testbed::lab::wait_for(
+        "the killed lab's children to die",
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || async { children.iter().all(|p| !alive(*p)).then_some(()) },
+    )
+    .await
+    .unwrap();
+
+    // The next run reaps what was left and works.
+    let lab = Lab::start(network_only())
+        .await
+        .expect("a lab starts after a killed run");
+    let existing = list_netns().unwrap();
+    assert!(
+        !existing
+            .iter()
+            .any(|ns| ns.starts_with(&format!("{prefix}-"))),
+        "{existing:?}"
+    );
+    assert!(!existing.contains(&orphan), "{existing:?}");
+    assert!(!std::path::Path::new(runs::RUN_DIR).join(&prefix).exists());
+    assert!(
+        !std::path::Path::new(runs::RUN_DIR)
+            .join(format!("{prefix}.pid"))
+            .exists()
+    );
+    assert!(
+        !runs::stale_prefixes().contains(lab.plan().prefix()),
+        "a live lab is not stale"
+    );
+    assert_eq!(
+        lab.curl(
+            IpAddr::V4(lab.node("n1").unwrap().v4),
+            Duration::from_secs(2)
+        )
+        .await
+        .unwrap(),
+        "n1"
+    );
+    lab.shutdown().await;
+}

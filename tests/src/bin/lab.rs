@@ -146,7 +146,9 @@ async fn session(lab: &Lab, cli: &Cli) -> anyhow::Result<()> {
     if let Some(Command::BenchFailover { rounds, service }) = &cli.command {
         return bench_failover(lab, *rounds, service).await;
     }
-    settle(lab).await;
+    if !cli.no_examples {
+        settle(lab).await;
+    }
     println!("{}", report::status(lab).await?);
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
     if !interactive {

@@ -553,6 +553,9 @@ impl Lab {
 
     /// Tears down the lab and waits (bounded) for its children to exit.
     pub async fn shutdown(mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
         self.supervisor.kill_all();
         self.supervisor
             .wait_all_exited(Duration::from_secs(5))

@@ -10,7 +10,7 @@ use kube::api::{Api, ListParams};
 use crate::lab::Lab;
 use crate::lab::error::LabError;
 use crate::lab::plan::parse_mac;
-use crate::lab::seed::EXCLUDE_LABEL;
+use crate::lab::seed::{EXCLUDE_LABEL, SYSTEM_NAMESPACE};
 
 /// The IPs in a Service's `status.loadBalancer.ingress`.
 pub fn ingress_ips(svc: &Service) -> Vec<IpAddr> {
@@ -89,6 +89,16 @@ pub async fn status(lab: &Lab) -> Result<String, LabError> {
     }
     if !any {
         let _ = writeln!(out, "(no Service has an external IP yet)");
+    }
+    out.push('\n');
+
+    let _ = writeln!(out, "$ kubectl get lease -n {SYSTEM_NAMESPACE}");
+    match lab.kubectl(&["get", "lease", "-n", SYSTEM_NAMESPACE]).await {
+        Ok(table) if table.trim().is_empty() => out.push_str("(no Lease yet)\n"),
+        Ok(table) => out.push_str(&table),
+        Err(e) => {
+            let _ = writeln!(out, "(kubectl failed: {e})");
+        }
     }
     out.push('\n');
 

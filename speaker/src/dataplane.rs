@@ -2,8 +2,9 @@
 //!
 //! The election decides *which* IPs this node answers for; a [`Dataplane`] makes it so
 //! (answers ARP/NDP, sends gratuitous packets on takeover) and reports whether its data
-//! path works. The real one lives in `crate::net`; [`RecordingDataplane`] is an
-//! in-memory one for tests and for running the election without raw sockets.
+//! path works. The real one is `crate::net`'s [`Announcer`] (wrapped in
+//! [`NetDataplane`]); [`RecordingDataplane`] is an in-memory one for tests and for
+//! running the election without raw sockets.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -15,6 +16,7 @@ use tokio::sync::watch;
 
 use crate::cli::Settings;
 use crate::error::SpeakerError;
+use crate::net::{Announcer, AnnouncerConfig};
 
 /// Packet counters a data plane exposes for `/metrics` (monotonic totals).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -50,6 +52,12 @@ pub trait Dataplane: Send + Sync + 'static {
     fn counters(&self) -> DataplaneCounters {
         DataplaneCounters::default()
     }
+
+    /// Interfaces on which the kernel itself would answer ARP for Service IPs
+    /// (kube-proxy IPVS without strictARP), one human-readable line each.
+    fn strict_arp_problems(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// An in-memory [`Dataplane`] that records every announced set; link state is settable.
@@ -62,6 +70,7 @@ pub struct RecordingDataplane {
     link: AtomicBool,
     interfaces: Mutex<Vec<String>>,
     gratuitous: AtomicU64,
+    strict_arp: Mutex<Vec<String>>,
 }
 
 impl Default for RecordingDataplane {
@@ -79,6 +88,7 @@ impl RecordingDataplane {
             link: AtomicBool::new(true),
             interfaces: Mutex::new(Vec::new()),
             gratuitous: AtomicU64::new(0),
+            strict_arp: Mutex::new(Vec::new()),
         }
     }
 
@@ -103,6 +113,11 @@ impl RecordingDataplane {
     /// Simulates the announcing interface going down (`false`) or up.
     pub fn set_link(&self, up: bool) {
         self.link.store(up, Ordering::SeqCst);
+    }
+
+    /// Simulates the strictARP check finding `problems`.
+    pub fn set_strict_arp_problems(&self, problems: Vec<String>) {
+        *self.strict_arp.lock().unwrap_or_else(|e| e.into_inner()) = problems;
     }
 
     /// The interfaces last configured.
@@ -139,6 +154,13 @@ impl Dataplane for RecordingDataplane {
             ..Default::default()
         }
     }
+
+    fn strict_arp_problems(&self) -> Vec<String> {
+        self.strict_arp
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 impl<T: Dataplane> Dataplane for Arc<T> {
@@ -154,19 +176,60 @@ impl<T: Dataplane> Dataplane for Arc<T> {
     fn counters(&self) -> DataplaneCounters {
         (**self).counters()
     }
+    fn strict_arp_problems(&self) -> Vec<String> {
+        (**self).strict_arp_problems()
+    }
 }
 
-/// The data plane for the binary: the raw-socket announcer, or with `disabled` (the
-/// `--no-dataplane` flag) a [`RecordingDataplane`] that answers nothing.
-pub fn build(settings: &Settings, disabled: bool) -> Result<Arc<dyn Dataplane>, SpeakerError> {
+/// The raw-socket [`Announcer`] plus what the speaker needs beyond its own
+/// [`Dataplane`] implementation (the strictARP findings).
+pub struct NetDataplane(pub Announcer);
+
+impl Dataplane for NetDataplane {
+    fn set_announced(&self, ips: BTreeSet<IpAddr>) {
+        Dataplane::set_announced(&self.0, ips)
+    }
+    fn link_ok(&self) -> bool {
+        Dataplane::link_ok(&self.0)
+    }
+    fn set_interfaces(&self, interfaces: &[String]) {
+        Dataplane::set_interfaces(&self.0, interfaces)
+    }
+    fn counters(&self) -> DataplaneCounters {
+        Dataplane::counters(&self.0)
+    }
+    fn strict_arp_problems(&self) -> Vec<String> {
+        self.0
+            .strict_arp_problems()
+            .iter()
+            .map(|p| p.to_string())
+            .collect()
+    }
+}
+
+/// The data plane for the binary: the raw-socket [`Announcer`] configured from the
+/// flags, or with `disabled` (the `--no-dataplane` flag) a [`RecordingDataplane`] that
+/// answers nothing.
+pub async fn build(
+    settings: &Settings,
+    disabled: bool,
+) -> Result<Arc<dyn Dataplane>, SpeakerError> {
     if disabled {
         tracing::warn!(node = %settings.node_name,
             "--no-dataplane: electing only, no ARP/NDP is answered");
         return Ok(Arc::new(RecordingDataplane::new()));
     }
-    Err(SpeakerError::Dataplane(
-        "the raw-socket data plane is not part of this build yet; run with --no-dataplane".into(),
-    ))
+    let cfg = AnnouncerConfig {
+        interfaces: settings.interfaces.clone(),
+        burst_count: settings.announce.gratuitous_count,
+        burst_interval: settings.announce.gratuitous_interval,
+        reannounce_every: settings.announce.reannounce_period,
+        ..AnnouncerConfig::default()
+    };
+    let announcer = Announcer::start(cfg)
+        .await
+        .map_err(|e| SpeakerError::Dataplane(e.to_string()))?;
+    Ok(Arc::new(NetDataplane(announcer)))
 }
 
 #[cfg(test)]

@@ -8,11 +8,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ferrolb_core::election::{Election, ServiceKey};
-use k8s_openapi::api::core::v1::Service;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Node, Service};
 use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::sync::mpsc;
+
+use crate::dataplane::Dataplane;
+use crate::metrics::Metrics;
 
 /// The reporting controller name on every Event.
 pub const REPORTING_CONTROLLER: &str = "ferrolb-speaker";
@@ -239,6 +244,63 @@ pub async fn publish_loop(
     }
 }
 
+/// How often the strictARP findings of the data plane are looked at.
+pub const STRICT_ARP_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The findings in `current` not reported yet (those in `reported`).
+pub fn new_findings(reported: &BTreeSet<String>, current: &BTreeSet<String>) -> Vec<String> {
+    current.difference(reported).cloned().collect()
+}
+
+/// Reports, once per finding, that this node's kernel would answer ARP for Service IPs
+/// itself (which defeats the election): a Warning Event on the Node (the data plane
+/// logs it too), and the `strict_arp_problems` gauge.
+pub async fn strict_arp_loop(
+    client: kube::Client,
+    node: String,
+    nodes: Store<Node>,
+    dataplane: Arc<dyn Dataplane>,
+    metrics: Arc<Metrics>,
+    period: std::time::Duration,
+) {
+    let reporter = Reporter {
+        controller: REPORTING_CONTROLLER.into(),
+        instance: Some(node.clone()),
+    };
+    let mut reported: BTreeSet<String> = BTreeSet::new();
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let current: BTreeSet<String> = dataplane.strict_arp_problems().into_iter().collect();
+        metrics.strict_arp_problems.set(current.len() as i64);
+        let fresh = new_findings(&reported, &current);
+        if fresh.is_empty() {
+            reported = current;
+            continue;
+        }
+        // Without the Node in the cache yet, try again at the next tick.
+        let Some(obj) = nodes.get(&ObjectRef::new(&node)) else {
+            continue;
+        };
+        let reference = obj.object_ref(&());
+        for finding in fresh {
+            let ev = Event {
+                type_: EventType::Warning,
+                reason: "StrictArpDisabled".into(),
+                note: Some(finding),
+                action: "CheckArpSysctls".into(),
+                secondary: None,
+            };
+            let recorder = Recorder::new(client.clone(), reporter.clone());
+            if let Err(e) = recorder.publish(&ev, &reference).await {
+                tracing::warn!(node = %node, error = %e, "could not publish the strictARP Event");
+            }
+        }
+        reported = current;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +324,16 @@ mod tests {
             ready_endpoint_nodes: Default::default(),
             has_ready_endpoint: ready,
         }
+    }
+
+    #[test]
+    fn only_new_findings_are_reported() {
+        let a: BTreeSet<String> = ["eth0: lax".to_string()].into();
+        let ab: BTreeSet<String> = ["eth0: lax".to_string(), "eth1: lax".to_string()].into();
+        assert_eq!(new_findings(&BTreeSet::new(), &a), vec!["eth0: lax"]);
+        assert!(new_findings(&a, &a).is_empty());
+        assert_eq!(new_findings(&a, &ab), vec!["eth1: lax"]);
+        assert!(new_findings(&ab, &BTreeSet::new()).is_empty());
     }
 
     #[test]

@@ -26,7 +26,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = cli.settings()?;
     let client = client::kube_client(cli.kubeconfig.as_deref()).await?;
     let dataplane: Arc<dyn Dataplane> =
-        ferrolb_speaker::dataplane::build(&settings, cli.no_dataplane)?;
+        ferrolb_speaker::dataplane::build(&settings, cli.no_dataplane).await?;
     let speaker = Speaker::new(settings, client, dataplane);
     let (_, serve) = http::bind(cli.metrics_addr, speaker.metrics(), speaker.health())
         .await

@@ -37,6 +37,8 @@ pub struct Metrics {
     pub lease_renew_failures: Counter,
     /// Elections computed.
     pub elections: Counter,
+    /// Interfaces on which the kernel itself would answer ARP for Service IPs.
+    pub strict_arp_problems: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -57,6 +59,7 @@ impl Metrics {
         let lease_renewals = Counter::default();
         let lease_renew_failures = Counter::default();
         let elections = Counter::default();
+        let strict_arp_problems = Gauge::default();
         registry.register(
             "announced_ips",
             "Service IPs this node answers ARP/NDP for",
@@ -93,6 +96,11 @@ impl Metrics {
             lease_renew_failures.clone(),
         );
         registry.register("elections", "Elections computed", elections.clone());
+        registry.register(
+            "strict_arp_problems",
+            "Interfaces on which the kernel would answer ARP for Service IPs itself (kube-proxy IPVS without strictARP)",
+            strict_arp_problems.clone(),
+        );
         registry.register_collector(Box::new(DataplaneCollector(dataplane)));
         Self {
             registry,
@@ -104,6 +112,7 @@ impl Metrics {
             lease_renewals,
             lease_renew_failures,
             elections,
+            strict_arp_problems,
         }
     }
 

@@ -40,7 +40,7 @@ use tokio::time::Instant;
 use crate::cli::Settings;
 use crate::dataplane::Dataplane;
 use crate::error::SpeakerError;
-use crate::events::{EventTracker, Notice, publish_loop};
+use crate::events::{EventTracker, Notice, STRICT_ARP_CHECK, publish_loop, strict_arp_loop};
 use crate::facts::{SliceIndex, node_ready, service_facts};
 use crate::http::Health;
 use crate::lease::{LeaseWriter, lease_selector, read_lease};
@@ -204,6 +204,14 @@ impl Speaker {
             self.metrics.clone(),
             s.clone(),
         )));
+        tasks.spawn(strict_arp_loop(
+            self.client.clone(),
+            s.node_name.clone(),
+            stores.nodes.clone(),
+            self.dataplane.clone(),
+            self.metrics.clone(),
+            STRICT_ARP_CHECK,
+        ));
         let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
         let mut publisher = TaskGuard(tokio::spawn(publish_loop(
             self.client.clone(),

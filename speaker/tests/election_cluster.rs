@@ -198,3 +198,33 @@ async fn exclude_label_can_be_ignored_by_flag() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kernel_answering_arp_itself_is_reported_on_the_node_once() {
+    let c = Cluster::start().await;
+    c.add_node("ipvs-node", true, &[]).await;
+    let s = c.speaker("ipvs-node").await;
+    let finding = "kube-ipvs0 exists and on eth0 the kernel has arp_ignore=0 arp_announce=0";
+    s.dp.set_strict_arp_problems(vec![finding.to_string()]);
+    wait_until_async(
+        Duration::from_secs(15),
+        "StrictArpDisabled Event on the Node",
+        || async {
+            c.events_about("Node", "ipvs-node").await.iter().any(|e| {
+                e.type_.as_deref() == Some("Warning")
+                    && e.reason.as_deref() == Some("StrictArpDisabled")
+                    && e.note.as_deref() == Some(finding)
+            })
+        },
+    )
+    .await;
+    // Reported once, not at every check.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let n = c
+        .events_about("Node", "ipvs-node")
+        .await
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("StrictArpDisabled"))
+        .count();
+    assert_eq!(n, 1);
+}

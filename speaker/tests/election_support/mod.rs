@@ -234,6 +234,12 @@ impl Cluster {
 
     /// Events (events.k8s.io/v1) about Service `name` in `default`.
     pub async fn service_events(&self, name: &str) -> Vec<K8sEvent> {
+        self.events_about("Service", name).await
+    }
+
+    /// Events (events.k8s.io/v1) in `default` about the object of `kind` named `name`
+    /// (Services there, and cluster-scoped objects such as Nodes).
+    pub async fn events_about(&self, kind: &str, name: &str) -> Vec<K8sEvent> {
         Api::<K8sEvent>::namespaced(self.client.clone(), "default")
             .list(&Default::default())
             .await
@@ -242,7 +248,7 @@ impl Cluster {
             .into_iter()
             .filter(|e| {
                 e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
-                    && e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("Service")
+                    && e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some(kind)
             })
             .collect()
     }

@@ -408,12 +408,21 @@ async fn renew_loop(
 ) {
     let timers = settings.timers;
     let mut link = dataplane.link_ok();
+    let mut failures = RenewFailures::default();
     loop {
         let sent = std::time::Instant::now();
         let result = tokio::time::timeout(timers.renew_period, writer.renew(link)).await;
-        let next = match result {
-            Ok(Ok(())) => {
+        let error = match result {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(short_error(&e)),
+            Err(_) => Some(format!("no answer within {:?}", timers.renew_period)),
+        };
+        let next = match error {
+            None => {
                 metrics.lease_renewals.inc();
+                if let Some(n) = failures.recovered() {
+                    tracing::info!(node = %settings.node_name, failures = n, "Lease renewed again");
+                }
                 let mut own = lock(&shared.own);
                 let was_held = own.held(std::time::Instant::now());
                 own.renewed(sent);
@@ -422,15 +431,13 @@ async fn renew_loop(
                 }
                 Instant::from_std(sent) + timers.renew_period
             }
-            Ok(Err(e)) => {
+            Some(error) => {
                 metrics.lease_renew_failures.inc();
-                tracing::warn!(node = %settings.node_name, error = %e, "Lease renewal failed");
-                Instant::now() + timers.retry
-            }
-            Err(_) => {
-                metrics.lease_renew_failures.inc();
-                tracing::warn!(node = %settings.node_name, "Lease renewal timed out");
-                Instant::now() + timers.retry
+                if failures.failed(std::time::Instant::now()) {
+                    tracing::warn!(node = %settings.node_name, %error,
+                        failures = failures.count, "Lease renewal failing");
+                }
+                Instant::now() + failures.retry_delay(timers.retry, timers.renew_period)
             }
         };
         // Sleep until the next renewal, watching the link meanwhile.
@@ -449,6 +456,52 @@ async fn renew_loop(
                 break;
             }
         }
+    }
+}
+
+/// Consecutive renewal failures: the first is logged at once, then one line every
+/// [`RenewFailures::LOG_EVERY`]; retries back off from `retry` to the renew period.
+#[derive(Debug, Default)]
+struct RenewFailures {
+    count: u32,
+    logged_at: Option<std::time::Instant>,
+}
+
+impl RenewFailures {
+    const LOG_EVERY: Duration = Duration::from_secs(10);
+
+    /// Records a failure; true when it should be logged.
+    fn failed(&mut self, now: std::time::Instant) -> bool {
+        self.count += 1;
+        let log = self
+            .logged_at
+            .is_none_or(|t| now.duration_since(t) >= Self::LOG_EVERY);
+        if log {
+            self.logged_at = Some(now);
+        }
+        log
+    }
+
+    /// Records a success; the number of failures before it, if any.
+    fn recovered(&mut self) -> Option<u32> {
+        let n = std::mem::take(&mut self.count);
+        self.logged_at = None;
+        (n > 0).then_some(n)
+    }
+
+    /// `retry` doubled per consecutive failure, at most `max`.
+    fn retry_delay(&self, retry: Duration, max: Duration) -> Duration {
+        let shift = self.count.saturating_sub(1).min(16);
+        retry.saturating_mul(1 << shift).min(max)
+    }
+}
+
+/// A one-line description of a kube error (the API status message, not the whole
+/// debug dump).
+fn short_error(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({} {})", s.message, s.code, s.reason),
+        other => other.to_string(),
     }
 }
 
@@ -738,5 +791,42 @@ impl Elector {
 
     fn tracker_shutdown(&mut self) -> Vec<Notice> {
         self.tracker.shutdown()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renew_failures_back_off_and_log_sparingly() {
+        let t0 = std::time::Instant::now();
+        let mut f = RenewFailures::default();
+        let retry = Duration::from_millis(100);
+        let max = Duration::from_millis(500);
+        assert!(f.failed(t0), "first failure is logged");
+        assert_eq!(f.retry_delay(retry, max), retry);
+        assert!(!f.failed(t0 + Duration::from_secs(1)));
+        assert_eq!(f.retry_delay(retry, max), Duration::from_millis(200));
+        assert!(!f.failed(t0 + Duration::from_secs(2)));
+        assert_eq!(f.retry_delay(retry, max), Duration::from_millis(400));
+        assert!(f.failed(t0 + Duration::from_secs(10)), "one line per 10 s");
+        assert_eq!(f.retry_delay(retry, max), max);
+        assert_eq!(f.recovered(), Some(4));
+        assert_eq!(f.recovered(), None);
+        assert!(
+            f.failed(t0 + Duration::from_secs(11)),
+            "a new outage is logged at once"
+        );
+        assert_eq!(f.retry_delay(retry, max), retry);
+    }
+
+    #[test]
+    fn quick_backoff_doubles_to_one_second_and_resets() {
+        let mut b = QuickBackoff::new();
+        let v: Vec<u128> = (0..6).map(|_| b.next().unwrap().as_millis()).collect();
+        assert_eq!(v, vec![100, 200, 400, 800, 1000, 1000]);
+        b.reset();
+        assert_eq!(b.next(), Some(Duration::from_millis(100)));
     }
 }

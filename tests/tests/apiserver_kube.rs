@@ -269,3 +269,40 @@ async fn nodes_and_endpointslices_and_namespaces() {
         vec!["default", "kube-node-lease", "kube-public", "kube-system"]
     );
 }
+
+#[tokio::test]
+async fn list_pages_with_limit_and_continue() {
+    let (_s, client) = start().await;
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    for i in 0..5 {
+        let cm: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": format!("c{i}")}})).unwrap();
+        api.create(&PostParams::default(), &cm).await.unwrap();
+    }
+    let p1 = api.list(&ListParams::default().limit(2)).await.unwrap();
+    assert_eq!(p1.items.len(), 2);
+    assert_eq!(p1.metadata.remaining_item_count, Some(3));
+    let token = p1.metadata.continue_.clone().unwrap();
+    let p2 = api
+        .list(&ListParams::default().limit(2).continue_token(&token))
+        .await
+        .unwrap();
+    let p3 = api
+        .list(
+            &ListParams::default()
+                .limit(2)
+                .continue_token(p2.metadata.continue_.as_deref().unwrap()),
+        )
+        .await
+        .unwrap();
+    let names: Vec<String> = p1
+        .items
+        .iter()
+        .chain(&p2.items)
+        .chain(&p3.items)
+        .map(|c| c.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(names, vec!["c0", "c1", "c2", "c3", "c4"]);
+    assert!(p3.metadata.continue_.is_none());
+    assert_eq!(p3.metadata.resource_version, p1.metadata.resource_version);
+}

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::discovery;
 use super::openapi;
+use super::paging;
 use super::patch::PatchKind;
 use super::registry::{self, ResourceDef};
 use super::selector::{FieldSelector, LabelSelector};
@@ -256,18 +257,31 @@ fn list_response(
     rv: u64,
     table_av: Option<&str>,
     query: &HashMap<String, String>,
-) -> Response {
+) -> Result<Response, ApiError> {
+    let page = paging::paginate(
+        items,
+        rv,
+        query.get("limit").map(String::as_str),
+        query.get("continue").map(String::as_str),
+    )?;
+    let mut meta = json!({"resourceVersion": page.resource_version.to_string()});
+    if let Some(c) = &page.continue_token {
+        meta["continue"] = json!(c);
+    }
+    if let Some(n) = page.remaining {
+        meta["remainingItemCount"] = json!(n);
+    }
     if let Some(av) = table_av {
         let include = query
             .get("includeObject")
             .map_or("Metadata", String::as_str);
-        return json_response(
-            StatusCode::OK,
-            &table::table(def, av, &items, include, Some(rv)),
-        );
+        let mut t = table::table(def, av, &page.items, include, None);
+        t["metadata"] = meta;
+        return Ok(json_response(StatusCode::OK, &t));
     }
     // Items of a list carry no apiVersion/kind, as on a real server.
-    let items: Vec<Value> = items
+    let items: Vec<Value> = page
+        .items
         .into_iter()
         .map(|mut o| {
             if let Some(m) = o.as_object_mut() {
@@ -277,10 +291,10 @@ fn list_response(
             o
         })
         .collect();
-    json_response(
+    Ok(json_response(
         StatusCode::OK,
-        &json!({"kind": def.list_kind(), "apiVersion": def.api_version(), "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
-    )
+        &json!({"kind": def.list_kind(), "apiVersion": def.api_version(), "metadata": meta, "items": items}),
+    ))
 }
 
 fn object_response(
@@ -348,7 +362,7 @@ fn handle_resource(
         (Method::GET, None) => {
             let (labels, fields) = selectors(def, query)?;
             let (items, rv) = verbs::list(&app.lock_store(), def, ns, &labels, &fields);
-            Ok(list_response(def, items, rv, table_av, query))
+            list_response(def, items, rv, table_av, query)
         }
         (Method::POST, None) => {
             if def.namespaced && ns.is_none() {
@@ -446,7 +460,7 @@ fn handle_resource(
                 }
             }
             drop(store);
-            Ok(list_response(def, deleted, rv, None, query))
+            list_response(def, deleted, rv, None, &HashMap::new())
         }
         (Method::POST, Some(_)) | (Method::PUT, None) | (Method::PATCH, None) => {
             Err(ApiError::method_not_allowed(def.plural))

@@ -205,19 +205,36 @@ pub fn removed_by_apply(
         .collect()
 }
 
-/// Records a write by `manager` in `new`'s managedFields. With `applied` (server-side apply),
-/// fields owned by other managers whose value the apply changes are conflicts: returned as
-/// (manager, field) unless `force`, in which case ownership moves.
+/// Who writes, and how.
+pub struct Writer<'a> {
+    /// Field manager name.
+    pub manager: &'a str,
+    /// Subresource written (`status`) or None for the main resource.
+    pub sub: Option<&'a str>,
+    /// Server-side apply `force`.
+    pub force: bool,
+    /// Whether the resource has a status subresource (then main writes own no status fields).
+    pub has_status: bool,
+    /// apiVersion the write came through.
+    pub api_version: &'a str,
+}
+
+/// Records a write in `new`'s managedFields. With `applied` (server-side apply), fields owned by
+/// other managers whose value the apply changes are conflicts: returned as (manager, field)
+/// unless forced, in which case ownership moves.
 pub fn record(
     old: Option<&Value>,
     new: &mut Value,
     applied: Option<&Value>,
-    manager: &str,
-    sub: Option<&str>,
-    force: bool,
-    has_status: bool,
-    api_version: &str,
+    w: &Writer<'_>,
 ) -> Result<(), Vec<(String, String)>> {
+    let Writer {
+        manager,
+        sub,
+        force,
+        has_status,
+        api_version,
+    } = *w;
     let mut entries = parse_entries(old);
     let before = entries.clone();
     let api_version = api_version.to_string();
@@ -243,7 +260,7 @@ pub fn record(
     if let Some(applied) = applied {
         let applied_paths = leaves(applied, sub, has_status);
         let mut conflicts = Vec::new();
-        for e in entries.iter().filter(|e| !(e.manager == manager)) {
+        for e in entries.iter().filter(|e| e.manager != manager) {
             for q in &e.paths {
                 for p in applied_paths.iter().filter(|p| overlaps(p, q)) {
                     let longer = if p.len() >= q.len() { p } else { q };
@@ -328,6 +345,16 @@ pub fn record(
 mod tests {
     use super::*;
 
+    fn w(manager: &str, force: bool) -> Writer<'_> {
+        Writer {
+            manager,
+            sub: None,
+            force,
+            has_status: false,
+            api_version: "v1",
+        }
+    }
+
     fn lease(holder: Option<&str>) -> Value {
         let mut l = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "l"}, "spec": {}});
         if let Some(h) = holder {
@@ -339,21 +366,11 @@ mod tests {
     #[test]
     fn apply_conflicts_with_another_manager_unless_equal_or_forced() {
         let mut v1 = lease(None);
-        record(None, &mut v1, None, "creator", None, false, false, "v1").unwrap();
+        record(None, &mut v1, None, &w("creator", false)).unwrap();
         let cfg_a = lease(Some("a"));
         let mut v2 = cfg_a.clone();
         v2["metadata"] = v1["metadata"].clone();
-        record(
-            Some(&v1),
-            &mut v2,
-            Some(&cfg_a),
-            "mgr-a",
-            None,
-            false,
-            false,
-            "v1",
-        )
-        .unwrap();
+        record(Some(&v1), &mut v2, Some(&cfg_a), &w("mgr-a", false)).unwrap();
         assert_eq!(v2["metadata"]["managedFields"][0]["manager"], "mgr-a");
         assert_eq!(
             v2["metadata"]["managedFields"][0]["fieldsV1"],
@@ -363,46 +380,16 @@ mod tests {
         let cfg_b = lease(Some("b"));
         let mut v3 = cfg_b.clone();
         v3["metadata"] = v2["metadata"].clone();
-        let err = record(
-            Some(&v2),
-            &mut v3,
-            Some(&cfg_b),
-            "mgr-b",
-            None,
-            false,
-            false,
-            "v1",
-        )
-        .unwrap_err();
+        let err = record(Some(&v2), &mut v3, Some(&cfg_b), &w("mgr-b", false)).unwrap_err();
         assert_eq!(
             err,
             vec![("mgr-a".to_string(), ".spec.holderIdentity".to_string())]
         );
         // The same value is shared ownership, no conflict.
         let mut same = v2.clone();
-        record(
-            Some(&v2),
-            &mut same,
-            Some(&cfg_a),
-            "mgr-b",
-            None,
-            false,
-            false,
-            "v1",
-        )
-        .unwrap();
+        record(Some(&v2), &mut same, Some(&cfg_a), &w("mgr-b", false)).unwrap();
         // Forced, ownership moves.
-        record(
-            Some(&v2),
-            &mut v3,
-            Some(&cfg_b),
-            "mgr-b",
-            None,
-            true,
-            false,
-            "v1",
-        )
-        .unwrap();
+        record(Some(&v2), &mut v3, Some(&cfg_b), &w("mgr-b", true)).unwrap();
         let mf = v3["metadata"]["managedFields"].as_array().unwrap();
         assert_eq!(mf.len(), 1);
         assert_eq!(mf[0]["manager"], "mgr-b");
@@ -412,34 +399,22 @@ mod tests {
     fn removal_by_update_frees_ownership() {
         let cfg = lease(Some("a"));
         let mut v1 = cfg.clone();
-        record(None, &mut v1, Some(&cfg), "mgr-a", None, false, false, "v1").unwrap();
+        record(None, &mut v1, Some(&cfg), &w("mgr-a", false)).unwrap();
         let mut v2 = lease(None);
         v2["metadata"] = v1["metadata"].clone();
-        record(Some(&v1), &mut v2, None, "mgr-a", None, false, false, "v1").unwrap();
+        record(Some(&v1), &mut v2, None, &w("mgr-a", false)).unwrap();
         assert!(v2["metadata"].get("managedFields").is_none());
         let cfg_b = lease(Some("b"));
         let mut v3 = cfg_b.clone();
         v3["metadata"] = v2["metadata"].clone();
-        assert!(
-            record(
-                Some(&v2),
-                &mut v3,
-                Some(&cfg_b),
-                "mgr-b",
-                None,
-                false,
-                false,
-                "v1"
-            )
-            .is_ok()
-        );
+        assert!(record(Some(&v2), &mut v3, Some(&cfg_b), &w("mgr-b", false)).is_ok());
     }
 
     #[test]
     fn apply_drops_fields_it_no_longer_lists() {
         let cfg = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"x": "1"}}, "data": {"a": "1", "b": "2"}});
         let mut v1 = cfg.clone();
-        record(None, &mut v1, Some(&cfg), "me", None, false, false, "v1").unwrap();
+        record(None, &mut v1, Some(&cfg), &w("me", false)).unwrap();
         let cfg2 = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
         let mut gone = removed_by_apply(Some(&v1), Some(&cfg2), "me", None);
         gone.sort();

@@ -24,6 +24,7 @@ mod handlers;
 pub mod kinds;
 mod managed;
 mod openapi;
+mod paging;
 pub mod patch;
 pub mod registry;
 pub mod selector;

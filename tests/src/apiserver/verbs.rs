@@ -282,16 +282,15 @@ pub fn create(
     }
     let manager = opts.manager();
     let managed_sub = None;
-    if let Err(conflicts) = managed::record(
-        None,
-        &mut obj,
-        applied,
-        &manager,
-        managed_sub,
-        opts.force,
-        def.status_subresource,
-        &def.api_version(),
-    ) {
+    let av = def.api_version();
+    let writer = managed::Writer {
+        manager: &manager,
+        sub: managed_sub,
+        force: opts.force,
+        has_status: def.status_subresource,
+        api_version: &av,
+    };
+    if let Err(conflicts) = managed::record(None, &mut obj, applied, &writer) {
         return Err(ApiError::apply_conflict(def, &name, &conflicts));
     }
     if opts.dry_run {
@@ -414,16 +413,15 @@ pub fn update(
         let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
         result["metadata"]["generation"] = json!(g);
     }
-    if let Err(conflicts) = managed::record(
-        Some(&old),
-        &mut result,
-        applied,
-        &opts.manager(),
+    let (manager, av) = (opts.manager(), def.api_version());
+    let writer = managed::Writer {
+        manager: &manager,
         sub,
-        opts.force,
-        def.status_subresource,
-        &def.api_version(),
-    ) {
+        force: opts.force,
+        has_status: def.status_subresource,
+        api_version: &av,
+    };
+    if let Err(conflicts) = managed::record(Some(&old), &mut result, applied, &writer) {
         return Err(ApiError::apply_conflict(def, name, &conflicts));
     }
     // A deleted object whose last finalizer is gone goes away now.

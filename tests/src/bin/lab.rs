@@ -106,6 +106,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    if cli.bin_dir.is_none() {
+        build_ferrolb_binaries()?;
+    }
     let opts = LabOptions {
         nodes: cli.nodes,
         bin_dir: cli.bin_dir.clone(),
@@ -140,6 +143,54 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     eprintln!("lab: removing namespaces and processes ...");
     lab.shutdown().await;
     result
+}
+
+/// Under `cargo run` (which builds only this binary), builds ferrolb-controller and
+/// ferrolb-speaker with the same profile into the same target directory first, so that
+/// `cargo run -p ferrolb-testbed --bin lab` always runs the current ferrolb. A no-op
+/// when they are up to date; skipped when the lab was not started by cargo.
+fn build_ferrolb_binaries() -> anyhow::Result<()> {
+    let (Some(cargo), Some(manifest_dir)) = (
+        std::env::var_os("CARGO"),
+        std::env::var_os("CARGO_MANIFEST_DIR"),
+    ) else {
+        return Ok(());
+    };
+    let exe = std::env::current_exe().context("locating the lab binary")?;
+    let (Some(profile_dir), Some(target_dir)) =
+        (exe.parent(), exe.parent().and_then(|p| p.parent()))
+    else {
+        return Ok(());
+    };
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args([
+        "build",
+        "-p",
+        "ferrolb-controller",
+        "-p",
+        "ferrolb-speaker",
+        "--bins",
+    ])
+    .current_dir(manifest_dir)
+    .env("CARGO_TARGET_DIR", target_dir);
+    match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => {}
+        Some("release") => {
+            cmd.arg("--release");
+        }
+        Some(other) => {
+            cmd.args(["--profile", other]);
+        }
+        None => return Ok(()),
+    }
+    eprintln!("lab: building ferrolb-controller and ferrolb-speaker ...");
+    let status = cmd
+        .status()
+        .context("running cargo build for the ferrolb binaries")?;
+    if !status.success() {
+        bail!("building ferrolb-controller and ferrolb-speaker failed ({status})");
+    }
+    Ok(())
 }
 
 async fn session(lab: &Lab, cli: &Cli) -> anyhow::Result<()> {

@@ -56,6 +56,9 @@ pub struct Store {
     /// The highest resourceVersion no longer in `log` (a watch from below it gets 410 Gone).
     compacted: u64,
     tx: broadcast::Sender<Arc<Change>>,
+    /// Cluster IPs and node ports held by Services, kept current on every
+    /// write so that allocating one does not scan (and parse) every Service.
+    pub(crate) service_allocations: super::kinds::service::Allocations,
 }
 
 impl Store {
@@ -69,6 +72,7 @@ impl Store {
             log_cap: log_cap.max(1),
             compacted: 0,
             tx,
+            service_allocations: Default::default(),
         }
     }
 
@@ -107,6 +111,9 @@ impl Store {
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
         let key = (storage, ns.to_string(), name.to_string());
         let old = self.objects.insert(key, obj.clone());
+        if storage == "services" {
+            self.service_allocations.update(ns, name, old.as_ref(), Some(&obj));
+        }
         let kind = if old.is_some() {
             ChangeType::Modified
         } else {
@@ -128,6 +135,9 @@ impl Store {
         let mut obj = self
             .objects
             .remove(&(storage, ns.to_string(), name.to_string()))?;
+        if storage == "services" {
+            self.service_allocations.update(ns, name, Some(&obj), None);
+        }
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
         self.record(Change {

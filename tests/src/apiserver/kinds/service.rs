@@ -52,29 +52,62 @@ struct Taken {
 }
 
 fn taken_by_others(store: &Store, ns: &str, name: &str) -> Taken {
-    let mut t = Taken {
-        ips: HashSet::new(),
-        node_ports: HashSet::new(),
-    };
-    for svc in store.list("services", None) {
-        if svc["metadata"]["namespace"] == ns && svc["metadata"]["name"] == name {
-            continue;
-        }
-        for ip in svc["spec"]["clusterIPs"].as_array().into_iter().flatten() {
-            if let Some(Ok(ip)) = ip.as_str().map(str::parse::<IpAddr>) {
-                t.ips.insert(ip);
+    let me = |owner: &(String, String)| owner.0 == ns && owner.1 == name;
+    let a = &store.service_allocations;
+    Taken {
+        ips: a.ips.iter().filter(|(_, o)| !me(o)).map(|(ip, _)| *ip).collect(),
+        node_ports: a.node_ports.iter().filter(|(_, o)| !me(o)).map(|(p, _)| *p).collect(),
+    }
+}
+
+/// Index of the cluster IPs and node ports each Service holds (see `Store::put`).
+#[derive(Debug, Default)]
+pub struct Allocations {
+    ips: std::collections::HashMap<IpAddr, (String, String)>,
+    node_ports: std::collections::HashMap<i64, (String, String)>,
+}
+
+impl Allocations {
+    /// Replaces what `ns/name` held in `old` by what it holds in `new`.
+    pub fn update(&mut self, ns: &str, name: &str, old: Option<&Value>, new: Option<&Value>) {
+        if let Some(old) = old {
+            let (ips, ports) = held(old);
+            for ip in ips {
+                self.ips.remove(&ip);
+            }
+            for p in ports {
+                self.node_ports.remove(&p);
             }
         }
-        for p in svc["spec"]["ports"].as_array().into_iter().flatten() {
-            if let Some(np) = p["nodePort"].as_i64() {
-                t.node_ports.insert(np);
+        if let Some(new) = new {
+            let (ips, ports) = held(new);
+            let owner = (ns.to_owned(), name.to_owned());
+            for ip in ips {
+                self.ips.insert(ip, owner.clone());
             }
-        }
-        if let Some(h) = svc["spec"]["healthCheckNodePort"].as_i64() {
-            t.node_ports.insert(h);
+            for p in ports {
+                self.node_ports.insert(p, owner.clone());
+            }
         }
     }
-    t
+}
+
+/// The cluster IPs and node ports a stored Service holds.
+fn held(svc: &Value) -> (Vec<IpAddr>, Vec<i64>) {
+    let ips = svc["spec"]["clusterIPs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|ip| ip.as_str()?.parse().ok())
+        .collect();
+    let mut ports: Vec<i64> = svc["spec"]["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["nodePort"].as_i64())
+        .collect();
+    ports.extend(svc["spec"]["healthCheckNodePort"].as_i64());
+    (ips, ports)
 }
 
 fn allocate_ip(family: &str, taken: &HashSet<IpAddr>) -> Option<IpAddr> {

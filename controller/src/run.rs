@@ -329,12 +329,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let svc_stream = watcher(Api::<Service>::all(client.clone()), watcher::Config::default())
         .default_backoff()
         // The store keeps every Service: drop what the controller never reads.
-        .modify(|s| {
-            s.managed_fields_mut().clear();
-            if let Some(a) = s.metadata.annotations.as_mut() {
-                a.remove("kubectl.kubernetes.io/last-applied-configuration");
-            }
-        })
+        .modify(service::trim)
         .reflect(svc_writer);
     {
         let ctx = ctx.clone();

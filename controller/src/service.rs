@@ -11,6 +11,37 @@ use k8s_openapi::api::core::v1::Service;
 /// Type of the condition ferrolb writes to `status.conditions`.
 pub const CONDITION_TYPE: &str = "ferrolb.io/IPAllocated";
 
+/// Drops what the controller never reads from a Service before it is cached:
+/// the store holds every Service of the cluster, so this is most of the
+/// controller's memory.
+pub fn trim(svc: &mut Service) {
+    let m = &mut svc.metadata;
+    m.managed_fields = None;
+    m.owner_references = None;
+    m.finalizers = None;
+    if let Some(a) = m.annotations.as_mut() {
+        a.retain(|k, _| {
+            let keys = [annotations::ADDRESS_POOL_KEYS, annotations::ALLOW_SHARED_IP_KEYS, annotations::LOAD_BALANCER_IPS_KEYS];
+            keys.iter().flatten().any(|x| x == k)
+        });
+    }
+    if let Some(spec) = svc.spec.as_mut() {
+        spec.cluster_ip = None;
+        spec.cluster_ips = None;
+        spec.external_ips = None;
+        spec.session_affinity = None;
+        spec.session_affinity_config = None;
+        spec.internal_traffic_policy = None;
+        spec.load_balancer_source_ranges = None;
+        spec.traffic_distribution = None;
+        for p in spec.ports.iter_mut().flatten() {
+            p.name = None;
+            p.target_port = None;
+            p.app_protocol = None;
+        }
+    }
+}
+
 /// `namespace/name`, the allocator's key for a Service.
 pub fn key(svc: &Service) -> String {
     format!(
@@ -109,4 +140,28 @@ pub fn to_request(svc: &Service) -> Result<Request, String> {
         selector: spec.selector.unwrap_or_default(),
         created: created(svc),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trim_keeps_everything_a_request_needs() {
+        let mut svc: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "prod", "labels": {"tier": "edge"},
+                "annotations": {"metallb.universe.tf/address-pool": "dmz", "kubectl.kubernetes.io/last-applied-configuration": "{...}"},
+                "managedFields": [{"manager": "kubectl"}]},
+            "spec": {"type": "LoadBalancer", "clusterIP": "198.51.100.7", "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+                "loadBalancerIP": "192.0.2.9", "externalTrafficPolicy": "Local", "selector": {"app": "web"},
+                "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080, "nodePort": 30080}]}
+        }))
+        .unwrap();
+        let before = to_request(&svc).unwrap();
+        trim(&mut svc);
+        assert_eq!(to_request(&svc).unwrap(), before);
+        assert!(svc.metadata.managed_fields.is_none());
+        assert_eq!(svc.metadata.annotations.as_ref().unwrap().len(), 1);
+        assert!(svc.spec.as_ref().unwrap().cluster_ip.is_none());
+    }
 }

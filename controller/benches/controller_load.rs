@@ -1,0 +1,223 @@
+//! Load benchmark of the controller against the embedded API server (a bench
+//! binary, not criterion: the figures are latencies of a whole system).
+//!
+//! `cargo bench -p ferrolb-controller --bench controller_load`
+//!
+//! 1. Burst: 1,000 LoadBalancer Services created (32 requests in flight);
+//!    latency from each create's response to the watch showing its IP in
+//!    status: p50, p99, max, and the time for the whole burst.
+//! 2. Cold start: with 10,000 allocated Services, the controller is killed and
+//!    started again: time from spawn to /readyz, and every IP compared.
+//! 3. The controller's RSS after that run.
+//!
+//! Bounded: a fixed number of Services, every wait with a deadline.
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
+use kube::api::{Api, ListParams, PostParams};
+use kube::runtime::watcher;
+use serde_json::json;
+
+const BURST: usize = 1_000;
+const COLD: usize = 10_000;
+const IN_FLIGHT: usize = 32;
+
+fn ips(s: &Service) -> Vec<String> {
+    s.status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|l| l.ingress.as_ref())
+        .map(|i| i.iter().filter_map(|i| i.ip.clone()).collect())
+        .unwrap_or_default()
+}
+
+fn svc(name: &str) -> Service {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "default"},
+        // IPv6 single-stack: the embedded API server's IPv4 service range (a
+        // documentation /24) cannot hold 10,000 cluster IPs.
+        // No node ports either: 10,000 would overflow the 30000-32767 range, as on a real cluster.
+        "spec": {"type": "LoadBalancer", "ipFamilies": ["IPv6"], "allocateLoadBalancerNodePorts": false, "selector": {"app": name}, "ports": [{"port": 80}]}
+    }))
+    .unwrap()
+}
+
+fn spawn_controller(kubeconfig: &std::path::Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_ferrolb-controller"))
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--log-level", "warn"])
+        .args(["--lease-duration", "2s", "--renew-period", "500ms", "--identity", &format!("bench-{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn ferrolb-controller")
+}
+
+async fn ready(port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else { return false };
+    if s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n").await.is_err() {
+        return false;
+    }
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf).await;
+    buf.starts_with("HTTP/1.1 200") || buf.starts_with("HTTP/1.0 200")
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn create_all(api: &Api<Service>, names: Vec<String>, created: Arc<Mutex<HashMap<String, Instant>>>) {
+    futures::stream::iter(names)
+        .for_each_concurrent(IN_FLIGHT, |n| {
+            let api = api.clone();
+            let created = created.clone();
+            async move {
+                api.create(&PostParams::default(), &svc(&n)).await.expect("create");
+                created.lock().unwrap().entry(n).or_insert_with(Instant::now);
+            }
+        })
+        .await;
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` probes benches
+    }
+    let opts = ferrolb_testbed::apiserver::ApiServerOptions { history: 200_000, ..Default::default() };
+    let server = ferrolb_testbed::apiserver::ApiServer::start(opts).await.expect("API server");
+    let dir = std::env::temp_dir().join(format!("ferrolb-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    let client = server.client().await.unwrap();
+
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "ferrolb-system"}})).unwrap();
+    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.unwrap();
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "ferrolb-config", "namespace": "ferrolb-system"},
+        "data": {"config.yaml": "pools:\n  - name: bench\n    addresses: [\"2001:db8:100::/104\"]\n"}
+    }))
+    .unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), "ferrolb-system").create(&PostParams::default(), &cm).await.unwrap();
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut ctl = spawn_controller(&kubeconfig, port);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready(port).await {
+        assert!(Instant::now() < deadline, "controller not ready");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // Watch from now: when did each Service first show an IP?
+    let api: Api<Service> = Api::namespaced(client.clone(), "default");
+    let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    {
+        let seen = seen.clone();
+        let api = api.clone();
+        tokio::spawn(async move {
+            let mut w = watcher::watcher(api, watcher::Config::default()).boxed();
+            while let Ok(Some(ev)) = w.try_next().await {
+                if let watcher::Event::Apply(s) | watcher::Event::InitApply(s) = ev {
+                    if !ips(&s).is_empty() {
+                        let name = s.metadata.name.clone().unwrap_or_default();
+                        seen.lock().unwrap().entry(name).or_insert_with(Instant::now);
+                    }
+                }
+            }
+        });
+    }
+
+    // 1. Burst.
+    let created: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let names: Vec<String> = (0..BURST).map(|i| format!("burst-{i:05}")).collect();
+    let t0 = Instant::now();
+    create_all(&api, names.clone(), created.clone()).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.lock().unwrap().len() < BURST {
+        assert!(Instant::now() < deadline, "burst: only {} of {BURST} allocated", seen.lock().unwrap().len());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let last = *seen.lock().unwrap().values().max().unwrap();
+    let burst_total = last - t0;
+    let mut lat: Vec<Duration> = {
+        let seen = seen.lock().unwrap();
+        let created = created.lock().unwrap();
+        names.iter().map(|n| seen[n].saturating_duration_since(created[n])).collect()
+    };
+    lat.sort();
+    println!("burst: {BURST} Services, whole burst {burst_total:?}");
+    println!("  create->status latency p50 {:?}  p99 {:?}  max {:?}", pct(&lat, 0.5), pct(&lat, 0.99), lat[lat.len() - 1]);
+
+    // 2. Cold start with 10,000 allocated Services.
+    let more: Vec<String> = (BURST..COLD).map(|i| format!("cold-{i:05}")).collect();
+    let t = Instant::now();
+    futures::stream::iter(more.clone())
+        .for_each_concurrent(IN_FLIGHT, |n| {
+            let api = api.clone();
+            async move {
+                api.create(&PostParams::default(), &svc(&n)).await.expect("create");
+            }
+        })
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while seen.lock().unwrap().len() < COLD {
+        assert!(Instant::now() < deadline, "cold: only {} of {COLD} allocated", seen.lock().unwrap().len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!("setup: {} more Services allocated in {:?}", COLD - BURST, t.elapsed());
+    let before: BTreeMap<String, Vec<String>> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|s| (s.metadata.name.clone().unwrap(), ips(s)))
+        .collect();
+    assert_eq!(before.len(), COLD);
+    let _ = ctl.kill();
+    let _ = ctl.wait();
+    // Same identity, as a restarted pod keeps its name: it renews its own
+    // Lease at once, so this measures the cold start, not a Lease expiry.
+    let t = Instant::now();
+    let mut ctl = spawn_controller(&kubeconfig, port);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready(port).await {
+        assert!(Instant::now() < deadline, "controller not ready after restart");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let cold = t.elapsed();
+    // Let it reconcile everything, then compare every IP.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after: BTreeMap<String, Vec<String>> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|s| (s.metadata.name.clone().unwrap(), ips(s)))
+        .collect();
+    let changed = before.iter().filter(|(k, v)| after.get(*k) != Some(*v)).count();
+    println!("cold start: {COLD} Services, spawn -> ready {cold:?}; IPs changed: {changed} of {}", before.len());
+    let rss = rss_kib(ctl.id());
+    println!("controller RSS after the run: {:.1} MiB", rss as f64 / 1024.0);
+    let _ = ctl.kill();
+    let _ = ctl.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(changed, 0, "a restart must change no IP");
+}

@@ -681,18 +681,61 @@ async fn the_binary_writes_a_kubeconfig_and_serves() {
     );
     let out = k.ok(&["create", "-f", &f]).await;
     assert_eq!(out, "configmap/x created\n");
-    // Generators send protobuf, which this server refuses with a clear 415.
-    let proto = k
-        .run(&["create", "configmap", "y", "--from-literal=a=b"])
-        .await;
-    assert!(
-        !proto.ok && proto.stderr.contains("does not decode protobuf"),
-        "{}",
-        proto.stderr
-    );
     assert_eq!(
         k.ok(&["get", "cm", "x", "-o", "jsonpath={.data.a}"]).await,
         "b"
     );
     child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn generators_that_send_protobuf_work() {
+    let (_s, client, dir, k) = setup().await;
+    // kubectl's generators send protobuf bodies.
+    assert_eq!(
+        k.ok(&["create", "namespace", "ferrolb-system"]).await,
+        "namespace/ferrolb-system created\n"
+    );
+    let f = write(
+        dir.path(),
+        "config.yaml",
+        "pools:\n- name: default\n  addresses: [192.0.2.100/30]\n",
+    );
+    let out = k
+        .ok(&[
+            "create",
+            "configmap",
+            "ferrolb-config",
+            "-n",
+            "ferrolb-system",
+            &format!("--from-file=config.yaml={f}"),
+            "--from-literal=x=y",
+        ])
+        .await;
+    assert_eq!(out, "configmap/ferrolb-config created\n");
+    let cm: ConfigMap = Api::namespaced(client.clone(), "ferrolb-system")
+        .get("ferrolb-config")
+        .await
+        .unwrap();
+    let data = cm.data.unwrap();
+    assert_eq!(
+        data["config.yaml"],
+        "pools:\n- name: default\n  addresses: [192.0.2.100/30]\n"
+    );
+    assert_eq!(data["x"], "y");
+    assert_eq!(
+        k.ok(&["create", "service", "loadbalancer", "web", "--tcp=80:8080"])
+            .await,
+        "service/web created\n"
+    );
+    let svc: Service = Api::namespaced(client, "default").get("web").await.unwrap();
+    let spec = svc.spec.unwrap();
+    assert_eq!(spec.type_.as_deref(), Some("LoadBalancer"));
+    let port = &spec.ports.unwrap()[0];
+    assert_eq!((port.port, port.name.as_deref()), (80, Some("80-8080")));
+    assert_eq!(
+        port.target_port,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080))
+    );
+    assert_eq!(spec.selector.unwrap()["app"], "web");
 }

@@ -15,6 +15,7 @@ use super::discovery;
 use super::openapi;
 use super::paging;
 use super::patch::PatchKind;
+use super::protobuf;
 use super::registry::{self, ResourceDef};
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
@@ -217,6 +218,10 @@ fn parse_json_body(content_type: &str, body: &[u8]) -> Result<Value, ApiError> {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
+    if base == "application/vnd.kubernetes.protobuf" {
+        return protobuf::decode(body)
+            .map_err(|e| ApiError::unsupported_media_type_body(&format!("{base} ({e})")));
+    }
     if !matches!(
         base.as_str(),
         "" | "application/json" | "application/yaml" | "*/*"

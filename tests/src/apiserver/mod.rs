@@ -26,6 +26,7 @@ mod managed;
 mod openapi;
 mod paging;
 pub mod patch;
+mod protobuf;
 pub mod registry;
 pub mod selector;
 mod server;

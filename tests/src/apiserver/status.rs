@@ -295,7 +295,7 @@ impl ApiError {
             415,
             "UnsupportedMediaType",
             format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {ct:?}; this test server does not decode protobuf: use kubectl create/apply -f with a manifest instead)"
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {ct:?}; this test server decodes protobuf only for Namespace, ConfigMap and Service: use kubectl create/apply -f with a manifest instead)"
             ),
         )
     }

@@ -778,3 +778,84 @@ async fn bad_requests_get_a_status_never_a_crash() {
     // The server is still serving and the object unchanged.
     assert!(api.get("x").await.unwrap().data.is_none());
 }
+
+#[tokio::test]
+async fn delete_collection_and_cluster_wide_watch() {
+    use futures::{StreamExt, TryStreamExt};
+    use kube::api::{WatchEvent, WatchParams};
+    let (_s, client) = start().await;
+    let nss: Api<Namespace> = Api::all(client.clone());
+    nss.create(
+        &PostParams::default(),
+        &obj(json!({"metadata": {"name": "other"}})),
+    )
+    .await
+    .unwrap();
+    let all: Api<ConfigMap> = Api::all(client.clone());
+    let rv = all
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut stream = all
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    for ns in ["default", "other"] {
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+        for n in ["a", "b"] {
+            api.create(
+                &PostParams::default(),
+                &obj(json!({"metadata": {"name": n, "labels": {"n": n}}})),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), stream.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
+            WatchEvent::Added(o) => seen.push(format!(
+                "{}/{}",
+                o.metadata.namespace.unwrap(),
+                o.metadata.name.unwrap()
+            )),
+            WatchEvent::Bookmark(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(seen, vec!["default/a", "default/b", "other/a", "other/b"]);
+    let other: Api<ConfigMap> = Api::namespaced(client, "other");
+    let gone = other
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("n=a"),
+        )
+        .await
+        .unwrap();
+    let names: Vec<String> = gone
+        .left()
+        .expect("the deleted objects")
+        .items
+        .into_iter()
+        .map(|c| c.metadata.name.unwrap())
+        .collect();
+    assert_eq!(names, vec!["a"]);
+    let left: Vec<String> = all
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|c| c.metadata.name.unwrap())
+        .collect();
+    assert_eq!(left, vec!["a", "b", "b"]);
+}

@@ -112,7 +112,8 @@ impl Store {
         let key = (storage, ns.to_string(), name.to_string());
         let old = self.objects.insert(key, obj.clone());
         if storage == "services" {
-            self.service_allocations.update(ns, name, old.as_ref(), Some(&obj));
+            self.service_allocations
+                .update(ns, name, old.as_ref(), Some(&obj));
         }
         let kind = if old.is_some() {
             ChangeType::Modified

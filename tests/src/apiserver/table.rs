@@ -135,8 +135,9 @@ fn service_row(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
         })
         .collect();
     let mut lb_text = lb.join(",");
-    if lb_text.len() > 16 {
-        lb_text = format!("{}...", &lb_text[..13]);
+    // kubectl shortens long lists (not in -o wide, which this table does not know about).
+    if lb_text.chars().count() > 16 {
+        lb_text = format!("{}...", lb_text.chars().take(13).collect::<String>());
     }
     let external_ip = match ty {
         "LoadBalancer" => {
@@ -570,6 +571,13 @@ mod tests {
             "192.0.2.10"
         );
         let cip = json!({"metadata": {"name": "c"}, "spec": {"type": "ClusterIP", "clusterIP": "198.51.100.2", "ports": [{"port": 53, "protocol": "UDP"}]}});
+        let mut long = lb.clone();
+        long["status"]["loadBalancer"]["ingress"] =
+            json!([{"ip": "192.0.2.10"}, {"hostname": "é.example.invalid"}]);
+        assert_eq!(
+            table(def, "meta.k8s.io/v1", &[long], "None", None)["rows"][0]["cells"][3],
+            "192.0.2.10,é...."
+        );
         let c = table(def, "meta.k8s.io/v1", &[cip], "None", None);
         assert_eq!(c["rows"][0]["cells"][3], "<none>");
         assert_eq!(c["rows"][0]["cells"][4], "53/UDP");

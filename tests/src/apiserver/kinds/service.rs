@@ -55,8 +55,18 @@ fn taken_by_others(store: &Store, ns: &str, name: &str) -> Taken {
     let me = |owner: &(String, String)| owner.0 == ns && owner.1 == name;
     let a = &store.service_allocations;
     Taken {
-        ips: a.ips.iter().filter(|(_, o)| !me(o)).map(|(ip, _)| *ip).collect(),
-        node_ports: a.node_ports.iter().filter(|(_, o)| !me(o)).map(|(p, _)| *p).collect(),
+        ips: a
+            .ips
+            .iter()
+            .filter(|(_, o)| !me(o))
+            .map(|(ip, _)| *ip)
+            .collect(),
+        node_ports: a
+            .node_ports
+            .iter()
+            .filter(|(_, o)| !me(o))
+            .map(|(p, _)| *p)
+            .collect(),
     }
 }
 

@@ -654,9 +654,10 @@ async fn the_binary_writes_a_kubeconfig_and_serves() {
         assert!(help.contains(flag), "{flag} in {help}");
     }
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferrolb-apiserver"))
-        .args(["--listen", "127.0.0.1:0", "--tls"])
-        .arg("--write-kubeconfig")
-        .arg(&kc)
+        .args(["--listen", "127.0.0.1:0"])
+        // Every flag is also an environment variable.
+        .env("FERROLB_APISERVER_TLS", "true")
+        .env("FERROLB_APISERVER_KUBECONFIG", &kc)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -670,6 +671,12 @@ async fn the_binary_writes_a_kubeconfig_and_serves() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let written = std::fs::read_to_string(&kc).unwrap();
+    assert!(
+        written.contains("server: https://127.0.0.1:")
+            && written.contains("certificate-authority-data:"),
+        "{written}"
+    );
     let k = Kubectl {
         kubeconfig: kc.clone(),
         cache: dir.path().join("cache"),

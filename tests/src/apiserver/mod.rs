@@ -247,7 +247,7 @@ impl RunningApiServer {
         serde_yaml_ng::to_string(&cfg).unwrap_or_default()
     }
 
-    /// Writes [`Self::kubeconfig_yaml`] to `path` (mode 0600), creating parent directories.
+    /// Writes [`Self::kubeconfig_yaml`] to `path` (mode 0600, atomically), creating parent directories.
     pub fn write_kubeconfig(&self, path: impl AsRef<Path>) -> Result<(), Error> {
         let path = path.as_ref();
         let err = |source| Error::WriteKubeconfig {
@@ -257,12 +257,17 @@ impl RunningApiServer {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(err)?;
         }
-        std::fs::write(path, self.kubeconfig_yaml()).map_err(err)?;
+        // Written beside and renamed into place, so a reader never sees half a file.
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = std::path::PathBuf::from(tmp);
+        std::fs::write(&tmp, self.kubeconfig_yaml()).map_err(err)?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
         }
+        std::fs::rename(&tmp, path).map_err(err)?;
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! Per-kind behaviour: typed decoding (unknown fields, wrong types), conversion between served
 //! shapes, metadata validation, and the defaulting and validation kube-apiserver applies.
 
+pub mod data;
 pub mod event;
 pub mod service;
 
@@ -188,6 +189,8 @@ pub fn prepare_create(def: &ResourceDef, obj: &mut Value, store: &Store) -> Vec<
             Vec::new()
         }
         "leases" => validate_lease(obj),
+        "configmaps" => data::validate_configmap(obj),
+        "endpointslices" => data::validate_endpointslice(None, obj),
         _ => Vec::new(),
     }
 }
@@ -202,6 +205,21 @@ pub fn prepare_update(
     match def.storage {
         "services" => service::prepare(Some(old), new, store),
         "leases" => validate_lease(new),
+        "configmaps" => {
+            let mut errs = data::validate_configmap(new);
+            if old["immutable"] == true {
+                for f in ["data", "binaryData", "immutable"] {
+                    if old.get(f) != new.get(f) {
+                        errs.push(FieldError::forbidden(
+                            f,
+                            "field is immutable when `immutable` is set",
+                        ));
+                    }
+                }
+            }
+            errs
+        }
+        "endpointslices" => data::validate_endpointslice(Some(old), new),
         "namespaces" => {
             if new["status"].is_null() {
                 new["status"] = old["status"].clone();

@@ -45,6 +45,17 @@ fn range_text(family: &str) -> String {
     }
 }
 
+fn valid_cidr(s: &str) -> bool {
+    let Some((ip, len)) = s.split_once('/') else {
+        return false;
+    };
+    match (ip.parse::<IpAddr>(), len.parse::<u8>()) {
+        (Ok(IpAddr::V4(_)), Ok(l)) => l <= 32,
+        (Ok(IpAddr::V6(_)), Ok(l)) => l <= 128,
+        _ => false,
+    }
+}
+
 /// What other Services hold.
 struct Taken {
     ips: HashSet<IpAddr>,
@@ -317,6 +328,39 @@ pub fn prepare(old: Option<&Value>, obj: &mut Value, store: &Store) -> Vec<Field
             ip,
             "must be a valid IP address",
         ));
+    }
+
+    for (i, ip) in spec
+        .get("externalIPs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let ip = ip.as_str().unwrap_or("");
+        if ip.parse::<IpAddr>().is_err() {
+            errs.push(FieldError::invalid(
+                format!("spec.externalIPs[{i}]"),
+                ip,
+                "must be a valid IP address",
+            ));
+        }
+    }
+    for (i, cidr) in spec
+        .get("loadBalancerSourceRanges")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let cidr = cidr.as_str().unwrap_or("");
+        if !valid_cidr(cidr.trim()) {
+            errs.push(FieldError::invalid(
+                format!("spec.loadBalancerSourceRanges[{i}]"),
+                cidr,
+                "must be a list of IP ranges. For example, 10.240.0.0/24,10.250.0.0/24 ",
+            ));
+        }
     }
 
     // Ports.
@@ -936,6 +980,20 @@ mod tests {
         assert!(cip["spec"]["ports"][0].get("nodePort").is_none());
         assert!(cip["spec"].get("loadBalancerClass").is_none());
         assert!(cip["spec"].get("externalTrafficPolicy").is_none());
+    }
+
+    #[test]
+    fn external_ips_and_source_ranges_are_checked() {
+        let store = store_with(&[]);
+        let mut svc = mk_service(
+            json!({"type": "LoadBalancer", "externalIPs": ["192.0.2.5", "nope"], "loadBalancerSourceRanges": ["203.0.113.0/24", "203.0.113.0/33"], "ports": [{"port": 80}]}),
+        );
+        let e = prepare(None, &mut svc, &store);
+        let fields: Vec<&str> = e.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec!["spec.externalIPs[1]", "spec.loadBalancerSourceRanges[1]"]
+        );
     }
 
     #[test]

@@ -407,3 +407,55 @@ async fn a_run_after_a_killed_lab_works() {
     );
     lab.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_observer_sees_every_mac_that_answers_and_measures_their_overlap() {
+    // Make the kernels of both nodes answer ARP for a Service IP (as without strictARP):
+    // the observer must report both MACs and a non-zero overlap, which is what the
+    // failover benchmark relies on to show that no two nodes answer at once.
+    let lab = Lab::start(network_only()).await.expect("lab starts");
+    lab.create_service("web", ferrolb_testbed::lab::Family::V4)
+        .await
+        .unwrap();
+    let services: Api<Service> = Api::namespaced(lab.client().clone(), "default");
+    let status = json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.210"}]}}});
+    services
+        .patch_status("web", &PatchParams::default(), &Patch::Merge(status))
+        .await
+        .unwrap();
+    let ip = lab
+        .wait_service_ips("web", 1, Duration::from_secs(10))
+        .await
+        .unwrap()[0];
+    for node in ["n1", "n2"] {
+        let ns = lab.node(node).unwrap().netns;
+        ferrolb_testbed::lab::netns::sysctl_in(&ns, "net.ipv4.conf.all.arp_ignore", "0").unwrap();
+    }
+    let claims = lab.probe(ip, 4, Duration::from_millis(200)).await.unwrap();
+    let mut macs = ferrolb_testbed::lab::probe::distinct_macs(&claims);
+    macs.sort();
+    assert_eq!(
+        macs,
+        vec![lab.node("n1").unwrap().mac, lab.node("n2").unwrap().mac],
+        "{claims:?}"
+    );
+    assert!(
+        ferrolb_testbed::lab::probe::overlap(&claims) > Duration::ZERO,
+        "{claims:?}"
+    );
+    assert_eq!(
+        ferrolb_testbed::lab::report::describe_announcers(&lab.announcers(ip).await.unwrap()),
+        "CONFLICT: n1, n2 all answer"
+    );
+    for node in ["n1", "n2"] {
+        let ns = lab.node(node).unwrap().netns;
+        ferrolb_testbed::lab::netns::sysctl_in(&ns, "net.ipv4.conf.all.arp_ignore", "1").unwrap();
+    }
+    assert!(
+        lab.probe(ip, 2, Duration::from_millis(200))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    lab.shutdown().await;
+}

@@ -9,8 +9,8 @@
 //!   speaker died), so this is the time until the client's traffic has moved;
 //! - **takeover**: from the signal until another node's first ARP/NDP claim is seen;
 //! - **overlap**: the longest window in which two different MACs claimed the IP, from
-//!   an observer that sends a who-has every 10 ms and records every reply, gratuitous
-//!   ARP and advertisement on the wire (so its resolution is about 10 ms).
+//!   an observer that sends a who-has every 5 ms and records every reply, gratuitous
+//!   ARP and advertisement on the wire (so its resolution is about 5 ms).
 //!
 //! Then the speaker starts again and, once the IP is stable (it may move back: election
 //! is by rendezvous hashing), the overlap of that planned handover is measured too.
@@ -28,8 +28,11 @@ use crate::lab::plan::{OBSERVER_MAC, OBSERVER_V4, OBSERVER_V6, UPLINK};
 use crate::lab::probe::{Claim, Prober, overlap};
 use crate::lab::{Lab, http};
 
-/// Interval of the observer's who-has and of the client's requests.
-const TICK: Duration = Duration::from_millis(10);
+/// Interval of the observer's who-has (the resolution of the overlap measure).
+const OBSERVER_TICK: Duration = Duration::from_millis(5);
+/// Pause between the client's requests (the resolution of the recovery measure, plus
+/// the time of one request, well under a millisecond on the lab network).
+const CLIENT_TICK: Duration = Duration::from_millis(2);
 
 /// The result of one failover round.
 #[derive(Debug, Clone)]
@@ -72,7 +75,7 @@ impl Observer {
             let end = Instant::now() + Duration::from_secs(120);
             while !flag.load(Ordering::Relaxed) && Instant::now() < end {
                 prober.request(ip)?;
-                let next = Instant::now() + TICK;
+                let next = Instant::now() + OBSERVER_TICK;
                 while let Some(c) = prober.next_claim(next) {
                     if c.ip == ip {
                         claims.push(c);
@@ -172,7 +175,7 @@ pub async fn failover_round(
                 Ok(_) => {}
                 Err(_) => failed += 1,
             }
-            std::thread::sleep(TICK);
+            std::thread::sleep(CLIENT_TICK);
         }
         Err(LabError::Timeout {
             what: format!("the client's traffic to {ip} to move off {old}"),

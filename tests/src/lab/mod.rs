@@ -121,18 +121,16 @@ pub fn find_binary(name: &str, dir: Option<&Path>) -> Result<PathBuf, LabError> 
             candidates.push(p.join(name));
         }
     }
+    // Name the place the user most likely expects in the error: the explicit
+    // directory if one was given, else beside the running executable.
+    let expected = candidates
+        .get(usize::from(std::env::var_os("FERROLB_BIN_DIR").is_some()))
+        .cloned();
     candidates
         .iter()
         .find(|p| p.is_file())
         .cloned()
-        .ok_or_else(|| {
-            LabError::MissingBinary(
-                candidates
-                    .last()
-                    .cloned()
-                    .unwrap_or_else(|| PathBuf::from(name)),
-            )
-        })
+        .ok_or_else(|| LabError::MissingBinary(expected.unwrap_or_else(|| PathBuf::from(name))))
 }
 
 /// A running lab. Dropping it tears everything down (processes, namespaces, state);
@@ -490,13 +488,15 @@ impl Lab {
         .await
     }
 
-    /// The nodes that answer ARP/NDP for `ip` (by MAC; unknown MACs by their address).
+    /// The nodes that answer ARP/NDP for `ip`, sorted (by MAC; unknown MACs by their address).
     pub async fn announcers(&self, ip: IpAddr) -> Result<Vec<String>, LabError> {
         let claims = self.probe(ip, 2, Duration::from_millis(150)).await?;
-        Ok(probe::distinct_macs(&claims)
+        let mut names: Vec<String> = probe::distinct_macs(&claims)
             .into_iter()
             .map(|mac| self.mac_name(mac))
-            .collect())
+            .collect();
+        names.sort();
+        Ok(names)
     }
 
     /// The node name of `mac`, or the MAC itself.

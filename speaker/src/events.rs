@@ -10,7 +10,6 @@ use std::net::IpAddr;
 use ferrolb_core::election::{Election, ServiceKey};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Service};
 use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -18,6 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::dataplane::Dataplane;
 use crate::metrics::Metrics;
+use crate::slim::{SlimNode, SlimService};
 
 /// The reporting controller name on every Event.
 pub const REPORTING_CONTROLLER: &str = "ferrolb-speaker";
@@ -220,7 +220,7 @@ fn lost_reason(election: &Election, me: &str, ip: IpAddr) -> String {
 pub async fn publish_loop(
     client: kube::Client,
     node: String,
-    services: Store<Service>,
+    services: Store<SlimService>,
     mut rx: mpsc::Receiver<Notice>,
 ) {
     let reporter = Reporter {
@@ -258,7 +258,7 @@ pub fn new_findings(reported: &BTreeSet<String>, current: &BTreeSet<String>) -> 
 pub async fn strict_arp_loop(
     client: kube::Client,
     node: String,
-    nodes: Store<Node>,
+    nodes: Store<SlimNode>,
     dataplane: Arc<dyn Dataplane>,
     metrics: Arc<Metrics>,
     period: std::time::Duration,

@@ -1,12 +1,12 @@
-//! Translation of Kubernetes objects into the election's plain inputs
-//! ([`ferrolb_core::election`]). Pure functions over k8s-openapi types.
+//! Translation of the cached Kubernetes objects ([`crate::slim`]) into the election's
+//! plain inputs ([`ferrolb_core::election`]). Pure functions.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use ferrolb_core::election::{ServiceFacts, ServiceKey, TrafficPolicy};
-use k8s_openapi::api::core::v1::{Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+use crate::slim::{SlimEndpointSlice as EndpointSlice, SlimNode as Node, SlimService as Service};
 
 /// The label that ties an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -147,11 +147,12 @@ pub fn node_ready(node: &Node) -> bool {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{
-        LoadBalancerIngress, LoadBalancerStatus, NodeCondition, NodeStatus, ServiceSpec,
-        ServiceStatus,
+    use crate::slim::{
+        SlimEndpoint as Endpoint, SlimEndpointConditions as EndpointConditions,
+        SlimIngress as LoadBalancerIngress, SlimLoadBalancerStatus as LoadBalancerStatus,
+        SlimNodeCondition as NodeCondition, SlimNodeStatus as NodeStatus,
+        SlimServiceSpec as ServiceSpec, SlimServiceStatus as ServiceStatus,
     };
-    use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     pub fn mk_service(name: &str, ips: &[&str]) -> Service {
@@ -172,12 +173,10 @@ pub(crate) mod tests {
                         ips.iter()
                             .map(|ip| LoadBalancerIngress {
                                 ip: Some(ip.to_string()),
-                                ..Default::default()
                             })
                             .collect(),
                     ),
                 }),
-                ..Default::default()
             }),
         }
     }
@@ -190,21 +189,15 @@ pub(crate) mod tests {
                 labels: Some([(SERVICE_NAME_LABEL.to_string(), svc.to_string())].into()),
                 ..Default::default()
             },
-            address_type: "IPv4".into(),
             endpoints: eps
                 .iter()
                 .enumerate()
                 .map(|(i, (node, ready))| Endpoint {
                     addresses: vec![format!("10.0.0.{}", i + 1)],
                     node_name: node.map(str::to_string),
-                    conditions: Some(EndpointConditions {
-                        ready: *ready,
-                        ..Default::default()
-                    }),
-                    ..Default::default()
+                    conditions: Some(EndpointConditions { ready: *ready }),
                 })
                 .collect(),
-            ports: None,
         }
     }
 
@@ -214,14 +207,11 @@ pub(crate) mod tests {
                 name: Some(name.into()),
                 ..Default::default()
             },
-            spec: None,
             status: Some(NodeStatus {
                 conditions: Some(vec![NodeCondition {
                     type_: "Ready".into(),
                     status: if ready { "True" } else { "False" }.into(),
-                    ..Default::default()
                 }]),
-                ..Default::default()
             }),
         }
     }
@@ -252,10 +242,7 @@ pub(crate) mod tests {
             .ingress
             .as_mut()
             .unwrap()
-            .push(LoadBalancerIngress {
-                hostname: Some("lb.example".into()),
-                ..Default::default()
-            });
+            .push(LoadBalancerIngress { ip: None });
         let ips: Vec<String> = ingress_ips(&s).iter().map(|i| i.to_string()).collect();
         assert_eq!(ips, vec!["192.0.2.1", "2001:db8::1"]);
     }

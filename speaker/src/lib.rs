@@ -16,6 +16,7 @@ pub mod lease;
 pub mod metrics;
 pub mod net;
 pub mod run;
+pub mod slim;
 
 pub use cli::{Cli, LeaseTimers, Settings};
 pub use dataplane::{Dataplane, DataplaneCounters, RecordingDataplane};

@@ -27,8 +27,7 @@ use ferrolb_core::election::{
 };
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::utils::Backoff;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -45,6 +44,7 @@ use crate::facts::{SliceIndex, node_ready, service_facts};
 use crate::http::Health;
 use crate::lease::{LeaseWriter, lease_selector, read_lease};
 use crate::metrics::Metrics;
+use crate::slim::{SlimEndpointSlice, SlimNode, SlimService, trim_node, trim_service, trim_slice};
 
 /// How often the renewer looks at the data plane's link state.
 const LINK_POLL: Duration = Duration::from_millis(50);
@@ -101,9 +101,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The stores the election reads.
 #[derive(Clone)]
 struct Stores {
-    services: Store<Service>,
-    slices: Store<EndpointSlice>,
-    nodes: Store<Node>,
+    services: Store<SlimService>,
+    slices: Store<SlimEndpointSlice>,
+    nodes: Store<SlimNode>,
     config: Store<ConfigMap>,
 }
 
@@ -159,26 +159,30 @@ impl Speaker {
         let services = spawn_reflector(
             &mut tasks,
             &shared,
-            Api::<Service>::all(self.client.clone()),
+            Api::<SlimService>::all(self.client.clone()),
             watcher::Config::default(),
+            trim_service,
         );
         let slices = spawn_reflector(
             &mut tasks,
             &shared,
-            Api::<EndpointSlice>::all(self.client.clone()),
+            Api::<SlimEndpointSlice>::all(self.client.clone()),
             watcher::Config::default(),
+            trim_slice,
         );
         let nodes = spawn_reflector(
             &mut tasks,
             &shared,
-            Api::<Node>::all(self.client.clone()),
+            Api::<SlimNode>::all(self.client.clone()),
             watcher::Config::default(),
+            trim_node,
         );
         let config = spawn_reflector(
             &mut tasks,
             &shared,
             Api::<ConfigMap>::namespaced(self.client.clone(), &s.config_namespace),
             watcher::Config::default().fields(&format!("metadata.name={}", s.config_name)),
+            |cm: &mut ConfigMap| cm.metadata.managed_fields = None,
         );
         let stores = Stores {
             services,
@@ -295,6 +299,7 @@ fn spawn_reflector<K>(
     shared: &Arc<Shared>,
     api: Api<K>,
     config: watcher::Config,
+    slim: fn(&mut K),
 ) -> Store<K>
 where
     K: Resource<DynamicType = ()>
@@ -308,10 +313,8 @@ where
     let (store, writer) = reflector::store::<K>();
     let stream = watcher(api, config)
         .backoff(QuickBackoff::new())
-        .modify(|o: &mut K| {
-            // Managed fields are the bulk of most objects and never read here.
-            o.meta_mut().managed_fields = None;
-        })
+        // Only what the election reads is cached (see `crate::slim`).
+        .modify(slim)
         .reflect(writer);
     let shared = shared.clone();
     tasks.spawn(drive(stream, shared, K::kind(&()).to_string()));

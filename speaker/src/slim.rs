@@ -1,0 +1,378 @@
+//! The speaker's cached objects: Services, EndpointSlices and Nodes cut down to the
+//! fields the election reads.
+//!
+//! The watches deserialize straight into these types (serde skips every other field
+//! of the API's JSON), so a cluster's ports, selectors, addresses, target references,
+//! node images and capacity are never even built in memory; [`trim_service`] and
+//! friends then drop the metadata nobody reads (annotations such as
+//! `last-applied-configuration`, managed fields, owner references...) before an object
+//! enters its reflector store. This keeps the speaker's memory small and its CPU per
+//! watch event low on large clusters.
+//!
+//! Each type implements [`kube::Resource`] for its API resource, so `Api`, `watcher`
+//! and the reflector work with it as with the k8s-openapi type.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope};
+use serde::{Deserialize, Deserializer};
+
+use crate::facts::SERVICE_NAME_LABEL;
+
+macro_rules! resource {
+    ($ty:ty, $scope:ty, $group:literal, $version:literal, $kind:literal, $plural:literal) => {
+        impl kube::Resource for $ty {
+            type DynamicType = ();
+            type Scope = $scope;
+            fn kind(_: &()) -> Cow<'_, str> {
+                Cow::Borrowed($kind)
+            }
+            fn group(_: &()) -> Cow<'_, str> {
+                Cow::Borrowed($group)
+            }
+            fn version(_: &()) -> Cow<'_, str> {
+                Cow::Borrowed($version)
+            }
+            fn plural(_: &()) -> Cow<'_, str> {
+                Cow::Borrowed($plural)
+            }
+            fn meta(&self) -> &ObjectMeta {
+                &self.metadata
+            }
+            fn meta_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
+}
+
+/// `null` (which the API sends for an empty list, e.g. a slice without endpoints)
+/// read as the default.
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Option::unwrap_or_default)
+}
+
+/// A `v1` Service: identity, type, class, traffic policy and ingress IPs.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct SlimService {
+    /// Name, namespace, uid, resourceVersion (after [`trim_service`]).
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// The spec fields the election reads.
+    #[serde(default)]
+    pub spec: Option<SlimServiceSpec>,
+    /// The status fields the election reads.
+    #[serde(default)]
+    pub status: Option<SlimServiceStatus>,
+}
+
+/// `spec` of a [`SlimService`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlimServiceSpec {
+    /// `spec.type`.
+    #[serde(rename = "type", default)]
+    pub type_: Option<String>,
+    /// `spec.loadBalancerClass`.
+    #[serde(default)]
+    pub load_balancer_class: Option<String>,
+    /// `spec.externalTrafficPolicy`.
+    #[serde(default)]
+    pub external_traffic_policy: Option<String>,
+}
+
+/// `status` of a [`SlimService`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlimServiceStatus {
+    /// `status.loadBalancer`.
+    #[serde(default)]
+    pub load_balancer: Option<SlimLoadBalancerStatus>,
+}
+
+/// `status.loadBalancer` of a [`SlimService`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct SlimLoadBalancerStatus {
+    /// `status.loadBalancer.ingress`.
+    #[serde(default)]
+    pub ingress: Option<Vec<SlimIngress>>,
+}
+
+/// One `status.loadBalancer.ingress` entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct SlimIngress {
+    /// Its `ip` (entries with only a `hostname` have none).
+    #[serde(default)]
+    pub ip: Option<String>,
+}
+
+resource!(
+    SlimService,
+    NamespaceResourceScope,
+    "",
+    "v1",
+    "Service",
+    "services"
+);
+
+/// A `discovery.k8s.io/v1` EndpointSlice: its Service and its endpoints' readiness.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct SlimEndpointSlice {
+    /// Name, namespace and the `kubernetes.io/service-name` label.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// The endpoints.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub endpoints: Vec<SlimEndpoint>,
+}
+
+/// One endpoint of a [`SlimEndpointSlice`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlimEndpoint {
+    /// Its addresses (at most one kept: only "has an address" matters).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub addresses: Vec<String>,
+    /// `nodeName`.
+    #[serde(default)]
+    pub node_name: Option<String>,
+    /// `conditions`.
+    #[serde(default)]
+    pub conditions: Option<SlimEndpointConditions>,
+}
+
+/// `conditions` of a [`SlimEndpoint`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct SlimEndpointConditions {
+    /// `ready` (unset means ready, as the API documents).
+    #[serde(default)]
+    pub ready: Option<bool>,
+}
+
+resource!(
+    SlimEndpointSlice,
+    NamespaceResourceScope,
+    "discovery.k8s.io",
+    "v1",
+    "EndpointSlice",
+    "endpointslices"
+);
+
+/// A `v1` Node: identity, labels and readiness.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct SlimNode {
+    /// Name, uid, resourceVersion and labels.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// The status fields the election reads.
+    #[serde(default)]
+    pub status: Option<SlimNodeStatus>,
+}
+
+/// `status` of a [`SlimNode`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct SlimNodeStatus {
+    /// `status.conditions` (only `Ready` kept).
+    #[serde(default)]
+    pub conditions: Option<Vec<SlimNodeCondition>>,
+}
+
+/// One Node condition.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct SlimNodeCondition {
+    /// `type`.
+    #[serde(rename = "type", default)]
+    pub type_: String,
+    /// `status` (`True`, `False`, `Unknown`).
+    #[serde(default)]
+    pub status: String,
+}
+
+resource!(SlimNode, ClusterResourceScope, "", "v1", "Node", "nodes");
+
+/// Name, namespace, uid and resourceVersion of `meta`; everything else dropped.
+fn identity(meta: &mut ObjectMeta) -> ObjectMeta {
+    ObjectMeta {
+        name: meta.name.take(),
+        namespace: meta.namespace.take(),
+        uid: meta.uid.take(),
+        resource_version: meta.resource_version.take(),
+        ..Default::default()
+    }
+}
+
+/// Drops the metadata a Service's Events and election do not need.
+pub fn trim_service(svc: &mut SlimService) {
+    svc.metadata = identity(&mut svc.metadata);
+    if let Some(ingress) = svc
+        .status
+        .as_mut()
+        .and_then(|s| s.load_balancer.as_mut())
+        .and_then(|lb| lb.ingress.as_mut())
+    {
+        ingress.retain(|i| i.ip.is_some());
+    }
+}
+
+/// Drops all labels but the Service name, and all addresses but one per endpoint.
+pub fn trim_slice(slice: &mut SlimEndpointSlice) {
+    let service = slice
+        .metadata
+        .labels
+        .take()
+        .and_then(|mut l| l.remove(SERVICE_NAME_LABEL));
+    slice.metadata = identity(&mut slice.metadata);
+    slice.metadata.labels = service.map(|s| BTreeMap::from([(SERVICE_NAME_LABEL.to_string(), s)]));
+    for ep in &mut slice.endpoints {
+        ep.addresses.truncate(1);
+    }
+}
+
+/// Keeps a Node's identity, labels and `Ready` condition.
+pub fn trim_node(node: &mut SlimNode) {
+    let labels = node.metadata.labels.take();
+    node.metadata = identity(&mut node.metadata);
+    node.metadata.labels = labels;
+    if let Some(cs) = node.status.as_mut().and_then(|s| s.conditions.as_mut()) {
+        cs.retain(|c| c.type_ == "Ready");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::{SliceIndex, node_ready, service_facts};
+    use ferrolb_core::election::{ServiceKey, TrafficPolicy};
+    use kube::Resource;
+
+    /// A Service as the API server sends it, with much the speaker does not read.
+    const SERVICE_JSON: &str = r#"{
+      "apiVersion": "v1", "kind": "Service",
+      "metadata": {"name": "web", "namespace": "shop", "uid": "u-1", "resourceVersion": "42",
+                   "labels": {"app": "web"},
+                   "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{...}"},
+                   "managedFields": [{"manager": "kubectl", "operation": "Update"}]},
+      "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local",
+               "loadBalancerClass": "ferrolb.io/lb", "selector": {"app": "web"},
+               "ports": [{"port": 80, "targetPort": 8080, "nodePort": 30080}],
+               "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"]},
+      "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.10", "ipMode": "VIP"},
+                                              {"hostname": "lb.example"},
+                                              {"ip": "2001:db8::10"}]}}
+    }"#;
+
+    const SLICE_JSON: &str = r#"{
+      "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+      "metadata": {"name": "web-abc", "namespace": "shop",
+                   "labels": {"kubernetes.io/service-name": "web",
+                              "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"},
+                   "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": "web", "uid": "u-1"}]},
+      "addressType": "IPv4",
+      "endpoints": [
+        {"addresses": ["10.244.1.5", "10.244.1.6"], "nodeName": "node-a",
+         "conditions": {"ready": true, "serving": true, "terminating": false},
+         "targetRef": {"kind": "Pod", "name": "web-1"}, "zone": "z1"},
+        {"addresses": ["10.244.2.5"], "nodeName": "node-b",
+         "conditions": {"ready": false, "serving": true, "terminating": true}}
+      ],
+      "ports": [{"port": 8080, "protocol": "TCP"}]
+    }"#;
+
+    const NODE_JSON: &str = r#"{
+      "apiVersion": "v1", "kind": "Node",
+      "metadata": {"name": "node-a", "uid": "n-1", "resourceVersion": "7",
+                   "labels": {"kubernetes.io/hostname": "node-a", "zone": "z1"},
+                   "annotations": {"node.alpha.kubernetes.io/ttl": "0"}},
+      "spec": {"podCIDR": "10.244.1.0/24"},
+      "status": {"conditions": [{"type": "MemoryPressure", "status": "False"},
+                                {"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+                 "images": [{"names": ["registry.example/big:1"], "sizeBytes": 123456789}],
+                 "capacity": {"cpu": "2"}}
+    }"#;
+
+    #[test]
+    fn service_from_api_json_keeps_what_the_election_reads() {
+        let mut svc: SlimService = serde_json::from_str(SERVICE_JSON).unwrap();
+        trim_service(&mut svc);
+        let f = service_facts(&svc, &SliceIndex::default(), "ferrolb.io/lb").unwrap();
+        assert_eq!(f.key, ServiceKey::new("shop", "web"));
+        assert_eq!(f.traffic_policy, TrafficPolicy::Local);
+        assert_eq!(
+            f.ips,
+            vec![
+                "192.0.2.10".parse::<std::net::IpAddr>().unwrap(),
+                "2001:db8::10".parse().unwrap()
+            ]
+        );
+        assert!(svc.metadata.annotations.is_none());
+        assert!(svc.metadata.managed_fields.is_none());
+        assert!(svc.metadata.labels.is_none());
+        let r = svc.object_ref(&());
+        assert_eq!(r.kind.as_deref(), Some("Service"));
+        assert_eq!(r.api_version.as_deref(), Some("v1"));
+        assert_eq!(r.uid.as_deref(), Some("u-1"));
+        assert_eq!(r.namespace.as_deref(), Some("shop"));
+        assert_eq!(
+            SlimService::url_path(&(), Some("shop")),
+            "/api/v1/namespaces/shop/services"
+        );
+    }
+
+    #[test]
+    fn slice_from_api_json_keeps_readiness_and_nodes() {
+        let mut slice: SlimEndpointSlice = serde_json::from_str(SLICE_JSON).unwrap();
+        let before = SliceIndex::build([&slice]);
+        trim_slice(&mut slice);
+        let after = SliceIndex::build([&slice]);
+        let key = ServiceKey::new("shop", "web");
+        assert_eq!(before.get(&key), after.get(&key));
+        let eps = after.get(&key).unwrap();
+        assert!(eps.any);
+        assert_eq!(eps.nodes, ["node-a".to_string()].into());
+        assert_eq!(slice.endpoints[0].addresses.len(), 1);
+        assert_eq!(slice.metadata.labels.as_ref().unwrap().len(), 1);
+        assert!(slice.metadata.owner_references.is_none());
+        assert_eq!(
+            SlimEndpointSlice::url_path(&(), None),
+            "/apis/discovery.k8s.io/v1/endpointslices"
+        );
+    }
+
+    #[test]
+    fn node_from_api_json_keeps_labels_and_readiness() {
+        let mut node: SlimNode = serde_json::from_str(NODE_JSON).unwrap();
+        trim_node(&mut node);
+        assert!(node_ready(&node));
+        assert_eq!(node.metadata.labels.as_ref().unwrap()["zone"], "z1");
+        assert_eq!(
+            node.status
+                .as_ref()
+                .unwrap()
+                .conditions
+                .as_ref()
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(node.metadata.annotations.is_none());
+        assert_eq!(node.object_ref(&()).kind.as_deref(), Some("Node"));
+        assert_eq!(SlimNode::url_path(&(), None), "/api/v1/nodes");
+    }
+
+    #[test]
+    fn empty_objects_deserialize() {
+        let s: SlimService = serde_json::from_str("{}").unwrap();
+        assert!(s.spec.is_none());
+        // The API sends `endpoints: null` for a slice without endpoints.
+        let e: SlimEndpointSlice = serde_json::from_str(r#"{"endpoints": null}"#).unwrap();
+        assert!(e.endpoints.is_empty());
+        let n: SlimNode = serde_json::from_str(r#"{"status": {}}"#).unwrap();
+        assert!(!node_ready(&n));
+    }
+}

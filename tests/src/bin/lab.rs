@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use ferrolb_testbed::lab::bench::{self, Round};
+use ferrolb_testbed::lab::bench::{self, Disruption, Round};
 use ferrolb_testbed::lab::{Lab, LabOptions, report, runs};
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -49,9 +49,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Measure failover from the client: SIGKILL and SIGTERM of the announcing speaker.
+    /// Measure failover from the client: SIGKILL and SIGTERM of the announcing speaker,
+    /// and an API partition of its node.
     BenchFailover {
-        /// Rounds per signal.
+        /// Rounds per disruption.
         #[arg(long, default_value_t = 5)]
         rounds: u32,
         /// Example Service whose IP fails over (web: IPv4, web6: IPv6).
@@ -61,6 +62,8 @@ enum Command {
     /// Remove what killed lab runs left behind (done at every start anyway).
     Reap,
 }
+
+const DISRUPTIONS: [Disruption; 3] = [Disruption::Kill, Disruption::Term, Disruption::Cut];
 
 const HELP: &str = "\
 commands:
@@ -326,24 +329,25 @@ async fn bench_failover(lab: &Lab, rounds: u32, service: &str) -> anyhow::Result
         .await?;
     let ip = ips[0];
     println!(
-        "failover of {service} ({ip}), {} nodes, {rounds} rounds per signal",
+        "failover of {service} ({ip}), {} nodes, {rounds} rounds per disruption",
         lab.plan().node_count()
     );
     println!(
-        "| signal | round | from | to | recovery (client HTTP) | takeover (first ARP/NDP claim) | overlap | failed requests | rejoin overlap |"
+        "| disruption | round | from | to | recovery (client HTTP) | takeover (first ARP/NDP claim) | silent gap | overlap | failed requests | rejoin overlap |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut all: Vec<Round> = Vec::new();
-    for sig in [Signal::SIGKILL, Signal::SIGTERM] {
+    for sig in DISRUPTIONS {
         for i in 1..=rounds {
             let r = bench::failover_round(lab, ip, sig, Duration::from_secs(30)).await?;
             println!(
-                "| {} | {i} | {} | {} | {} | {} | {} | {} | {} |",
-                r.signal,
+                "| {} | {i} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.disruption,
                 r.from,
                 r.to,
                 bench::ms(r.recovery),
                 r.takeover.map(bench::ms).unwrap_or_else(|| "-".into()),
+                r.gap.map(bench::ms).unwrap_or_else(|| "-".into()),
                 bench::ms(r.overlap),
                 r.failed_requests,
                 bench::ms(r.rejoin_overlap)
@@ -353,22 +357,27 @@ async fn bench_failover(lab: &Lab, rounds: u32, service: &str) -> anyhow::Result
     }
     println!();
     println!(
-        "| signal | recovery min / median / mean / max | takeover median | max overlap | max rejoin overlap |"
+        "| disruption | recovery min / median / mean / max | takeover median | min silent gap | max overlap | max rejoin overlap |"
     );
-    println!("|---|---|---|---|---|");
-    for sig in [Signal::SIGKILL, Signal::SIGTERM] {
-        let of: Vec<&Round> = all.iter().filter(|r| r.signal == sig).collect();
+    println!("|---|---|---|---|---|---|");
+    for sig in DISRUPTIONS {
+        let of: Vec<&Round> = all.iter().filter(|r| r.disruption == sig).collect();
         let rec: Vec<Duration> = of.iter().map(|r| r.recovery).collect();
         let tk: Vec<Duration> = of.iter().filter_map(|r| r.takeover).collect();
         let (min, med, mean, max) = bench::summary(&rec).context("no rounds")?;
         println!(
-            "| {sig} | {} / {} / {} / {} | {} | {} | {} |",
+            "| {sig} | {} / {} / {} / {} | {} | {} | {} | {} |",
             bench::ms(min),
             bench::ms(med),
             bench::ms(mean),
             bench::ms(max),
             bench::summary(&tk)
                 .map(|s| bench::ms(s.1))
+                .unwrap_or_else(|| "-".into()),
+            of.iter()
+                .filter_map(|r| r.gap)
+                .min()
+                .map(bench::ms)
                 .unwrap_or_else(|| "-".into()),
             bench::ms(of.iter().map(|r| r.overlap).max().unwrap_or_default()),
             bench::ms(

@@ -1,8 +1,9 @@
 //! Failover measured from the client namespace.
 //!
 //! One round: find the node that answers for a Service IP, make sure the client's own
-//! traffic reaches it, then signal its speaker (SIGKILL: a crash; SIGTERM: a graceful
-//! stop) and measure:
+//! traffic reaches it, then disrupt it — SIGKILL its speaker (a crash), SIGTERM it (a
+//! graceful stop), or cut the node off from the API server while its link stays up (a
+//! partition: the case where two nodes could answer at once) — and measure:
 //! - **recovery**: from the signal until an HTTP request from the client (a new TCP
 //!   connection every 10 ms, through the client kernel's neighbour cache) is answered by
 //!   another node. The old node keeps serving (its kube-proxy is alive, only its
@@ -12,8 +13,9 @@
 //!   an observer that sends a who-has every 5 ms and records every reply, gratuitous
 //!   ARP and advertisement on the wire (so its resolution is about 5 ms).
 //!
-//! Then the speaker starts again and, once the IP is stable (it may move back: election
-//! is by rendezvous hashing), the overlap of that planned handover is measured too.
+//! Then the speaker starts again (or the node is healed) and, until the IP is stable (it
+//! may move back: election is by rendezvous hashing), the overlap of that planned
+//! handover is measured too.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -34,11 +36,32 @@ const OBSERVER_TICK: Duration = Duration::from_millis(5);
 /// the time of one request, well under a millisecond on the lab network).
 const CLIENT_TICK: Duration = Duration::from_millis(2);
 
+/// What happens to the announcing node in a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disruption {
+    /// Its speaker gets SIGKILL (a crash); it is started again after the round.
+    Kill,
+    /// Its speaker gets SIGTERM (a graceful stop); it is started again after the round.
+    Term,
+    /// The node is cut off from the API server (its link stays up); healed after.
+    Cut,
+}
+
+impl std::fmt::Display for Disruption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Disruption::Kill => "SIGKILL",
+            Disruption::Term => "SIGTERM",
+            Disruption::Cut => "API cut",
+        })
+    }
+}
+
 /// The result of one failover round.
 #[derive(Debug, Clone)]
 pub struct Round {
-    /// The signal sent to the announcing speaker.
-    pub signal: Signal,
+    /// What was done to the announcing node.
+    pub disruption: Disruption,
     /// The IP.
     pub ip: IpAddr,
     /// The node that announced it.
@@ -51,9 +74,12 @@ pub struct Round {
     pub takeover: Option<Duration>,
     /// Longest window with two MACs claiming the IP during the failover.
     pub overlap: Duration,
+    /// The silent window: the old MAC's last claim → the new MAC's first claim (zero
+    /// when they overlap). After a partition it shows the safety margin at work.
+    pub gap: Option<Duration>,
     /// Requests that failed (timeout, refused) between the signal and the recovery.
     pub failed_requests: u32,
-    /// Longest two-MAC window while the restarted speaker rejoined.
+    /// Longest two-MAC window while the node rejoined (speaker restarted or link healed).
     pub rejoin_overlap: Duration,
 }
 
@@ -146,11 +172,11 @@ pub async fn wait_stable(
     }
 }
 
-/// One failover round on `ip` with `signal` (see the module docs).
+/// One failover round on `ip` with `disruption` (see the module docs).
 pub async fn failover_round(
     lab: &Lab,
     ip: IpAddr,
-    signal: Signal,
+    disruption: Disruption,
     within: Duration,
 ) -> Result<Round, LabError> {
     let from = wait_stable(
@@ -165,7 +191,15 @@ pub async fn failover_round(
     let observer = Observer::start(lab, ip)?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let t0 = Instant::now();
-    lab.signal_speaker(&from, signal)?;
+    match disruption {
+        Disruption::Kill => {
+            lab.signal_speaker(&from, Signal::SIGKILL)?;
+        }
+        Disruption::Term => {
+            lab.signal_speaker(&from, Signal::SIGTERM)?;
+        }
+        Disruption::Cut => lab.cut(&from).await?,
+    }
     let old = from.clone();
     let client = spawn_in_netns(&lab.plan().client_ns(), move || {
         let mut failed = 0u32;
@@ -192,16 +226,35 @@ pub async fn failover_round(
         .map_err(|e| LabError::Config(format!("observer: {e}")))??;
     let (recovery, to, failed_requests) = outcome?;
     let old_mac = lab.node(&from)?.mac;
-    let takeover = claims
+    let first_new = claims
         .iter()
         .filter(|c| c.at >= t0 && c.mac != old_mac)
-        .map(|c| c.at - t0)
+        .map(|c| c.at)
         .min();
+    let last_old = claims
+        .iter()
+        .filter(|c| c.mac == old_mac)
+        .map(|c| c.at)
+        .max();
+    let takeover = first_new.map(|at| at - t0);
+    let gap = first_new
+        .zip(last_old)
+        .map(|(new, old)| new.saturating_duration_since(old));
 
-    lab.wait_speaker_exit(&from, Duration::from_secs(10))
-        .await?;
-    let rejoin = Observer::start(lab, ip)?;
-    lab.start_speaker(&from)?;
+    let rejoin = match disruption {
+        Disruption::Kill | Disruption::Term => {
+            lab.wait_speaker_exit(&from, Duration::from_secs(10))
+                .await?;
+            let rejoin = Observer::start(lab, ip)?;
+            lab.start_speaker(&from)?;
+            rejoin
+        }
+        Disruption::Cut => {
+            let rejoin = Observer::start(lab, ip)?;
+            lab.heal(&from).await?;
+            rejoin
+        }
+    };
     let settled = wait_stable(
         lab,
         ip,
@@ -215,13 +268,14 @@ pub async fn failover_round(
     settled?;
 
     Ok(Round {
-        signal,
+        disruption,
         ip,
         from,
         to,
         recovery,
         takeover,
         overlap: overlap(&claims),
+        gap,
         failed_requests,
         rejoin_overlap: overlap(&rejoin_claims),
     })

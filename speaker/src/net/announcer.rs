@@ -66,6 +66,10 @@ pub struct AnnouncerConfig {
     pub rescan_every: Duration,
     /// Root of the ARP sysctls for the strictARP check.
     pub sysctl_root: std::path::PathBuf,
+    /// Attach the kernel BPF filters (default). `false` exists only so that the
+    /// benchmark can show what the filters save: every IPv6 frame then wakes the
+    /// announcer.
+    pub kernel_filter: bool,
 }
 
 impl Default for AnnouncerConfig {
@@ -84,6 +88,7 @@ impl Default for AnnouncerConfig {
             reannounce_every: None,
             rescan_every: Duration::from_secs(10),
             sysctl_root: strictarp::PROC_CONF.into(),
+            kernel_filter: true,
         }
     }
 }
@@ -501,12 +506,11 @@ async fn serve(
     inner: Arc<Inner>,
     mut burst_all: mpsc::UnboundedReceiver<()>,
 ) -> io::Result<()> {
-    let arp = PacketSocket::open(link.ifindex, ETH_P_ARP, Some(&bpf::arp_requests()))?;
-    let nd = PacketSocket::open(
-        link.ifindex,
-        ETH_P_IPV6,
-        Some(&bpf::neighbor_solicitations()),
-    )?;
+    let filter = inner.cfg.kernel_filter;
+    let arp_prog = bpf::arp_requests();
+    let ns_prog = bpf::neighbor_solicitations();
+    let arp = PacketSocket::open(link.ifindex, ETH_P_ARP, filter.then_some(&arp_prog[..]))?;
+    let nd = PacketSocket::open(link.ifindex, ETH_P_IPV6, filter.then_some(&ns_prog[..]))?;
     // Room for a burst of requests while the task is busy; silently capped by rmem_max.
     let _ = arp.set_recv_buffer(1 << 20);
     let _ = nd.set_recv_buffer(1 << 20);

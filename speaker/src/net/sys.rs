@@ -122,6 +122,83 @@ impl PacketSocket {
         send(self.fd.as_raw_fd(), frame)
     }
 
+    /// Sends several whole frames with one `sendmmsg(2)`; returns how many left. For
+    /// the benchmark's load generator (the speaker answers frame by frame).
+    pub fn send_batch(&self, frames: &[&[u8]]) -> io::Result<usize> {
+        let mut iov: Vec<libc::iovec> = frames
+            .iter()
+            .map(|f| libc::iovec {
+                iov_base: f.as_ptr() as *mut libc::c_void,
+                iov_len: f.len(),
+            })
+            .collect();
+        let mut msgs: Vec<libc::mmsghdr> = iov
+            .iter_mut()
+            .map(|v| {
+                // SAFETY: all-zero is a valid msghdr (no name, no control data).
+                let mut h: libc::mmsghdr = unsafe { zeroed() };
+                h.msg_hdr.msg_iov = v;
+                h.msg_hdr.msg_iovlen = 1;
+                h
+            })
+            .collect();
+        // SAFETY: `msgs` holds `msgs.len()` headers, each pointing to one iovec of `iov`
+        // that points into a frame of `frames`; all outlive the call, and the kernel only
+        // reads the frames (and writes `msg_len` into the headers).
+        let n = cvt(unsafe {
+            libc::sendmmsg(
+                self.fd.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                msgs.len() as libc::c_uint,
+                0,
+            )
+        })?;
+        Ok(n as usize)
+    }
+
+    /// Asks the kernel to stamp every received frame with its arrival time
+    /// (`SO_TIMESTAMPNS`, CLOCK_REALTIME); read it with [`PacketSocket::recv_timestamped`].
+    pub fn enable_timestamps(&self) -> io::Result<()> {
+        setsockopt(
+            self.fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            &1i32,
+        )
+    }
+
+    /// Receives one frame and the time the kernel received it (since the Unix epoch),
+    /// if [`PacketSocket::enable_timestamps`] was called. For the benchmark, whose
+    /// latency figures must not include its own scheduling delays.
+    pub fn recv_timestamped(
+        &self,
+        buf: &mut [u8],
+    ) -> io::Result<(usize, Option<std::time::Duration>)> {
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // u64 words keep the control buffer aligned for cmsghdr.
+        let mut control = [0u64; 16];
+        // SAFETY: all-zero is a valid msghdr.
+        let mut msg: libc::msghdr = unsafe { zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = size_of_val(&control) as _;
+        // SAFETY: `msg` points to `iov` (into `buf`) and to `control`, all live and of
+        // the sizes given; the kernel writes at most those many bytes.
+        let n = cvt_size(unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, 0) })?;
+        // With only SO_TIMESTAMPNS enabled, the one control message is
+        // {len: usize, level: i32, type: i32, timespec {sec: i64, nsec: i64}}.
+        let used = msg.msg_controllen as usize;
+        let level = control[1] as u32 as i32;
+        let ty = (control[1] >> 32) as u32 as i32;
+        let ts = (used >= 32 && level == libc::SOL_SOCKET && ty == libc::SCM_TIMESTAMPNS)
+            .then(|| std::time::Duration::new(control[2], control[3] as u32));
+        Ok((n, ts))
+    }
+
     fn membership(&self, op: libc::c_int, ty: libc::c_int, mac: Option<[u8; 6]>) -> io::Result<()> {
         let mut addr = [0u8; 8];
         if let Some(m) = mac {

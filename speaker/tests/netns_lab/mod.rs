@@ -191,6 +191,8 @@ impl Drop for Lab {
 pub struct NodeAnnouncer {
     /// The announcer.
     pub announcer: Arc<Announcer>,
+    /// Kernel thread id of the thread that runs it (for CPU accounting).
+    pub tid: u32,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -202,22 +204,28 @@ impl NodeAnnouncer {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             sys::enter_netns(&ns_file).expect("setns");
+            // "/proc/thread-self" links to "<pid>/task/<tid>".
+            let tid: u32 = std::fs::read_link("/proc/thread-self")
+                .ok()
+                .and_then(|p| p.file_name()?.to_str()?.parse().ok())
+                .unwrap_or(0);
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("runtime");
             rt.block_on(async move {
                 let a = Arc::new(Announcer::start(cfg).await.expect("announcer starts"));
-                tx.send(a.clone()).expect("test alive");
+                tx.send((a.clone(), tid)).expect("test alive");
                 let _ = stop_rx.await;
                 drop(a);
             });
         });
-        let announcer = rx
+        let (announcer, tid) = rx
             .recv_timeout(Duration::from_secs(10))
             .expect("announcer started in time");
         NodeAnnouncer {
             announcer,
+            tid,
             stop: Some(stop_tx),
             thread: Some(thread),
         }

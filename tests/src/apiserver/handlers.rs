@@ -260,15 +260,20 @@ fn list_response(
     def: &ResourceDef,
     items: Vec<Value>,
     rv: u64,
+    beyond: usize,
     table_av: Option<&str>,
     query: &HashMap<String, String>,
 ) -> Result<Response, ApiError> {
-    let page = paging::paginate(
+    let mut page = paging::paginate(
         items,
         rv,
         query.get("limit").map(String::as_str),
         query.get("continue").map(String::as_str),
     )?;
+    if page.continue_token.is_some() {
+        // `items` held one item past the page, plus `beyond` not copied at all.
+        page.remaining = Some(page.remaining.unwrap_or(1) + beyond);
+    }
     let mut meta = json!({"resourceVersion": page.resource_version.to_string()});
     if let Some(c) = &page.continue_token {
         meta["continue"] = json!(c);
@@ -366,8 +371,11 @@ fn handle_resource(
         }
         (Method::GET, None) => {
             let (labels, fields) = selectors(def, query)?;
-            let (items, rv) = verbs::list(&app.lock_store(), def, ns, &labels, &fields);
-            list_response(def, items, rv, table_av, query)
+            let after = paging::resume_after(query.get("continue").map(String::as_str));
+            // One more than the limit tells whether another page follows.
+            let cap = query.get("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0).map(|l| l + 1);
+            let (items, rv, beyond) = verbs::list_page(&app.lock_store(), def, ns, &labels, &fields, after.as_ref(), cap);
+            list_response(def, items, rv, beyond, table_av, query)
         }
         (Method::POST, None) => {
             if def.namespaced && ns.is_none() {
@@ -465,7 +473,7 @@ fn handle_resource(
                 }
             }
             drop(store);
-            list_response(def, deleted, rv, None, &HashMap::new())
+            list_response(def, deleted, rv, 0, None, &HashMap::new())
         }
         (Method::POST, Some(_)) | (Method::PUT, None) | (Method::PATCH, None) => {
             Err(ApiError::method_not_allowed(def.plural))

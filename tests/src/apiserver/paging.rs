@@ -29,6 +29,11 @@ fn encode(rv: u64, after: &(String, String)) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
+/// The `(namespace, name)` a continue token resumes after, if the query has a valid one.
+pub fn resume_after(cont: Option<&str>) -> Option<(String, String)> {
+    decode(cont.filter(|s| !s.is_empty())?).ok().map(|(_, after)| after)
+}
+
 fn decode(token: &str) -> Result<(u64, (String, String)), ApiError> {
     let bad = || ApiError::bad_request(format!("invalid continue token {token:?}"));
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD

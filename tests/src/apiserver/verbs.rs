@@ -196,13 +196,50 @@ pub fn list(
     labels: &LabelSelector,
     fields: &FieldSelector,
 ) -> (Vec<Value>, u64) {
+    let (items, rv, _) = list_page(store, def, ns, labels, fields, None, None);
+    (items, rv)
+}
+
+/// Like [`list`], but only what one page needs: objects after `after` (a
+/// continue token's key), at most `cap` of them. Paging through a large
+/// collection then copies each object once instead of the whole collection
+/// per page.
+pub fn list_page(
+    store: &Store,
+    def: &ResourceDef,
+    ns: Option<&str>,
+    labels: &LabelSelector,
+    fields: &FieldSelector,
+    after: Option<&(String, String)>,
+    cap: Option<usize>,
+) -> (Vec<Value>, u64, usize) {
     let ns = if def.namespaced { ns } else { None };
-    let items = store
+    let mut matching = store
         .list(def.storage, ns)
+        .filter(|o| {
+            after.is_none_or(|(a_ns, a_name)| {
+                let m = &o["metadata"];
+                let key = (m["namespace"].as_str().unwrap_or(""), m["name"].as_str().unwrap_or(""));
+                key > (a_ns.as_str(), a_name.as_str())
+            })
+        })
+        .filter(|o| {
+            // Selectors see the served shape; only Events differ from storage.
+            if def.group == "events.k8s.io" {
+                let v = kinds::to_view(def, o);
+                labels.matches(v["metadata"]["labels"].as_object()) && fields.matches(&v)
+            } else {
+                labels.matches(o["metadata"]["labels"].as_object()) && fields.matches(o)
+            }
+        });
+    let items: Vec<Value> = matching
+        .by_ref()
+        .take(cap.unwrap_or(usize::MAX))
         .map(|o| kinds::to_view(def, o))
-        .filter(|o| labels.matches(o["metadata"]["labels"].as_object()) && fields.matches(o))
         .collect();
-    (items, store.current_rv())
+    // Counted, not copied: what a page beyond this one would hold.
+    let beyond = matching.count();
+    (items, store.current_rv(), beyond)
 }
 
 /// Creates an object from a body already through [`prepare_body`] (storage shape).

@@ -225,10 +225,10 @@ fn latency(rate: u32, run_for: Duration) -> Latency {
                 sent += 1;
             }
             while let Ok((n, ts)) = sock.recv_timestamped(&mut buf) {
-                if let (Some(k), Some(ts)) = (reply_slot(&buf[..n]), ts) {
-                    if let Some(at) = sent_at[k].take() {
-                        lat.push(ts.saturating_sub(at));
-                    }
+                if let (Some(k), Some(ts)) = (reply_slot(&buf[..n]), ts)
+                    && let Some(at) = sent_at[k].take()
+                {
+                    lat.push(ts.saturating_sub(at));
                 }
             }
             if sent >= total && start.elapsed() > run_for + Duration::from_millis(100) {

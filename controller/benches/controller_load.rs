@@ -47,11 +47,11 @@ fn svc(name: &str) -> Service {
     .unwrap()
 }
 
-fn spawn_controller(kubeconfig: &std::path::Path, port: u16) -> Child {
+fn spawn_controller(kubeconfig: &std::path::Path, port: u16, log: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_ferrolb-controller"))
         .arg("--kubeconfig")
         .arg(kubeconfig)
-        .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--log-level", "warn"])
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--log-level", log])
         .args(["--lease-duration", "2s", "--renew-period", "500ms", "--identity", &format!("bench-{port}")])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -117,7 +117,7 @@ async fn main() {
     Api::<ConfigMap>::namespaced(client.clone(), "ferrolb-system").create(&PostParams::default(), &cm).await.unwrap();
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut ctl = spawn_controller(&kubeconfig, port);
+    let mut ctl = spawn_controller(&kubeconfig, port, "warn");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !ready(port).await {
         assert!(Instant::now() < deadline, "controller not ready");
@@ -195,7 +195,8 @@ async fn main() {
     // Same identity, as a restarted pod keeps its name: it renews its own
     // Lease at once, so this measures the cold start, not a Lease expiry.
     let t = Instant::now();
-    let mut ctl = spawn_controller(&kubeconfig, port);
+    // Its start-up log shows the phases (caches synced, leading, rebuilt).
+    let mut ctl = spawn_controller(&kubeconfig, port, "info");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !ready(port).await {
         assert!(Instant::now() < deadline, "controller not ready after restart");

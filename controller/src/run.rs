@@ -73,6 +73,9 @@ pub struct Ctx {
     class: String,
     cm_ref: String,
     leading: watch::Receiver<bool>,
+    /// Set once the Service cache holds the full list: a rebuild before that
+    /// would see too few Services and hand their IPs out again.
+    services_synced: std::sync::atomic::AtomicBool,
     /// Services whose allocation failed: retried when an IP is released.
     retry_tx: mpsc::UnboundedSender<ObjectRef<Service>>,
     failed: Mutex<std::collections::HashSet<ObjectRef<Service>>>,
@@ -194,6 +197,9 @@ impl Ctx {
 
     /// Rebuilds the allocator from the Services' status once, before any allocation.
     fn ensure_rebuilt(&self, store: &Store<Service>) {
+        if !self.services_synced.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         let mut e = self.engine.lock().expect("lock");
         if e.rebuilt || e.config.is_none() {
             return;
@@ -317,6 +323,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         class: args.lb_class.clone(),
         cm_ref: cm_ref.clone(),
         leading: lead_rx.clone(),
+        services_synced: Default::default(),
         retry_tx,
         failed: Mutex::default(),
         all_tx,
@@ -390,6 +397,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     // Standby: caches warm, waiting for the Lease.
     let mut lead_wait = lead_rx.clone();
     let _ = svc_reader.wait_until_ready().await;
+    ctx.services_synced.store(true, std::sync::atomic::Ordering::SeqCst);
     let _ = cm_known_rx.wait_for(|k| *k).await;
     info!("caches synced; waiting for leadership");
     if !ctx.leading() {

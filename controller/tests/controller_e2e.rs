@@ -150,7 +150,8 @@ async fn restart_changes_no_ip_and_the_older_service_keeps_a_duplicate() {
     let stolen = json!({"status": {"loadBalancer": {"ingress": [{"ip": before[1], "ipMode": "VIP"}]}}});
     api.patch_status("thief", &PatchParams::default(), &Patch::Merge(&stolen)).await.unwrap();
 
-    let _c2 = ControllerProc::start(&lab.kubeconfig, "c2");
+    // Same identity, as a restarted pod: it leads at once, racing its caches.
+    let _c2 = ControllerProc::start(&lab.kubeconfig, "c1");
     let note = wait_event(&lab.client, "default", "thief", "IPConflict").await;
     assert!(note.contains(&before[1]), "{note}");
     let thief = wait_for("thief moved", Duration::from_secs(15), || async {

@@ -160,14 +160,14 @@ impl Speaker {
             &mut tasks,
             &shared,
             Api::<SlimService>::all(self.client.clone()),
-            watcher::Config::default(),
+            watcher::Config::default().page_size(100),
             trim_service,
         );
         let slices = spawn_reflector(
             &mut tasks,
             &shared,
             Api::<SlimEndpointSlice>::all(self.client.clone()),
-            watcher::Config::default(),
+            watcher::Config::default().page_size(100),
             trim_slice,
         );
         let nodes = spawn_reflector(

@@ -169,3 +169,54 @@ fn gratuitous_arp_creates_entry_when_client_accepts_unsolicited_arp() {
     });
     assert!(got.is_some(), "{:?}", lab.client_neigh("192.0.2.21"));
 }
+
+#[test]
+fn periodic_reannouncement_repeats_and_repairs_caches_when_enabled() {
+    let lab = Lab::new();
+    let a = lab.announcer(AnnouncerConfig {
+        burst_count: 1,
+        reannounce_every: Some(Duration::from_millis(300)),
+        ..lab_config()
+    });
+    a.announce(&["192.0.2.30"]);
+    // Someone poisons the client's cache after the takeover burst...
+    std::thread::sleep(Duration::from_millis(100));
+    lab.client_ip(&[
+        "neigh",
+        "replace",
+        "192.0.2.30",
+        "lladdr",
+        "02:00:00:00:00:99",
+        "dev",
+        CLIENT_IF,
+        "nud",
+        "stale",
+    ]);
+    // ...and the next periodic announcement puts it right without any request.
+    let got = wait_for(Duration::from_secs(2), || {
+        lab.client_neigh("192.0.2.30")
+            .filter(|(m, _)| m == NODE_MAC)
+    });
+    assert!(got.is_some(), "{:?}", lab.client_neigh("192.0.2.30"));
+    assert!(
+        wait_for(Duration::from_secs(2), || (a
+            .announcer
+            .metrics()
+            .snapshot()
+            .gratuitous_sent
+            >= 3)
+            .then_some(()))
+        .is_some()
+    );
+    assert_eq!(a.announcer.metrics().snapshot().arp_replies_sent, 0);
+}
+
+#[test]
+fn reannouncement_is_off_by_default() {
+    let lab = Lab::new();
+    let a = lab.announcer(lab_config());
+    a.announce(&["192.0.2.31"]);
+    std::thread::sleep(Duration::from_millis(1200));
+    // Exactly the takeover burst, nothing after it.
+    assert_eq!(a.announcer.metrics().snapshot().gratuitous_sent, 3);
+}

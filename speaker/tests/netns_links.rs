@@ -33,20 +33,32 @@ fn link_down_or_carrier_loss_makes_node_ineligible_until_it_returns() {
     assert!(until(2000, || an.link_ok()), "link not ok at start");
 
     lab.node_ip(&["link", "set", "eth0", "down"]);
-    assert!(until(1000, || !an.link_ok()), "admin down not noticed");
+    assert!(until(3000, || !an.link_ok()), "admin down not noticed");
     lab.node_ip(&["link", "set", "eth0", "up"]);
     assert!(until(2000, || an.link_ok()), "admin up not noticed");
 
-    // The peer going down takes the node's carrier away.
+    // The peer going down takes the node's carrier away; when it returns, everything
+    // announced is announced again (neighbours may have dropped us meanwhile).
+    a.announce(&["192.0.2.40"]);
+    assert!(
+        until(2000, || an.metrics().snapshot().gratuitous_sent >= 3),
+        "{:?}",
+        an.metrics().snapshot()
+    );
     lab.client_ip(&["link", "set", "eth0", "down"]);
     // The kernel publishes carrier changes through its link-watch work, which batches
     // them up to one second after the previous link event (the "up" just above).
     assert!(until(2500, || !an.link_ok()), "carrier loss not noticed");
     lab.client_ip(&["link", "set", "eth0", "up"]);
     assert!(until(2000, || an.link_ok()), "carrier return not noticed");
+    assert!(
+        until(2000, || an.metrics().snapshot().gratuitous_sent >= 6),
+        "no burst after carrier return: {:?}",
+        an.metrics().snapshot()
+    );
 
     // The data path survived the flaps.
-    a.announce(&["192.0.2.10"]);
+    a.announce(&["192.0.2.40", "192.0.2.10"]);
     lab.client_resolve("192.0.2.10");
     assert!(
         wait_for(Duration::from_secs(3), || lab

@@ -196,9 +196,11 @@ impl std::fmt::Debug for Announcer {
 
 impl Announcer {
     /// Starts the data path: discovers the interfaces (an error if the first netlink
-    /// dump fails, which means no `NET_ADMIN`-free netlink at all), then keeps
-    /// following them in the background. Raw-socket errors (missing `CAP_NET_RAW`)
-    /// surface per interface in the log and as link-down, and are retried.
+    /// dump fails), then keeps following them in background tasks on the current tokio
+    /// runtime (it does not block beyond one netlink dump); its sockets are opened in the
+    /// network namespace of that runtime's threads.
+    /// Raw-socket errors (missing `CAP_NET_RAW`) surface per interface in the log and as
+    /// link-down, and are retried every second.
     pub async fn start(cfg: AnnouncerConfig) -> Result<Announcer, NetError> {
         let initial = dump_links().map_err(NetError::Netlink)?;
         let inner = Arc::new(Inner {
@@ -488,7 +490,10 @@ impl Supervisor {
 struct Burst {
     due: Instant,
     ips: Arc<Vec<IpAddr>>,
+    /// Rounds still to send.
     left: u32,
+    /// Rounds that may still be repeated because a send failed in them.
+    retries: u32,
 }
 
 struct Iface {
@@ -649,6 +654,7 @@ impl Iface {
             due: Instant::now(),
             ips: Arc::new(ips),
             left: count,
+            retries: count,
         });
         // Send the first round right away rather than after a trip through select!.
         self.send_due();
@@ -659,6 +665,7 @@ impl Iface {
         let interval = self.inner.cfg.burst_interval;
         let m = &self.inner.metrics;
         for b in self.bursts.iter_mut().filter(|b| b.due <= now) {
+            let mut failed = false;
             for ip in b.ips.iter() {
                 let set = self.inner.read_set();
                 if !set.contains(ip) {
@@ -674,12 +681,20 @@ impl Iface {
                 match sock.send(frame.as_bytes()) {
                     Ok(_) => inc(&m.gratuitous_sent),
                     Err(e) => {
+                        failed = true;
                         inc(&m.send_errors);
                         tracing::debug!(interface = %self.link.name, %ip, error = %e, "gratuitous packet not sent");
                     }
                 }
             }
-            b.left -= 1;
+            // A round that failed (ENOBUFS, a link that has just come up and whose
+            // queue is not active yet) is sent again, at most `count` times per burst,
+            // so that neighbours still get the number of announcements configured.
+            if failed && b.retries > 0 {
+                b.retries -= 1;
+            } else {
+                b.left -= 1;
+            }
             b.due = now + interval;
         }
         self.bursts.retain(|b| b.left > 0);

@@ -25,6 +25,9 @@ use ferrolb_core::wire::MacAddr;
 pub const IFF_UP: u32 = 0x1;
 /// `IFF_BROADCAST`.
 pub const IFF_BROADCAST: u32 = 0x2;
+/// `IFF_RUNNING`: the kernel considers the link operational (set by its link-watch
+/// work, at the moment it also activates the transmit queue).
+pub const IFF_RUNNING: u32 = 0x40;
 /// `IFF_LOOPBACK`.
 pub const IFF_LOOPBACK: u32 = 0x8;
 /// `IFF_NOARP`.
@@ -120,9 +123,13 @@ pub struct LinkAttrs {
 }
 
 impl LinkAttrs {
-    /// Up, with carrier, and not operationally down: frames can flow.
+    /// Up, running, with carrier, and not operationally down: frames can flow.
+    /// `IFF_RUNNING` matters: right after a link comes up, the kernel already reports
+    /// carrier but drops what is sent until its link-watch work (up to 1 s later) has
+    /// activated the queue and set `IFF_RUNNING`.
     pub fn link_ok(&self) -> bool {
         self.flags & IFF_UP != 0
+            && self.flags & IFF_RUNNING != 0
             && self.carrier != Some(false)
             && !matches!(
                 self.operstate,
@@ -269,7 +276,7 @@ mod tests {
             ifindex: 2,
             name: name.into(),
             arphrd: ARPHRD_ETHER,
-            flags: IFF_UP | IFF_BROADCAST,
+            flags: IFF_UP | IFF_BROADCAST | IFF_RUNNING,
             mac: Some(MacAddr([2, 0, 0, 0, 0, 1])),
             master: None,
             operstate: OperState::Up,
@@ -361,6 +368,9 @@ mod tests {
         assert!(l.link_ok());
         let mut l = mk_link("eth0");
         l.flags &= !IFF_UP;
+        assert!(!l.link_ok());
+        let mut l = mk_link("eth0");
+        l.flags &= !IFF_RUNNING; // carrier reported, queue not active yet
         assert!(!l.link_ok());
     }
 

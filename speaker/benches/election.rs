@@ -1,0 +1,525 @@
+//! Speaker election benchmark (a bench binary, not criterion: it measures a running
+//! system over wall-clock windows).
+//!
+//! 1. Steady state: the embedded API server with 3 Nodes and N Services (default 1,000,
+//!    each with an IP in its status and a ready endpoint), and 3 `ferrolb-speaker`
+//!    processes (`--no-dataplane`, default timers). Once every IP is announced, it
+//!    measures over a window (default 30 s): API writes per second (the server's
+//!    resourceVersion advances by one per write, whoever makes it), Lease renewals, and
+//!    each speaker's CPU (utime + stime from /proc) and RSS.
+//! 2. Failover of the election (in-process speakers, default timers, same cluster
+//!    shape): time from a crash (every task of the announcer aborted, as SIGKILL) or a
+//!    graceful stop (what SIGTERM runs) of one speaker until the survivors announce all
+//!    of its IPs, and the longest window in which two speakers announced one IP.
+//! 3. The cost of one election (`elect`) for the cluster shape, in CPU time.
+//!
+//! `cargo bench -p ferrolb-speaker --bench election`
+//! (env: BENCH_SERVICES=1000, BENCH_WINDOW_SECS=30, BENCH_FAILOVERS=5)
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferrolb_core::election::{
+    ElectionPolicy, NodeFacts, ServiceFacts, ServiceKey, TrafficPolicy, elect,
+};
+use ferrolb_speaker::{RecordingDataplane, Settings, Speaker};
+use ferrolb_testbed::apiserver::{ApiServer, ApiServerOptions, RunningApiServer};
+use k8s_openapi::api::core::v1::{
+    LoadBalancerIngress, LoadBalancerStatus, Namespace, Node, NodeCondition, NodeStatus, Service,
+    ServicePort, ServiceSpec, ServiceStatus,
+};
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointSlice};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use tokio::sync::oneshot;
+
+const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
+const BIN: &str = env!("CARGO_BIN_EXE_ferrolb-speaker");
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The i-th Service IP, in documentation space only: the three IPv4 documentation /24s
+/// (768 addresses), then 2001:db8::/32.
+fn svc_ip(i: u32) -> IpAddr {
+    const BASES: [u32; 3] = [0xc000_0200, 0xc633_6400, 0xcb00_7100]; // 192.0.2/24, 198.51.100/24, 203.0.113/24
+    if i < 768 {
+        IpAddr::V4(Ipv4Addr::from(BASES[(i / 256) as usize] + (i % 256)))
+    } else {
+        IpAddr::V6(std::net::Ipv6Addr::from(
+            0x2001_0db8_0000_0000_0000_0000_0000_0000u128 + u128::from(i),
+        ))
+    }
+}
+
+async fn populate(client: &Client, n_svc: u32) {
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: ObjectMeta {
+                    name: Some("ferrolb-system".into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("namespace");
+    let nodes = Api::<Node>::all(client.clone());
+    for n in NODES {
+        nodes
+            .create(
+                &PostParams::default(),
+                &Node {
+                    metadata: ObjectMeta {
+                        name: Some(n.into()),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("node");
+        let status = NodeStatus {
+            conditions: Some(vec![NodeCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        nodes
+            .patch_status(
+                n,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({ "status": status })),
+            )
+            .await
+            .expect("node status");
+    }
+    let svcs = Api::<Service>::namespaced(client.clone(), "default");
+    let slices = Api::<EndpointSlice>::namespaced(client.clone(), "default");
+    for i in 0..n_svc {
+        let name = format!("svc-{i}");
+        let svc = Service {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                ..Default::default()
+            },
+            spec: Some(ServiceSpec {
+                type_: Some("LoadBalancer".into()),
+                // The testbed's IPv4 service range is a /24; its IPv6 one holds 65,536.
+                ip_families: Some(vec!["IPv6".into()]),
+                ip_family_policy: Some("SingleStack".into()),
+                // ... and its node ports run out at 2,768.
+                allocate_load_balancer_node_ports: Some(false),
+                ports: Some(vec![ServicePort {
+                    port: 80,
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            status: None,
+        };
+        svcs.create(&PostParams::default(), &svc)
+            .await
+            .expect("service");
+        let status = ServiceStatus {
+            load_balancer: Some(LoadBalancerStatus {
+                ingress: Some(vec![LoadBalancerIngress {
+                    ip: Some(svc_ip(i).to_string()),
+                    ..Default::default()
+                }]),
+            }),
+            ..Default::default()
+        };
+        svcs.patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({ "status": status })),
+        )
+        .await
+        .expect("service status");
+        let slice = EndpointSlice {
+            metadata: ObjectMeta {
+                name: Some(format!("{name}-x")),
+                labels: Some(BTreeMap::from([(
+                    "kubernetes.io/service-name".to_string(),
+                    name.clone(),
+                )])),
+                ..Default::default()
+            },
+            address_type: "IPv4".into(),
+            endpoints: vec![Endpoint {
+                addresses: vec!["10.244.0.10".into()],
+                node_name: Some(NODES[(i % 3) as usize].into()),
+                conditions: Some(EndpointConditions {
+                    ready: Some(true),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ports: None,
+        };
+        slices
+            .create(&PostParams::default(), &slice)
+            .await
+            .expect("slice");
+    }
+}
+
+/// A free loopback port (bound then released; the speaker binds it right after).
+fn free_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+fn metric(addr: SocketAddr, name: &str) -> Option<f64> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    body.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// utime + stime of `pid` in seconds, and VmRSS / RssAnon / RssFile in KiB.
+fn proc_usage(pid: u32) -> (f64, [u64; 3]) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are 14th and 15th.
+    let after = stat.rsplit_once(") ").map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // USER_HZ, the unit of these fields, is 100 on Linux whatever the kernel's HZ.
+    let cpu = (ticks(11) + ticks(12)) / 100.0;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (cpu, [kib("VmRSS:"), kib("RssAnon:"), kib("RssFile:")])
+}
+
+struct Proc {
+    child: Child,
+    metrics: SocketAddr,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn steady_state(server: &RunningApiServer, n_svc: u32, window: Duration) {
+    let dir = std::env::temp_dir().join(format!("ferrolb-election-bench-{}", std::process::id()));
+    let kubeconfig = dir.join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let mut procs = Vec::new();
+    for n in NODES {
+        let metrics = free_port();
+        let child = Command::new(BIN)
+            .args(["--node-name", n, "--no-dataplane", "--log-level", "warn"])
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--metrics-addr")
+            .arg(metrics.to_string())
+            .env_remove("NODE_NAME")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn speaker");
+        procs.push(Proc { child, metrics });
+    }
+    let start = Instant::now();
+    loop {
+        let total: f64 = procs
+            .iter()
+            .map(|p| metric(p.metrics, "ferrolb_speaker_announced_ips").unwrap_or(0.0))
+            .sum();
+        if total as u32 == n_svc {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "speakers did not converge ({total} of {n_svc} announced)"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "converged: {n_svc} IPs announced by 3 speakers {:.1} s after start",
+        start.elapsed().as_secs_f64()
+    );
+    // Let start-up Events and the initial burst settle before measuring.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let rv0 = server.resource_version();
+    let renew0: Vec<f64> = procs
+        .iter()
+        .map(|p| metric(p.metrics, "ferrolb_speaker_lease_renewals_total").unwrap_or(0.0))
+        .collect();
+    let use0: Vec<(f64, [u64; 3])> = procs.iter().map(|p| proc_usage(p.child.id())).collect();
+    let t0 = Instant::now();
+    tokio::time::sleep(window).await;
+    let secs = t0.elapsed().as_secs_f64();
+    let rv1 = server.resource_version();
+    let renewals: f64 = procs
+        .iter()
+        .zip(&renew0)
+        .map(|(p, r0)| {
+            metric(p.metrics, "ferrolb_speaker_lease_renewals_total").unwrap_or(0.0) - r0
+        })
+        .sum();
+    println!(
+        "steady state over {secs:.1} s: {:.2} API writes/s in total ({} writes; {:.2} Lease renewals/s); target <= nodes/renew period = 6/s",
+        (rv1 - rv0) as f64 / secs,
+        rv1 - rv0,
+        renewals / secs
+    );
+    for (p, (cpu0, _)) in procs.iter().zip(&use0) {
+        let (cpu1, rss) = proc_usage(p.child.id());
+        let mib = |k: u64| k as f64 / 1024.0;
+        println!(
+            "  speaker pid {}: CPU {:.2}% of a core, RSS {:.1} MiB (anonymous {:.1}, file-backed {:.1})",
+            p.child.id(),
+            (cpu1 - cpu0) / secs * 100.0,
+            mib(rss[0]),
+            mib(rss[1]),
+            mib(rss[2])
+        );
+    }
+    drop(procs);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+struct InProc {
+    node: String,
+    dp: Arc<RecordingDataplane>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+fn start_in_proc(node: &str, client: Client) -> InProc {
+    let dp = Arc::new(RecordingDataplane::new());
+    let (tx, rx) = oneshot::channel::<()>();
+    let speaker = Speaker::new(Settings::new(node), client, dp.clone());
+    let task = tokio::spawn(async move {
+        let _ = speaker
+            .run(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    InProc {
+        node: node.into(),
+        dp,
+        task: Some(task),
+        stop: Some(tx),
+    }
+}
+
+fn union(speakers: &[&InProc]) -> usize {
+    let mut all = BTreeSet::new();
+    for s in speakers {
+        all.extend(s.dp.announced());
+    }
+    all.len()
+}
+
+/// Longest window in which two speakers' recorded sets both held one IP.
+fn max_overlap(speakers: &[&InProc], killed: Option<(&str, Instant)>) -> Duration {
+    let mut by_ip: BTreeMap<IpAddr, Vec<(Instant, Instant)>> = BTreeMap::new();
+    let end_of_time = Instant::now();
+    for s in speakers {
+        let mut open: BTreeMap<IpAddr, Instant> = BTreeMap::new();
+        for (t, set) in s.dp.history() {
+            for ip in &set {
+                open.entry(*ip).or_insert(t);
+            }
+            let gone: Vec<IpAddr> = open
+                .keys()
+                .filter(|ip| !set.contains(ip))
+                .copied()
+                .collect();
+            for ip in gone {
+                let st = open.remove(&ip).unwrap();
+                by_ip.entry(ip).or_default().push((st, t));
+            }
+        }
+        let end = killed
+            .filter(|(n, _)| *n == s.node)
+            .map(|(_, t)| t)
+            .unwrap_or(end_of_time);
+        for (ip, st) in open {
+            by_ip.entry(ip).or_default().push((st, end));
+        }
+    }
+    let mut worst = Duration::ZERO;
+    for iv in by_ip.values_mut() {
+        iv.sort();
+        for w in iv.windows(2) {
+            if w[1].0 < w[0].1 {
+                worst = worst.max(w[0].1.min(w[1].1) - w[1].0);
+            }
+        }
+    }
+    worst
+}
+
+async fn failovers(server: &RunningApiServer, n_svc: u32, rounds: u64) {
+    let mk = |node: &str, c: Client| start_in_proc(node, c);
+    let mut speakers = Vec::new();
+    for n in NODES {
+        speakers.push(mk(n, server.client().await.unwrap()));
+    }
+    for kind in ["crash (SIGKILL)", "graceful (SIGTERM)"] {
+        let mut times = Vec::new();
+        let mut overlap = Duration::ZERO;
+        for round in 0..rounds {
+            // Steady state with all three.
+            let start = Instant::now();
+            while union(&speakers.iter().collect::<Vec<_>>()) != n_svc as usize
+                || speakers
+                    .iter()
+                    .map(|s| s.dp.announced().len())
+                    .sum::<usize>()
+                    != n_svc as usize
+            {
+                assert!(start.elapsed() < Duration::from_secs(60), "no steady state");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let victim = (round % 3) as usize;
+            let mut v = speakers.remove(victim);
+            let t0 = Instant::now();
+            if kind.starts_with("crash") {
+                if let Some(t) = v.task.take() {
+                    t.abort();
+                }
+            } else {
+                if let Some(s) = v.stop.take() {
+                    let _ = s.send(());
+                }
+            }
+            loop {
+                if union(&speakers.iter().collect::<Vec<_>>()) == n_svc as usize {
+                    break;
+                }
+                assert!(t0.elapsed() < Duration::from_secs(10), "no takeover");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            times.push(t0.elapsed());
+            let killed = kind.starts_with("crash").then_some((v.node.as_str(), t0));
+            let mut all: Vec<&InProc> = speakers.iter().collect();
+            all.push(&v);
+            overlap = overlap.max(max_overlap(&all, killed));
+            if let Some(t) = v.task.take() {
+                let _ = t.await;
+            }
+            // The victim comes back (a restarted pod) for the next round.
+            speakers.insert(victim, mk(&v.node, server.client().await.unwrap()));
+        }
+        if times.is_empty() {
+            continue;
+        }
+        times.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "election failover, {kind}, {} rounds: median {:.0} ms, max {:.0} ms (times until the survivors announce every IP of the victim); longest overlap {:.1} ms",
+            times.len(),
+            ms(times[times.len() / 2]),
+            ms(*times.last().unwrap()),
+            ms(overlap)
+        );
+    }
+    for mut s in speakers {
+        if let Some(t) = s.task.take() {
+            t.abort();
+        }
+    }
+}
+
+fn election_cost(n_svc: u32) {
+    let nodes: Vec<NodeFacts> = NODES
+        .iter()
+        .map(|n| NodeFacts {
+            name: n.to_string(),
+            speaker_live: true,
+            ready: true,
+            labels: Default::default(),
+            link_ok: true,
+        })
+        .collect();
+    let services: Vec<ServiceFacts> = (0..n_svc)
+        .map(|i| ServiceFacts {
+            key: ServiceKey::new("default", format!("svc-{i}")),
+            ips: vec![svc_ip(i)],
+            traffic_policy: TrafficPolicy::Cluster,
+            ready_endpoint_nodes: Default::default(),
+            has_ready_endpoint: true,
+        })
+        .collect();
+    let policy = ElectionPolicy::default();
+    let iters = 200;
+    let t0 = Instant::now();
+    for _ in 0..iters {
+        std::hint::black_box(elect(
+            std::hint::black_box(&nodes),
+            std::hint::black_box(&services),
+            &policy,
+        ));
+    }
+    println!(
+        "one election (3 nodes, {n_svc} Services): {:.0} µs (mean of {iters}, wall clock)",
+        t0.elapsed().as_secs_f64() * 1e6 / iters as f64
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else to parse.
+    let n_svc = env_num("BENCH_SERVICES", 1000) as u32;
+    let window = Duration::from_secs(env_num("BENCH_WINDOW_SECS", 30));
+    let rounds = env_num("BENCH_FAILOVERS", 5);
+    election_cost(n_svc);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let server = ApiServer::start(ApiServerOptions {
+            history: 20_000,
+            ..Default::default()
+        })
+        .await
+        .expect("API server");
+        let client = server.client().await.unwrap();
+        let t = Instant::now();
+        populate(&client, n_svc).await;
+        println!(
+            "populated 3 Nodes and {n_svc} Services with status and EndpointSlices in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        steady_state(&server, n_svc, window).await;
+        failovers(&server, n_svc, rounds).await;
+    });
+}

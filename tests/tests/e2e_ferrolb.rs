@@ -141,7 +141,9 @@ async fn each_service_ip_is_answered_by_one_node_and_its_traffic_reaches_that_no
         "{ips:?}"
     );
     for ip in ips {
-        let who = lab.wait_single_announcer(ip, SOON).await.unwrap();
+        let who = wait_stable(&lab, ip, Duration::from_secs(1), SOON)
+            .await
+            .unwrap();
         assert_served_by(&lab, ip, &who).await;
     }
     // What a user sees with kubectl.

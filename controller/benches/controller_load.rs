@@ -8,7 +8,7 @@
 //!    status: p50, p99, max, and the time for the whole burst.
 //! 2. Cold start: with 10,000 allocated Services, the controller is killed and
 //!    started again: time from spawn to /readyz, and every IP compared.
-//! 3. The controller's RSS after that run.
+//! 3. The controller's RSS: idle, after the burst, and after the cold start.
 //!
 //! Bounded: a fixed number of Services, every wait with a deadline.
 
@@ -124,6 +124,8 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
+    println!("controller RSS idle (no Service): {:.1} MiB", rss_kib(ctl.id()) as f64 / 1024.0);
+
     // Watch from now: when did each Service first show an IP?
     let api: Api<Service> = Api::namespaced(client.clone(), "default");
     let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
@@ -164,6 +166,8 @@ async fn main() {
     println!("burst: {BURST} Services, whole burst {burst_total:?}");
     println!("  create->status latency p50 {:?}  p99 {:?}  max {:?}", pct(&lat, 0.5), pct(&lat, 0.99), lat[lat.len() - 1]);
 
+    println!("controller RSS after the burst: {:.1} MiB", rss_kib(ctl.id()) as f64 / 1024.0);
+
     // 2. Cold start with 10,000 allocated Services.
     let more: Vec<String> = (BURST..COLD).map(|i| format!("cold-{i:05}")).collect();
     let t = Instant::now();
@@ -203,6 +207,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let cold = t.elapsed();
+    println!("controller RSS when ready after the restart: {:.1} MiB", rss_kib(ctl.id()) as f64 / 1024.0);
     // Let it reconcile everything, then compare every IP.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after: BTreeMap<String, Vec<String>> = api
@@ -217,6 +222,10 @@ async fn main() {
     println!("cold start: {COLD} Services, spawn -> ready {cold:?}; IPs changed: {changed} of {}", before.len());
     let rss = rss_kib(ctl.id());
     println!("controller RSS after the run: {:.1} MiB", rss as f64 / 1024.0);
+    if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", ctl.id())) {
+        let parts: Vec<&str> = status.lines().filter(|l| l.starts_with("Rss") || l.starts_with("VmHWM")).collect();
+        println!("  {}", parts.join("; ").split_whitespace().collect::<Vec<_>>().join(" "));
+    }
     let _ = ctl.kill();
     let _ = ctl.wait();
     let _ = std::fs::remove_dir_all(&dir);

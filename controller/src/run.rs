@@ -333,7 +333,9 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     // takes over with a warm cache.
     let (svc_reader, svc_writer) = reflector::store::<Service>();
     let (touch_tx, touch_rx) = mpsc::unbounded_channel::<Service>();
-    let svc_stream = watcher(Api::<Service>::all(client.clone()), watcher::Config::default())
+    // Small list pages: the initial list of a large cluster is decoded page by page, and
+    // each page of full Services is a transient peak before `trim` shrinks them.
+    let svc_stream = watcher(Api::<Service>::all(client.clone()), watcher::Config::default().page_size(100))
         .default_backoff()
         // The store keeps every Service: drop what the controller never reads.
         .modify(service::trim)

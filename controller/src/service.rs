@@ -25,7 +25,18 @@ pub fn trim(svc: &mut Service) {
             keys.iter().flatten().any(|x| x == k)
         });
     }
+    // Ports and the pod selector matter only to IP sharing (port conflicts, equal
+    // selectors under the Local policy): a Service without a sharing key never needs
+    // them, and a selector alone costs about half a kilobyte.
+    let shares = m
+        .annotations
+        .as_ref()
+        .is_some_and(|a| annotations::ALLOW_SHARED_IP_KEYS.iter().any(|k| a.contains_key(*k)));
     if let Some(spec) = svc.spec.as_mut() {
+        if !shares {
+            spec.selector = None;
+            spec.ports = None;
+        }
         spec.cluster_ip = None;
         spec.cluster_ips = None;
         spec.external_ips = None;
@@ -126,6 +137,7 @@ pub fn to_request(svc: &Service) -> Result<Request, String> {
         ports.push(Port { protocol, port });
     }
 
+    let shares = ann.allow_shared_ip.is_some();
     Ok(Request {
         key: key(svc),
         namespace: svc.metadata.namespace.clone().unwrap_or_default(),
@@ -135,9 +147,11 @@ pub fn to_request(svc: &Service) -> Result<Request, String> {
         requested_ips,
         requested_pool: ann.address_pool,
         sharing_key: ann.allow_shared_ip,
-        ports,
+        // Ports and selector matter only to IP sharing; without a sharing key the
+        // allocator need not hold them (see `trim`).
+        ports: if shares { ports } else { Vec::new() },
         local_traffic_policy: spec.external_traffic_policy.as_deref() == Some("Local"),
-        selector: spec.selector.unwrap_or_default(),
+        selector: if shares { spec.selector.unwrap_or_default() } else { BTreeMap::new() },
         created: created(svc),
     })
 }
@@ -163,5 +177,22 @@ mod tests {
         assert!(svc.metadata.managed_fields.is_none());
         assert_eq!(svc.metadata.annotations.as_ref().unwrap().len(), 1);
         assert!(svc.spec.as_ref().unwrap().cluster_ip.is_none());
+        assert!(svc.spec.as_ref().unwrap().selector.is_none(), "no sharing key: no selector kept");
+    }
+
+    #[test]
+    fn a_sharing_service_keeps_its_ports_and_selector() {
+        let mut svc: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "dns-udp", "namespace": "prod",
+                "annotations": {"ferrolb.io/allow-shared-ip": "dns"}},
+            "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "selector": {"app": "dns"},
+                "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 5353}]}
+        }))
+        .unwrap();
+        let before = to_request(&svc).unwrap();
+        assert_eq!(before.ports, vec![Port { protocol: Protocol::Udp, port: 53 }]);
+        assert_eq!(before.selector.get("app").map(String::as_str), Some("dns"));
+        trim(&mut svc);
+        assert_eq!(to_request(&svc).unwrap(), before);
     }
 }

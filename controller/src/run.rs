@@ -247,12 +247,12 @@ async fn reconcile_one(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error
         ctx.metrics.releases.inc();
         ctx.retry_failed();
     }
-    if let Some(wanted) = &decision.wanted {
-        if let Some(patch) = status::patch(&svc, wanted, Timestamp::now()) {
-            let api: Api<Service> = Api::namespaced(ctx.client.clone(), svc.namespace().as_deref().unwrap_or("default"));
-            debug!(service = %service::key(&svc), ?wanted, "writing status");
-            api.patch_status(&svc.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
-        }
+    if let Some(wanted) = &decision.wanted
+        && let Some(patch) = status::patch(&svc, wanted, Timestamp::now())
+    {
+        let api: Api<Service> = Api::namespaced(ctx.client.clone(), svc.namespace().as_deref().unwrap_or("default"));
+        debug!(service = %service::key(&svc), ?wanted, "writing status");
+        api.patch_status(&svc.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
     }
     if !decision.notes.is_empty() {
         // Events are published off the reconcile path: a slow events API must

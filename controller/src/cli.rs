@@ -94,27 +94,9 @@ pub struct RunArgs {
     pub resync_period: Duration,
 }
 
-/// Parses durations such as `500ms`, `2s`, `5m`, `1h`.
+/// Parses durations such as `500ms`, `2s`, `5m`, `1h` (positive).
 pub fn humantime_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .ok_or_else(|| format!("duration {s:?} needs a unit (ms, s, m or h)"))?;
-    let (num, unit) = s.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("duration {s:?}: {num:?} is not a number"))?;
-    let secs = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(format!("duration {s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
-    };
-    if !secs.is_finite() || secs <= 0.0 {
-        return Err(format!("duration {s:?} must be positive"));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    ferrolb_core::duration::parse_positive(s)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 pub mod alloc;
 pub mod api_access;
+pub mod duration;
 pub mod annotations;
 pub mod election;
 pub mod wire;

@@ -290,41 +290,12 @@ impl Cli {
 
 /// Parses a positive duration such as `500ms`, `1.5s`, `2m`, `1h`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = parse_duration_or_zero(s)?;
-    if d.is_zero() {
-        return Err(format!("duration {s:?} must be positive"));
-    }
-    Ok(d)
+    ferrolb_core::duration::parse_positive(s)
 }
 
 /// Like [`parse_duration`] but accepts zero (`0`, `0s`) to mean "off".
 pub fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    if t == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let split = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .ok_or_else(|| format!("duration {s:?} needs a unit (ms, s, m or h)"))?;
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("duration {s:?}: {num:?} is not a number"))?;
-    let secs = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => {
-            return Err(format!(
-                "duration {s:?}: unknown unit {unit:?} (use ms, s, m or h)"
-            ));
-        }
-    };
-    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
-        return Err(format!("duration {s:?} is out of range"));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    ferrolb_core::duration::parse_or_zero(s)
 }
 
 #[cfg(test)]

@@ -89,6 +89,13 @@ pub struct RunArgs {
     #[arg(long, env = "FERROLB_LOG_LEVEL", default_value = "info", global = true)]
     pub log_level: String,
 
+    /// Worker threads of the async runtime. Two keep up with thousands of Services;
+    /// the runtime's own default (one per CPU) would cost a thread, its stack and a
+    /// malloc arena per core on a large node.
+    #[arg(long, env = "FERROLB_WORKER_THREADS", default_value_t = 2,
+        value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub worker_threads: u16,
+
     /// Period of the full resync that catches missed deletes.
     #[arg(long, env = "FERROLB_RESYNC_PERIOD", default_value = "5m", value_parser = humantime_duration, global = true)]
     pub resync_period: Duration,

@@ -3,8 +3,7 @@
 use clap::Parser;
 use ferrolb_controller::cli::{Cli, Command, LogFormat};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::CheckConfig { file }) = &cli.command {
         let (out, ok) = ferrolb_controller::check_config::check(file);
@@ -12,7 +11,11 @@ async fn main() -> anyhow::Result<()> {
         std::process::exit(if ok { 0 } else { 1 });
     }
     init_logging(cli.run.log_format, &cli.run.log_level)?;
-    ferrolb_controller::run::run(cli.run).await?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.run.worker_threads.into())
+        .enable_all()
+        .build()?;
+    runtime.block_on(ferrolb_controller::run::run(cli.run))?;
     Ok(())
 }
 

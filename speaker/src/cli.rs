@@ -112,6 +112,13 @@ pub struct Cli {
     /// Log filter (tracing EnvFilter syntax, e.g. `info` or `ferrolb_speaker=debug`).
     #[arg(long, env = "FERROLB_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+
+    /// Worker threads of the async runtime. The speaker's work fits in two; the
+    /// runtime's own default (one per CPU) would cost a thread, its stack and a malloc
+    /// arena per core on a large node.
+    #[arg(long, env = "FERROLB_WORKER_THREADS", default_value_t = 2,
+        value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub worker_threads: u16,
 }
 
 /// Log output format.

@@ -9,11 +9,21 @@ use clap::Parser;
 use ferrolb_speaker::cli::{Cli, LogFormat};
 use ferrolb_speaker::{Dataplane, Speaker, client, http};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli);
-    match run(cli).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.worker_threads.into())
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "speaker failed");

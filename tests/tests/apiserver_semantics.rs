@@ -697,7 +697,7 @@ async fn bad_requests_get_a_status_never_a_crash() {
         ),
         (
             "GET",
-            "/apis/apps/v1/deployments".into(),
+            "/apis/batch/v1/jobs".into(),
             "application/json",
             b"",
             404,

@@ -263,7 +263,10 @@ async fn a_node_cut_off_from_the_api_server_stops_answering_and_another_takes_ov
         SOON,
         Duration::from_millis(20),
         move || async move {
-            let claims = lab_ref.probe(ip, 1, Duration::from_millis(100)).await.ok()?;
+            let claims = lab_ref
+                .probe(ip, 1, Duration::from_millis(100))
+                .await
+                .ok()?;
             let macs = distinct_macs(&claims);
             (macs.len() == 1 && macs[0] != first_mac).then(|| lab_ref.mac_name(macs[0]))
         },

@@ -138,8 +138,11 @@ mod tests {
             .unwrap();
         assert_eq!(svc["shortNames"], json!(["svc"]));
         assert!(resources("coordination.k8s.io", "v1").is_some());
-        assert!(resources("apps", "v1").is_none());
+        assert!(resources("apps", "v1").is_some());
+        assert!(resources("apps", "v2").is_none());
         assert!(group("events.k8s.io").is_some());
-        assert_eq!(groups()["groups"].as_array().unwrap().len(), 3);
+        assert!(group("batch").is_none());
+        // discovery, coordination, events, apps, rbac, policy
+        assert_eq!(groups()["groups"].as_array().unwrap().len(), 6);
     }
 }

@@ -373,8 +373,20 @@ fn handle_resource(
             let (labels, fields) = selectors(def, query)?;
             let after = paging::resume_after(query.get("continue").map(String::as_str));
             // One more than the limit tells whether another page follows.
-            let cap = query.get("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0).map(|l| l + 1);
-            let (items, rv, beyond) = verbs::list_page(&app.lock_store(), def, ns, &labels, &fields, after.as_ref(), cap);
+            let cap = query
+                .get("limit")
+                .and_then(|l| l.parse::<usize>().ok())
+                .filter(|l| *l > 0)
+                .map(|l| l + 1);
+            let (items, rv, beyond) = verbs::list_page(
+                &app.lock_store(),
+                def,
+                ns,
+                &labels,
+                &fields,
+                after.as_ref(),
+                cap,
+            );
             list_response(def, items, rv, beyond, table_av, query)
         }
         (Method::POST, None) => {

@@ -96,6 +96,7 @@ mod tests {
                 .any(|p| p["name"] == "fieldValidation")
         );
         assert!(d["paths"].get("/api/v1/nodes/{name}").is_some());
-        assert!(document("apps", "v1").is_none());
+        assert!(document("apps", "v1").is_some());
+        assert!(document("batch", "v1").is_none());
     }
 }

@@ -31,7 +31,9 @@ fn encode(rv: u64, after: &(String, String)) -> String {
 
 /// The `(namespace, name)` a continue token resumes after, if the query has a valid one.
 pub fn resume_after(cont: Option<&str>) -> Option<(String, String)> {
-    decode(cont.filter(|s| !s.is_empty())?).ok().map(|(_, after)| after)
+    decode(cont.filter(|s| !s.is_empty())?)
+        .ok()
+        .map(|(_, after)| after)
 }
 
 fn decode(token: &str) -> Result<(u64, (String, String)), ApiError> {

@@ -233,6 +233,128 @@ pub static RESOURCES: &[ResourceDef] = &[
             "type",
         ],
     },
+    // What `kubectl apply -k deploy/` installs, stored with the common semantics (and the
+    // few checks in `kinds::workload`), so that the install manifests apply as on a cluster.
+    ResourceDef {
+        group: "",
+        version: "v1",
+        kind: "ServiceAccount",
+        plural: "serviceaccounts",
+        singular: "serviceaccount",
+        namespaced: true,
+        short_names: &["sa"],
+        categories: &[],
+        storage: "serviceaccounts",
+        status_subresource: false,
+        tracks_generation: false,
+        create_on_update: false,
+        field_labels: NO_FIELDS,
+    },
+    ResourceDef {
+        group: "apps",
+        version: "v1",
+        kind: "Deployment",
+        plural: "deployments",
+        singular: "deployment",
+        namespaced: true,
+        short_names: &["deploy"],
+        categories: &["all"],
+        storage: "deployments",
+        status_subresource: true,
+        tracks_generation: true,
+        create_on_update: false,
+        field_labels: NO_FIELDS,
+    },
+    ResourceDef {
+        group: "apps",
+        version: "v1",
+        kind: "DaemonSet",
+        plural: "daemonsets",
+        singular: "daemonset",
+        namespaced: true,
+        short_names: &["ds"],
+        categories: &["all"],
+        storage: "daemonsets",
+        status_subresource: true,
+        tracks_generation: true,
+        create_on_update: false,
+        field_labels: NO_FIELDS,
+    },
+    ResourceDef {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "ClusterRole",
+        plural: "clusterroles",
+        singular: "clusterrole",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        storage: "clusterroles",
+        status_subresource: false,
+        tracks_generation: false,
+        create_on_update: false,
+        field_labels: NO_FIELDS,
+    },
+    ResourceDef {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "ClusterRoleBinding",
+        plural: "clusterrolebindings",
+        singular: "clusterrolebinding",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        storage: "clusterrolebindings",
+        status_subresource: false,
+        tracks_generation: false,
+        create_on_update: false,
+        field_labels: NO_FIELDS,
+    },
+    ResourceDef {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "Role",
+        plural: "roles",
+        singular: "role",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        storage: "roles",
+        status_subresource: false,
+        tracks_generation: false,
+        create_on_update: false,
+        field_labels: NO_FIELDS,
+    },
+    ResourceDef {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "RoleBinding",
+        plural: "rolebindings",
+        singular: "rolebinding",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        storage: "rolebindings",
+        status_subresource: false,
+        tracks_generation: false,
+        create_on_update: false,
+        field_labels: NO_FIELDS,
+    },
+    ResourceDef {
+        group: "policy",
+        version: "v1",
+        kind: "PodDisruptionBudget",
+        plural: "poddisruptionbudgets",
+        singular: "poddisruptionbudget",
+        namespaced: true,
+        short_names: &["pdb"],
+        categories: &[],
+        storage: "poddisruptionbudgets",
+        status_subresource: true,
+        tracks_generation: true,
+        create_on_update: false,
+        field_labels: NO_FIELDS,
+    },
 ];
 
 /// The resource served at `/api(s)/<group>/<version>/<plural>`.
@@ -292,7 +414,12 @@ mod tests {
     #[test]
     fn groups_are_unique() {
         let g = groups();
-        assert_eq!(g.len(), 3);
+        assert_eq!(g.len(), 6);
         assert!(g.contains(&("discovery.k8s.io", "v1")));
+        assert!(g.contains(&("rbac.authorization.k8s.io", "v1")));
+        let mut names: Vec<_> = g.iter().map(|(n, _)| *n).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), g.len());
     }
 }

@@ -219,7 +219,10 @@ pub fn list_page(
         .filter(|o| {
             after.is_none_or(|(a_ns, a_name)| {
                 let m = &o["metadata"];
-                let key = (m["namespace"].as_str().unwrap_or(""), m["name"].as_str().unwrap_or(""));
+                let key = (
+                    m["namespace"].as_str().unwrap_or(""),
+                    m["name"].as_str().unwrap_or(""),
+                );
                 key > (a_ns.as_str(), a_name.as_str())
             })
         })

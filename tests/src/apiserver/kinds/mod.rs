@@ -4,8 +4,9 @@
 pub mod data;
 pub mod event;
 pub mod service;
+pub mod workload;
 
-use k8s_openapi::api::{coordination, core::v1 as core, discovery, events};
+use k8s_openapi::api::{apps, coordination, core::v1 as core, discovery, events, policy, rbac};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -53,6 +54,16 @@ pub fn decode(def: &ResourceDef, v: &Value, strict: bool) -> Result<Value, Strin
         ("discovery.k8s.io", "EndpointSlice") => round_trip::<discovery::v1::EndpointSlice>(v),
         ("coordination.k8s.io", "Lease") => round_trip::<coordination::v1::Lease>(v),
         ("events.k8s.io", "Event") => round_trip::<events::v1::Event>(v),
+        ("", "ServiceAccount") => round_trip::<core::ServiceAccount>(v),
+        ("apps", "Deployment") => round_trip::<apps::v1::Deployment>(v),
+        ("apps", "DaemonSet") => round_trip::<apps::v1::DaemonSet>(v),
+        ("rbac.authorization.k8s.io", "ClusterRole") => round_trip::<rbac::v1::ClusterRole>(v),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
+            round_trip::<rbac::v1::ClusterRoleBinding>(v)
+        }
+        ("rbac.authorization.k8s.io", "Role") => round_trip::<rbac::v1::Role>(v),
+        ("rbac.authorization.k8s.io", "RoleBinding") => round_trip::<rbac::v1::RoleBinding>(v),
+        ("policy", "PodDisruptionBudget") => round_trip::<policy::v1::PodDisruptionBudget>(v),
         _ => Ok(v.clone()),
     }?;
     if strict {
@@ -127,6 +138,10 @@ pub fn validate_metadata(def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
     let name_ok = match def.kind {
         "Namespace" => is_dns_label(name),
         "Service" => is_dns_label(name) && name.starts_with(|c: char| c.is_ascii_lowercase()),
+        // RBAC names are path segments (`system:controller:...` is a valid ClusterRole).
+        _ if def.group == "rbac.authorization.k8s.io" => {
+            !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '%'])
+        }
         _ => is_dns_subdomain(name),
     };
     if !name_ok {
@@ -191,6 +206,9 @@ pub fn prepare_create(def: &ResourceDef, obj: &mut Value, store: &Store) -> Vec<
         "leases" => validate_lease(obj),
         "configmaps" => data::validate_configmap(obj),
         "endpointslices" => data::validate_endpointslice(None, obj),
+        "deployments" | "daemonsets" => workload::validate_workload(None, obj),
+        "rolebindings" | "clusterrolebindings" => workload::validate_binding(None, obj),
+        "poddisruptionbudgets" => workload::validate_pdb(obj),
         _ => Vec::new(),
     }
 }
@@ -220,6 +238,9 @@ pub fn prepare_update(
             errs
         }
         "endpointslices" => data::validate_endpointslice(Some(old), new),
+        "deployments" | "daemonsets" => workload::validate_workload(Some(old), new),
+        "rolebindings" | "clusterrolebindings" => workload::validate_binding(Some(old), new),
+        "poddisruptionbudgets" => workload::validate_pdb(new),
         "namespaces" => {
             if new["status"].is_null() {
                 new["status"] = old["status"].clone();

@@ -30,7 +30,11 @@ const IN_FLIGHT: usize = 32;
 /// Creates in flight during the burst: `BENCH_IN_FLIGHT` (default 32). With 1, the
 /// latency is that of one Service through an otherwise idle system.
 fn burst_in_flight() -> usize {
-    std::env::var("BENCH_IN_FLIGHT").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(IN_FLIGHT)
+    std::env::var("BENCH_IN_FLIGHT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(IN_FLIGHT)
 }
 
 fn ips(s: &Service) -> Vec<String> {
@@ -57,8 +61,20 @@ fn spawn_controller(kubeconfig: &std::path::Path, port: u16, log: &str) -> Child
     Command::new(env!("CARGO_BIN_EXE_ferrolb-controller"))
         .arg("--kubeconfig")
         .arg(kubeconfig)
-        .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--log-level", log])
-        .args(["--lease-duration", "2s", "--renew-period", "500ms", "--identity", &format!("bench-{port}")])
+        .args([
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+            "--log-level",
+            log,
+        ])
+        .args([
+            "--lease-duration",
+            "2s",
+            "--renew-period",
+            "500ms",
+            "--identity",
+            &format!("bench-{port}"),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -67,7 +83,9 @@ fn spawn_controller(kubeconfig: &std::path::Path, port: u16, log: &str) -> Child
 
 async fn ready(port: u16) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else { return false };
+    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
     if s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n").await.is_err() {
         return false;
     }
@@ -79,7 +97,11 @@ async fn ready(port: u16) -> bool {
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -87,14 +109,24 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-async fn create_all(api: &Api<Service>, names: Vec<String>, created: Arc<Mutex<HashMap<String, Instant>>>) {
+async fn create_all(
+    api: &Api<Service>,
+    names: Vec<String>,
+    created: Arc<Mutex<HashMap<String, Instant>>>,
+) {
     futures::stream::iter(names)
         .for_each_concurrent(burst_in_flight(), |n| {
             let api = api.clone();
             let created = created.clone();
             async move {
-                api.create(&PostParams::default(), &svc(&n)).await.expect("create");
-                created.lock().unwrap().entry(n).or_insert_with(Instant::now);
+                api.create(&PostParams::default(), &svc(&n))
+                    .await
+                    .expect("create");
+                created
+                    .lock()
+                    .unwrap()
+                    .entry(n)
+                    .or_insert_with(Instant::now);
             }
         })
         .await;
@@ -105,24 +137,40 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` probes benches
     }
-    let opts = ferrolb_testbed::apiserver::ApiServerOptions { history: 200_000, ..Default::default() };
-    let server = ferrolb_testbed::apiserver::ApiServer::start(opts).await.expect("API server");
+    let opts = ferrolb_testbed::apiserver::ApiServerOptions {
+        history: 200_000,
+        ..Default::default()
+    };
+    let server = ferrolb_testbed::apiserver::ApiServer::start(opts)
+        .await
+        .expect("API server");
     let dir = std::env::temp_dir().join(format!("ferrolb-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let kubeconfig = dir.join("kubeconfig");
     server.write_kubeconfig(&kubeconfig).unwrap();
     let client = server.client().await.unwrap();
 
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "ferrolb-system"}})).unwrap();
-    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.unwrap();
+    let ns: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": "ferrolb-system"}})).unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
     let cm: ConfigMap = serde_json::from_value(json!({
         "metadata": {"name": "ferrolb-config", "namespace": "ferrolb-system"},
         "data": {"config.yaml": "pools:\n  - name: bench\n    addresses: [\"2001:db8:100::/104\"]\n"}
     }))
     .unwrap();
-    Api::<ConfigMap>::namespaced(client.clone(), "ferrolb-system").create(&PostParams::default(), &cm).await.unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), "ferrolb-system")
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut ctl = spawn_controller(&kubeconfig, port, "warn");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !ready(port).await {
@@ -130,7 +178,10 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
-    println!("controller RSS idle (no Service): {:.1} MiB", rss_kib(ctl.id()) as f64 / 1024.0);
+    println!(
+        "controller RSS idle (no Service): {:.1} MiB",
+        rss_kib(ctl.id()) as f64 / 1024.0
+    );
 
     // Watch from now: when did each Service first show an IP?
     let api: Api<Service> = Api::namespaced(client.clone(), "default");
@@ -145,7 +196,10 @@ async fn main() {
                     && !ips(&s).is_empty()
                 {
                     let name = s.metadata.name.clone().unwrap_or_default();
-                    seen.lock().unwrap().entry(name).or_insert_with(Instant::now);
+                    seen.lock()
+                        .unwrap()
+                        .entry(name)
+                        .or_insert_with(Instant::now);
                 }
             }
         });
@@ -158,7 +212,11 @@ async fn main() {
     create_all(&api, names.clone(), created.clone()).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while seen.lock().unwrap().len() < BURST {
-        assert!(Instant::now() < deadline, "burst: only {} of {BURST} allocated", seen.lock().unwrap().len());
+        assert!(
+            Instant::now() < deadline,
+            "burst: only {} of {BURST} allocated",
+            seen.lock().unwrap().len()
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let last = *seen.lock().unwrap().values().max().unwrap();
@@ -166,13 +224,27 @@ async fn main() {
     let mut lat: Vec<Duration> = {
         let seen = seen.lock().unwrap();
         let created = created.lock().unwrap();
-        names.iter().map(|n| seen[n].saturating_duration_since(created[n])).collect()
+        names
+            .iter()
+            .map(|n| seen[n].saturating_duration_since(created[n]))
+            .collect()
     };
     lat.sort();
-    println!("burst: {BURST} Services, {} creates in flight, whole burst {burst_total:?}", burst_in_flight());
-    println!("  create->status latency p50 {:?}  p99 {:?}  max {:?}", pct(&lat, 0.5), pct(&lat, 0.99), lat[lat.len() - 1]);
+    println!(
+        "burst: {BURST} Services, {} creates in flight, whole burst {burst_total:?}",
+        burst_in_flight()
+    );
+    println!(
+        "  create->status latency p50 {:?}  p99 {:?}  max {:?}",
+        pct(&lat, 0.5),
+        pct(&lat, 0.99),
+        lat[lat.len() - 1]
+    );
 
-    println!("controller RSS after the burst: {:.1} MiB", rss_kib(ctl.id()) as f64 / 1024.0);
+    println!(
+        "controller RSS after the burst: {:.1} MiB",
+        rss_kib(ctl.id()) as f64 / 1024.0
+    );
 
     // 2. Cold start with 10,000 allocated Services.
     let more: Vec<String> = (BURST..COLD).map(|i| format!("cold-{i:05}")).collect();
@@ -181,16 +253,26 @@ async fn main() {
         .for_each_concurrent(IN_FLIGHT, |n| {
             let api = api.clone();
             async move {
-                api.create(&PostParams::default(), &svc(&n)).await.expect("create");
+                api.create(&PostParams::default(), &svc(&n))
+                    .await
+                    .expect("create");
             }
         })
         .await;
     let deadline = Instant::now() + Duration::from_secs(300);
     while seen.lock().unwrap().len() < COLD {
-        assert!(Instant::now() < deadline, "cold: only {} of {COLD} allocated", seen.lock().unwrap().len());
+        assert!(
+            Instant::now() < deadline,
+            "cold: only {} of {COLD} allocated",
+            seen.lock().unwrap().len()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    println!("setup: {} more Services allocated in {:?}", COLD - BURST, t.elapsed());
+    println!(
+        "setup: {} more Services allocated in {:?}",
+        COLD - BURST,
+        t.elapsed()
+    );
     let before: BTreeMap<String, Vec<String>> = api
         .list(&ListParams::default())
         .await
@@ -209,11 +291,17 @@ async fn main() {
     let mut ctl = spawn_controller(&kubeconfig, port, "info");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !ready(port).await {
-        assert!(Instant::now() < deadline, "controller not ready after restart");
+        assert!(
+            Instant::now() < deadline,
+            "controller not ready after restart"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let cold = t.elapsed();
-    println!("controller RSS when ready after the restart: {:.1} MiB", rss_kib(ctl.id()) as f64 / 1024.0);
+    println!(
+        "controller RSS when ready after the restart: {:.1} MiB",
+        rss_kib(ctl.id()) as f64 / 1024.0
+    );
     // Let it reconcile everything, then compare every IP.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after: BTreeMap<String, Vec<String>> = api
@@ -224,13 +312,32 @@ async fn main() {
         .iter()
         .map(|s| (s.metadata.name.clone().unwrap(), ips(s)))
         .collect();
-    let changed = before.iter().filter(|(k, v)| after.get(*k) != Some(*v)).count();
-    println!("cold start: {COLD} Services, spawn -> ready {cold:?}; IPs changed: {changed} of {}", before.len());
+    let changed = before
+        .iter()
+        .filter(|(k, v)| after.get(*k) != Some(*v))
+        .count();
+    println!(
+        "cold start: {COLD} Services, spawn -> ready {cold:?}; IPs changed: {changed} of {}",
+        before.len()
+    );
     let rss = rss_kib(ctl.id());
-    println!("controller RSS after the run: {:.1} MiB", rss as f64 / 1024.0);
+    println!(
+        "controller RSS after the run: {:.1} MiB",
+        rss as f64 / 1024.0
+    );
     if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", ctl.id())) {
-        let parts: Vec<&str> = status.lines().filter(|l| l.starts_with("Rss") || l.starts_with("VmHWM")).collect();
-        println!("  {}", parts.join("; ").split_whitespace().collect::<Vec<_>>().join(" "));
+        let parts: Vec<&str> = status
+            .lines()
+            .filter(|l| l.starts_with("Rss") || l.starts_with("VmHWM"))
+            .collect();
+        println!(
+            "  {}",
+            parts
+                .join("; ")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
     }
     let _ = ctl.kill();
     let _ = ctl.wait();

@@ -27,8 +27,18 @@ pub fn check_text(origin: &str, text: &str) -> (String, bool) {
     match parse_document(text) {
         Ok(parsed) => {
             let summary = summarize(&parsed.config);
-            (format!("{origin}: valid {} configuration\n{}", parsed.format, SummaryTable(&summary)), true)
+            (
+                format!(
+                    "{origin}: valid {} configuration\n{}",
+                    parsed.format,
+                    SummaryTable(&summary)
+                ),
+                true,
+            )
         }
-        Err(errors) => (format!("{origin}: invalid configuration:\n{errors}\n"), false),
+        Err(errors) => (
+            format!("{origin}: invalid configuration:\n{errors}\n"),
+            false,
+        ),
     }
 }

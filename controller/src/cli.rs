@@ -46,15 +46,30 @@ pub struct RunArgs {
     pub kubeconfig: Option<PathBuf>,
 
     /// Namespace of the pool ConfigMap.
-    #[arg(long, env = "FERROLB_CONFIG_NAMESPACE", default_value = "ferrolb-system", global = true)]
+    #[arg(
+        long,
+        env = "FERROLB_CONFIG_NAMESPACE",
+        default_value = "ferrolb-system",
+        global = true
+    )]
     pub config_namespace: String,
 
     /// Name of the pool ConfigMap.
-    #[arg(long, env = "FERROLB_CONFIG_NAME", default_value = "ferrolb-config", global = true)]
+    #[arg(
+        long,
+        env = "FERROLB_CONFIG_NAME",
+        default_value = "ferrolb-config",
+        global = true
+    )]
     pub config_name: String,
 
     /// spec.loadBalancerClass handled by ferrolb; Services without a class are handled too.
-    #[arg(long, env = "FERROLB_LB_CLASS", default_value = "ferrolb.io/lb", global = true)]
+    #[arg(
+        long,
+        env = "FERROLB_LB_CLASS",
+        default_value = "ferrolb.io/lb",
+        global = true
+    )]
     pub lb_class: String,
 
     /// Namespace of the leader-election Lease (defaults to the config namespace).
@@ -62,7 +77,12 @@ pub struct RunArgs {
     pub leader_namespace: Option<String>,
 
     /// Name of the leader-election Lease.
-    #[arg(long, env = "FERROLB_LEADER_LEASE", default_value = "ferrolb-controller", global = true)]
+    #[arg(
+        long,
+        env = "FERROLB_LEADER_LEASE",
+        default_value = "ferrolb-controller",
+        global = true
+    )]
     pub leader_lease: String,
 
     /// Identity in the leader Lease (defaults to $POD_NAME, else the host name and pid).
@@ -78,11 +98,22 @@ pub struct RunArgs {
     pub renew_period: Duration,
 
     /// Address of the HTTP endpoint for /metrics, /livez and /readyz.
-    #[arg(long, env = "FERROLB_METRICS_ADDR", default_value = "0.0.0.0:7472", global = true)]
+    #[arg(
+        long,
+        env = "FERROLB_METRICS_ADDR",
+        default_value = "0.0.0.0:7472",
+        global = true
+    )]
     pub metrics_addr: SocketAddr,
 
     /// Log format.
-    #[arg(long, env = "FERROLB_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "FERROLB_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
     pub log_format: LogFormat,
 
     /// Log filter (tracing EnvFilter syntax, e.g. `info` or `ferrolb_controller=debug`).
@@ -115,8 +146,16 @@ mod tests {
         assert_eq!(humantime_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(humantime_duration("2s"), Ok(Duration::from_secs(2)));
         assert_eq!(humantime_duration("5m"), Ok(Duration::from_secs(300)));
-        assert!(humantime_duration("5").unwrap_err().contains("needs a unit"));
-        assert!(humantime_duration("5d").unwrap_err().contains("unknown unit"));
+        assert!(
+            humantime_duration("5")
+                .unwrap_err()
+                .contains("needs a unit")
+        );
+        assert!(
+            humantime_duration("5d")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
         assert!(humantime_duration("0s").unwrap_err().contains("positive"));
     }
 
@@ -129,7 +168,10 @@ mod tests {
             if matches!(id, "help" | "version") {
                 continue;
             }
-            assert!(arg.get_env().is_some(), "flag --{id} has no environment variable");
+            assert!(
+                arg.get_env().is_some(),
+                "flag --{id} has no environment variable"
+            );
         }
     }
 }

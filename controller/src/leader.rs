@@ -77,15 +77,24 @@ impl Elector {
                 info!(identity = %self.identity, leading, "leadership changed");
                 let _ = tx.send(leading);
             }
-            let pause = if leading { self.renew_period } else { self.renew_period.min(Duration::from_secs(1)) };
+            let pause = if leading {
+                self.renew_period
+            } else {
+                self.renew_period.min(Duration::from_secs(1))
+            };
             tokio::time::sleep(pause).await;
         }
     }
 
     /// One round; returns whether we lead afterwards.
-    async fn step(&self, observed: &mut Option<Observed>, last_renew: &mut Option<Instant>) -> bool {
+    async fn step(
+        &self,
+        observed: &mut Option<Observed>,
+        last_renew: &mut Option<Instant>,
+    ) -> bool {
         let now = Instant::now();
-        let still_valid = |last: &Option<Instant>| last.is_some_and(|t| now.duration_since(t) < self.duration);
+        let still_valid =
+            |last: &Option<Instant>| last.is_some_and(|t| now.duration_since(t) < self.duration);
         let current = match self.api.get_opt(&self.name).await {
             Ok(c) => c,
             Err(e) => {
@@ -94,7 +103,11 @@ impl Elector {
             }
         };
         let Some(lease) = current else {
-            return match self.api.create(&PostParams::default(), &self.record(None)).await {
+            return match self
+                .api
+                .create(&PostParams::default(), &self.record(None))
+                .await
+            {
                 Ok(_) => {
                     *last_renew = Some(now);
                     true
@@ -108,7 +121,11 @@ impl Elector {
         let rv = lease.metadata.resource_version.clone().unwrap_or_default();
         let holder = lease.spec.as_ref().and_then(|s| s.holder_identity.clone());
         if observed.as_ref().is_none_or(|o| o.resource_version != rv) {
-            *observed = Some(Observed { holder: holder.clone(), resource_version: rv.clone(), at: now });
+            *observed = Some(Observed {
+                holder: holder.clone(),
+                resource_version: rv.clone(),
+                at: now,
+            });
         }
         let obs = observed.as_ref().expect("set above");
         let step = decide(obs, &self.identity, self.duration, now);
@@ -118,7 +135,11 @@ impl Elector {
         }
         let mut next = self.record(Some(&lease));
         next.metadata.resource_version = Some(rv);
-        match self.api.replace(&self.name, &PostParams::default(), &next).await {
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &next)
+            .await
+        {
             Ok(_) => {
                 *last_renew = Some(now);
                 true
@@ -145,9 +166,15 @@ impl Elector {
             spec: Some(LeaseSpec {
                 holder_identity: Some(self.identity.clone()),
                 lease_duration_seconds: Some(self.duration.as_secs().max(1) as i32),
-                acquire_time: if ours { spec.acquire_time } else { Some(now.clone()) },
+                acquire_time: if ours {
+                    spec.acquire_time
+                } else {
+                    Some(now.clone())
+                },
                 renew_time: Some(now),
-                lease_transitions: Some(spec.lease_transitions.unwrap_or(0) + i32::from(!ours && current.is_some())),
+                lease_transitions: Some(
+                    spec.lease_transitions.unwrap_or(0) + i32::from(!ours && current.is_some()),
+                ),
                 ..LeaseSpec::default()
             }),
         }
@@ -155,15 +182,23 @@ impl Elector {
 
     /// Gives the Lease up so that a standby takes over at once (on shutdown).
     pub async fn release(&self) {
-        let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await else { return };
-        let Some(spec) = lease.spec.as_mut() else { return };
+        let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await else {
+            return;
+        };
+        let Some(spec) = lease.spec.as_mut() else {
+            return;
+        };
         if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
             return;
         }
         spec.holder_identity = None;
         spec.renew_time = None;
         spec.acquire_time = None;
-        if let Err(e) = self.api.replace(&self.name, &PostParams::default(), &lease).await {
+        if let Err(e) = self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
             warn!(error = %e, "releasing leader lease failed");
         }
     }
@@ -174,7 +209,11 @@ mod tests {
     use super::*;
 
     fn obs(holder: Option<&str>, at: Instant) -> Observed {
-        Observed { holder: holder.map(str::to_owned), resource_version: "1".into(), at }
+        Observed {
+            holder: holder.map(str::to_owned),
+            resource_version: "1".into(),
+            at,
+        }
     }
 
     #[test]
@@ -182,7 +221,10 @@ mod tests {
         let t0 = Instant::now();
         let d = Duration::from_secs(15);
         assert_eq!(decide(&obs(Some("a"), t0), "a", d, t0), Step::Renew);
-        assert_eq!(decide(&obs(Some("a"), t0), "b", d, t0 + Duration::from_secs(14)), Step::Wait);
+        assert_eq!(
+            decide(&obs(Some("a"), t0), "b", d, t0 + Duration::from_secs(14)),
+            Step::Wait
+        );
         assert_eq!(decide(&obs(Some("a"), t0), "b", d, t0 + d), Step::Acquire);
     }
 

@@ -75,8 +75,16 @@ impl Metrics {
             registry: Registry::default(),
         };
         registry.register("pool_size", "Addresses in the pool", m.pool_size.clone());
-        registry.register("pool_in_use", "Addresses of the pool held by Services", m.pool_in_use.clone());
-        registry.register("pool_free", "Addresses of the pool still free", m.pool_free.clone());
+        registry.register(
+            "pool_in_use",
+            "Addresses of the pool held by Services",
+            m.pool_in_use.clone(),
+        );
+        registry.register(
+            "pool_free",
+            "Addresses of the pool still free",
+            m.pool_free.clone(),
+        );
         registry.register("allocations", "IP allocations made", m.allocations.clone());
         registry.register("releases", "IP allocations released", m.releases.clone());
         registry.register(
@@ -84,7 +92,11 @@ impl Metrics {
             "Allocations that failed, by reason",
             m.allocation_failures.clone(),
         );
-        registry.register("config_reloads", "Pool configuration loads, by result", m.config_reloads.clone());
+        registry.register(
+            "config_reloads",
+            "Pool configuration loads, by result",
+            m.config_reloads.clone(),
+        );
         registry.register(
             "config_stale",
             "1 when the ConfigMap is invalid and the last good configuration is in force",
@@ -110,7 +122,9 @@ impl Metrics {
     /// Counts a failed allocation under its reason.
     pub fn failure(&self, reason: &str) {
         self.allocation_failures
-            .get_or_create(&ReasonLabels { reason: reason.to_owned() })
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
             .inc();
     }
 }
@@ -125,12 +139,24 @@ mod tests {
         m.failure("PoolExhausted");
         m.config_stale.set(1);
         m.pool_size
-            .get_or_create(&PoolLabels { pool: "lan".into(), family: "ipv6".into() })
+            .get_or_create(&PoolLabels {
+                pool: "lan".into(),
+                family: "ipv6".into(),
+            })
             .set(2f64.powi(64));
         let text = m.encode();
-        assert!(text.contains("ferrolb_allocation_failures_total{reason=\"PoolExhausted\"} 1"), "{text}");
+        assert!(
+            text.contains("ferrolb_allocation_failures_total{reason=\"PoolExhausted\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("ferrolb_config_stale 1"), "{text}");
-        assert!(text.contains("ferrolb_pool_size{pool=\"lan\",family=\"ipv6\"} 18446744073709553000.0"), "{text}");
-        assert!(text.contains("ferrolb_reconcile_duration_seconds_bucket"), "{text}");
+        assert!(
+            text.contains("ferrolb_pool_size{pool=\"lan\",family=\"ipv6\"} 18446744073709553000.0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ferrolb_reconcile_duration_seconds_bucket"),
+            "{text}"
+        );
     }
 }

@@ -39,7 +39,13 @@ pub struct Decision {
 }
 
 /// Decides for one Service. `config` is `None` while no pool ConfigMap exists.
-pub fn decide(alloc: &mut Allocator, config: Option<&Config>, svc: &Service, class: &str, cm: &str) -> Decision {
+pub fn decide(
+    alloc: &mut Allocator,
+    config: Option<&Config>,
+    svc: &Service,
+    class: &str,
+    cm: &str,
+) -> Decision {
     let key = service::key(svc);
     if !is_handled(svc, class) {
         return withdraw(alloc, config, svc, &key);
@@ -64,18 +70,34 @@ pub fn decide(alloc: &mut Allocator, config: Option<&Config>, svc: &Service, cla
         // Adopt what the status already says (restart, or a missed event) so
         // that no Service changes IP; a conflict means someone older holds it.
         if let Err(e @ AllocError::IpInUse { .. }) = alloc.assign_existing(&req, &current) {
-            notes.push(Note { warning: true, reason: "IPConflict", message: format!("{e}; allocating another") });
+            notes.push(Note {
+                warning: true,
+                reason: "IPConflict",
+                message: format!("{e}; allocating another"),
+            });
         }
     }
     match alloc.allocate(&req) {
         Ok(a) => {
             let changed = a.ips != current;
             if changed {
-                let ips = a.ips.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-                notes.push(Note { warning: false, reason: "IPAllocated", message: format!("allocated {ips} from pool {}", a.pool) });
+                let ips = a
+                    .ips
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                notes.push(Note {
+                    warning: false,
+                    reason: "IPAllocated",
+                    message: format!("allocated {ips} from pool {}", a.pool),
+                });
             }
             Decision {
-                wanted: Some(Wanted::Allocated { ips: a.ips, pool: a.pool }),
+                wanted: Some(Wanted::Allocated {
+                    ips: a.ips,
+                    pool: a.pool,
+                }),
                 notes,
                 allocated: changed,
                 ..Decision::default()
@@ -98,7 +120,8 @@ fn withdraw(alloc: &mut Allocator, config: Option<&Config>, svc: &Service, key: 
         // After a restart the allocator does not know foreign Services; the
         // condition proves ferrolb wrote the status, so its pool IPs are ours.
         for ip in status_ips(svc) {
-            if !ours.contains(&ip) && config.is_none_or(|c| c.pools.iter().any(|p| p.contains(ip))) {
+            if !ours.contains(&ip) && config.is_none_or(|c| c.pools.iter().any(|p| p.contains(ip)))
+            {
                 ours.push(ip);
             }
         }
@@ -108,18 +131,39 @@ fn withdraw(alloc: &mut Allocator, config: Option<&Config>, svc: &Service, key: 
     }
     let mut notes = Vec::new();
     if let Some(a) = &released {
-        let ips = a.ips.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-        notes.push(Note { warning: false, reason: "IPReleased", message: format!("released {ips}: the Service is no longer a ferrolb LoadBalancer") });
+        let ips = a
+            .ips
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        notes.push(Note {
+            warning: false,
+            reason: "IPReleased",
+            message: format!("released {ips}: the Service is no longer a ferrolb LoadBalancer"),
+        });
     }
-    Decision { wanted: Some(Wanted::Withdrawn { ours }), notes, released: released.is_some(), ..Decision::default() }
+    Decision {
+        wanted: Some(Wanted::Withdrawn { ours }),
+        notes,
+        released: released.is_some(),
+        ..Decision::default()
+    }
 }
 
 fn fail(alloc: &mut Allocator, key: &str, reason: &'static str, message: String) -> Decision {
     // No half-result: whatever the Service held is given back.
     let released = alloc.release(key).is_some();
     Decision {
-        wanted: Some(Wanted::Failed { reason: reason.to_owned(), message: message.clone() }),
-        notes: vec![Note { warning: true, reason: "AllocationFailed", message }],
+        wanted: Some(Wanted::Failed {
+            reason: reason.to_owned(),
+            message: message.clone(),
+        }),
+        notes: vec![Note {
+            warning: true,
+            reason: "AllocationFailed",
+            message,
+        }],
         failure: Some(reason),
         released,
         ..Decision::default()
@@ -147,7 +191,9 @@ pub fn rebuild(alloc: &mut Allocator, services: &[Arc<Service>], class: &str) ->
 mod tests {
     use super::*;
     use ferrolb_config::{IpRange, Pool};
-    use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus, ServicePort, ServiceSpec, ServiceStatus};
+    use k8s_openapi::api::core::v1::{
+        LoadBalancerIngress, LoadBalancerStatus, ServicePort, ServiceSpec, ServiceStatus,
+    };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
     use k8s_openapi::jiff::Timestamp;
     use std::collections::BTreeMap;
@@ -158,7 +204,10 @@ mod tests {
     fn mk_pool(name: &str, first: &str, last: &str) -> Pool {
         Pool {
             name: name.into(),
-            ranges: vec![IpRange { start: first.parse().unwrap(), end: last.parse().unwrap() }],
+            ranges: vec![IpRange {
+                start: first.parse().unwrap(),
+                end: last.parse().unwrap(),
+            }],
             auto_assign: true,
             avoid_buggy_ips: false,
             namespaces: None,
@@ -167,7 +216,10 @@ mod tests {
     }
 
     fn mk_config(pools: Vec<Pool>) -> Config {
-        Config { pools, ..Config::default() }
+        Config {
+            pools,
+            ..Config::default()
+        }
     }
 
     fn mk_service(name: &str, created: i64) -> Service {
@@ -181,7 +233,11 @@ mod tests {
             },
             spec: Some(ServiceSpec {
                 type_: Some("LoadBalancer".into()),
-                ports: Some(vec![ServicePort { port: 80, protocol: Some("TCP".into()), ..Default::default() }]),
+                ports: Some(vec![ServicePort {
+                    port: 80,
+                    protocol: Some("TCP".into()),
+                    ..Default::default()
+                }]),
                 ..Default::default()
             }),
             status: None,
@@ -201,7 +257,14 @@ mod tests {
         });
         svc.status = Some(ServiceStatus {
             load_balancer: Some(LoadBalancerStatus {
-                ingress: Some(ips.iter().map(|ip| LoadBalancerIngress { ip: Some((*ip).into()), ..Default::default() }).collect()),
+                ingress: Some(
+                    ips.iter()
+                        .map(|ip| LoadBalancerIngress {
+                            ip: Some((*ip).into()),
+                            ..Default::default()
+                        })
+                        .collect(),
+                ),
             }),
             conditions,
         });
@@ -236,7 +299,11 @@ mod tests {
         let (mut a, c) = setup();
         let svc = with_status(mk_service("web", 1), &["192.0.2.11"], true);
         let d = decide(&mut a, Some(&c), &svc, CLASS, CM);
-        assert_eq!(ips(&d), ["192.0.2.11"], "the IP in status is kept, not moved to the lowest");
+        assert_eq!(
+            ips(&d),
+            ["192.0.2.11"],
+            "the IP in status is kept, not moved to the lowest"
+        );
         assert!(d.notes.is_empty());
         assert!(!d.allocated);
     }
@@ -246,10 +313,16 @@ mod tests {
         let (mut a, c) = setup();
         let mut svc = mk_service("web", 1);
         svc.spec.as_mut().unwrap().load_balancer_class = Some("example.com/other".into());
-        assert_eq!(decide(&mut a, Some(&c), &svc, CLASS, CM), Decision::default());
+        assert_eq!(
+            decide(&mut a, Some(&c), &svc, CLASS, CM),
+            Decision::default()
+        );
         let mut svc = with_status(mk_service("web", 1), &["203.0.113.5"], false);
         svc.spec.as_mut().unwrap().type_ = Some("ClusterIP".into());
-        assert_eq!(decide(&mut a, Some(&c), &svc, CLASS, CM), Decision::default());
+        assert_eq!(
+            decide(&mut a, Some(&c), &svc, CLASS, CM),
+            Decision::default()
+        );
     }
 
     #[test]
@@ -262,7 +335,12 @@ mod tests {
         svc.spec.as_mut().unwrap().type_ = Some("ClusterIP".into());
         let d = decide(&mut a, Some(&c), &svc, CLASS, CM);
         assert!(d.released);
-        assert_eq!(d.wanted, Some(Wanted::Withdrawn { ours: vec!["192.0.2.10".parse().unwrap()] }));
+        assert_eq!(
+            d.wanted,
+            Some(Wanted::Withdrawn {
+                ours: vec!["192.0.2.10".parse().unwrap()]
+            })
+        );
         assert_eq!(d.notes[0].reason, "IPReleased");
         assert!(a.get("default/web").is_none());
     }
@@ -274,7 +352,9 @@ mod tests {
         decide(&mut a, Some(&c), &mk_service("b", 2), CLASS, CM);
         let d = decide(&mut a, Some(&c), &mk_service("c", 3), CLASS, CM);
         assert_eq!(d.failure, Some("PoolExhausted"));
-        assert!(matches!(&d.wanted, Some(Wanted::Failed { reason, .. }) if reason == "PoolExhausted"));
+        assert!(
+            matches!(&d.wanted, Some(Wanted::Failed { reason, .. }) if reason == "PoolExhausted")
+        );
         assert!(d.notes[0].warning && d.notes[0].reason == "AllocationFailed");
         assert!(a.get("default/c").is_none());
     }
@@ -283,7 +363,10 @@ mod tests {
     fn bad_annotation_is_an_invalid_request() {
         let (mut a, c) = setup();
         let mut svc = mk_service("web", 1);
-        svc.metadata.annotations = Some(BTreeMap::from([("ferrolb.io/loadBalancerIPs".to_owned(), "not-an-ip".to_owned())]));
+        svc.metadata.annotations = Some(BTreeMap::from([(
+            "ferrolb.io/loadBalancerIPs".to_owned(),
+            "not-an-ip".to_owned(),
+        )]));
         let d = decide(&mut a, Some(&c), &svc, CLASS, CM);
         assert_eq!(d.failure, Some("InvalidRequest"));
         assert!(d.notes[0].message.contains("not-an-ip"), "{:?}", d.notes);
@@ -303,11 +386,18 @@ mod tests {
     fn rebuild_keeps_ips_and_the_older_service_wins_a_duplicate() {
         let (mut a, c) = setup();
         let older = Arc::new(with_status(mk_service("older", 100), &["192.0.2.11"], true));
-        let younger = Arc::new(with_status(mk_service("younger", 200), &["192.0.2.11"], true));
+        let younger = Arc::new(with_status(
+            mk_service("younger", 200),
+            &["192.0.2.11"],
+            true,
+        ));
         // Order of the list must not matter.
         let adopted = rebuild(&mut a, &[younger.clone(), older.clone()], CLASS);
         assert_eq!(adopted, 1);
-        assert_eq!(a.get("default/older").unwrap().ips, vec!["192.0.2.11".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            a.get("default/older").unwrap().ips,
+            vec!["192.0.2.11".parse::<IpAddr>().unwrap()]
+        );
         let d = decide(&mut a, Some(&c), &younger, CLASS, CM);
         assert_eq!(ips(&d), ["192.0.2.10"], "the younger one moves");
         assert_eq!(d.notes[0].reason, "IPConflict");

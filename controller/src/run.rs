@@ -17,11 +17,11 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -88,9 +88,20 @@ impl Ctx {
         *self.leading.borrow()
     }
 
-    async fn publish(&self, svc_ref: &k8s_openapi::api::core::v1::ObjectReference, warning: bool, reason: &str, action: &str, note: String) {
+    async fn publish(
+        &self,
+        svc_ref: &k8s_openapi::api::core::v1::ObjectReference,
+        warning: bool,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
         let ev = KubeEvent {
-            type_: if warning { EventType::Warning } else { EventType::Normal },
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
             reason: reason.to_owned(),
             note: Some(note),
             action: action.to_owned(),
@@ -106,10 +117,22 @@ impl Ctx {
         self.metrics.pool_in_use.clear();
         self.metrics.pool_free.clear();
         for s in engine.alloc.pool_stats() {
-            let labels = PoolLabels { pool: s.pool.clone(), family: family_label(s.family).to_owned() };
-            self.metrics.pool_size.get_or_create(&labels).set(s.size as f64);
-            self.metrics.pool_in_use.get_or_create(&labels).set(s.in_use as i64);
-            self.metrics.pool_free.get_or_create(&labels).set(s.free as f64);
+            let labels = PoolLabels {
+                pool: s.pool.clone(),
+                family: family_label(s.family).to_owned(),
+            };
+            self.metrics
+                .pool_size
+                .get_or_create(&labels)
+                .set(s.size as f64);
+            self.metrics
+                .pool_in_use
+                .get_or_create(&labels)
+                .set(s.in_use as i64);
+            self.metrics
+                .pool_free
+                .get_or_create(&labels)
+                .set(s.free as f64);
         }
     }
 
@@ -131,7 +154,10 @@ impl Ctx {
             }
             r
         };
-        self.failed.lock().expect("lock").remove(&ObjectRef::from_obj(svc));
+        self.failed
+            .lock()
+            .expect("lock")
+            .remove(&ObjectRef::from_obj(svc));
         if let Some(a) = released {
             info!(service = %key, ips = ?a.ips, "service deleted: IPs released");
             self.metrics.releases.inc();
@@ -145,8 +171,14 @@ impl Ctx {
         if !e.rebuilt {
             return;
         }
-        let live: std::collections::BTreeSet<String> = store.state().iter().map(|s| service::key(s)).collect();
-        let gone: Vec<String> = e.alloc.keys().filter(|k| !live.contains(*k)).map(str::to_owned).collect();
+        let live: std::collections::BTreeSet<String> =
+            store.state().iter().map(|s| service::key(s)).collect();
+        let gone: Vec<String> = e
+            .alloc
+            .keys()
+            .filter(|k| !live.contains(*k))
+            .map(str::to_owned)
+            .collect();
         for key in &gone {
             e.alloc.release(key);
             self.metrics.releases.inc();
@@ -165,7 +197,12 @@ impl Ctx {
         match parse_configmap_data(&data) {
             Ok(parsed) => {
                 info!(format = ?parsed.format, pools = parsed.config.pools.len(), "pool configuration loaded");
-                self.metrics.config_reloads.get_or_create(&crate::metrics::ResultLabels { result: "ok".into() }).inc();
+                self.metrics
+                    .config_reloads
+                    .get_or_create(&crate::metrics::ResultLabels {
+                        result: "ok".into(),
+                    })
+                    .inc();
                 self.metrics.config_stale.set(0);
                 let moved = {
                     let mut e = self.engine.lock().expect("lock");
@@ -185,11 +222,25 @@ impl Ctx {
             Err(problems) => {
                 let text = problems.to_string();
                 error!(configmap = %self.cm_ref, problems = %text, "invalid pool configuration rejected; the last good one stays in force");
-                self.metrics.config_reloads.get_or_create(&crate::metrics::ResultLabels { result: "error".into() }).inc();
+                self.metrics
+                    .config_reloads
+                    .get_or_create(&crate::metrics::ResultLabels {
+                        result: "error".into(),
+                    })
+                    .inc();
                 self.metrics.config_stale.set(1);
                 if self.leading() {
-                    let note = format!("configuration rejected, the last good one stays in force:\n{text}");
-                    self.publish(&cm.object_ref(&()), true, "InvalidConfiguration", "LoadConfig", note).await;
+                    let note = format!(
+                        "configuration rejected, the last good one stays in force:\n{text}"
+                    );
+                    self.publish(
+                        &cm.object_ref(&()),
+                        true,
+                        "InvalidConfiguration",
+                        "LoadConfig",
+                        note,
+                    )
+                    .await;
                 }
             }
         }
@@ -197,7 +248,10 @@ impl Ctx {
 
     /// Rebuilds the allocator from the Services' status once, before any allocation.
     fn ensure_rebuilt(&self, store: &Store<Service>) {
-        if !self.services_synced.load(std::sync::atomic::Ordering::SeqCst) {
+        if !self
+            .services_synced
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
             return;
         }
         let mut e = self.engine.lock().expect("lock");
@@ -210,7 +264,12 @@ impl Ctx {
         let adopted = reconcile::rebuild(alloc, &services, &self.class);
         e.rebuilt = true;
         self.update_pool_metrics(&e);
-        info!(services = services.len(), adopted, elapsed_ms = t.elapsed().as_millis() as u64, "allocator rebuilt from Service status");
+        info!(
+            services = services.len(),
+            adopted,
+            elapsed_ms = t.elapsed().as_millis() as u64,
+            "allocator rebuilt from Service status"
+        );
     }
 }
 
@@ -250,9 +309,17 @@ async fn reconcile_one(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error
     if let Some(wanted) = &decision.wanted
         && let Some(patch) = status::patch(&svc, wanted, Timestamp::now())
     {
-        let api: Api<Service> = Api::namespaced(ctx.client.clone(), svc.namespace().as_deref().unwrap_or("default"));
+        let api: Api<Service> = Api::namespaced(
+            ctx.client.clone(),
+            svc.namespace().as_deref().unwrap_or("default"),
+        );
         debug!(service = %service::key(&svc), ?wanted, "writing status");
-        api.patch_status(&svc.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        api.patch_status(
+            &svc.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
     }
     if !decision.notes.is_empty() {
         // Events are published off the reconcile path: a slow events API must
@@ -261,12 +328,19 @@ async fn reconcile_one(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error
         let ctx = ctx.clone();
         tokio::spawn(async move {
             for n in decision.notes {
-                let action = if n.reason == "IPReleased" { "Release" } else { "Allocate" };
-                ctx.publish(&svc_ref, n.warning, n.reason, action, n.message).await;
+                let action = if n.reason == "IPReleased" {
+                    "Release"
+                } else {
+                    "Allocate"
+                };
+                ctx.publish(&svc_ref, n.warning, n.reason, action, n.message)
+                    .await;
             }
         });
     }
-    ctx.metrics.reconcile_duration.observe(start.elapsed().as_secs_f64());
+    ctx.metrics
+        .reconcile_duration
+        .observe(start.elapsed().as_secs_f64());
     Ok(Action::await_change())
 }
 
@@ -280,12 +354,15 @@ fn error_policy(svc: Arc<Service>, err: &Error, _ctx: Arc<Ctx>) -> Action {
 pub async fn client(args: &RunArgs) -> Result<Client, Error> {
     let config = match &args.kubeconfig {
         Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| Error::Config(e.to_string()))?;
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| Error::Config(e.to_string()))?;
             kube::Config::from_custom_kubeconfig(kc, &Default::default())
                 .await
                 .map_err(|e| Error::Config(e.to_string()))?
         }
-        None => kube::Config::infer().await.map_err(|e| Error::Config(e.to_string()))?,
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| Error::Config(e.to_string()))?,
     };
     Client::try_from(config).map_err(Error::Kube)
 }
@@ -301,7 +378,10 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let router = crate::http::router(metrics.clone(), health.clone());
     tokio::spawn(async move { axum::serve(listener, router).await });
 
-    let leader_ns = args.leader_namespace.clone().unwrap_or_else(|| args.config_namespace.clone());
+    let leader_ns = args
+        .leader_namespace
+        .clone()
+        .unwrap_or_else(|| args.config_namespace.clone());
     let elector = Elector {
         api: Api::<Lease>::namespaced(client.clone(), &leader_ns),
         name: args.leader_lease.clone(),
@@ -317,8 +397,18 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let cm_ref = format!("{}/{}", args.config_namespace, args.config_name);
     let ctx = Arc::new(Ctx {
         client: client.clone(),
-        engine: Mutex::new(Engine { alloc: Allocator::new(Config::default()), config: None, rebuilt: false }),
-        recorder: Recorder::new(client.clone(), Reporter { controller: "ferrolb-controller".into(), instance: Some(identity.clone()) }),
+        engine: Mutex::new(Engine {
+            alloc: Allocator::new(Config::default()),
+            config: None,
+            rebuilt: false,
+        }),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "ferrolb-controller".into(),
+                instance: Some(identity.clone()),
+            },
+        ),
         metrics: metrics.clone(),
         class: args.lb_class.clone(),
         cm_ref: cm_ref.clone(),
@@ -335,11 +425,14 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let (touch_tx, touch_rx) = mpsc::unbounded_channel::<Service>();
     // Small list pages: the initial list of a large cluster is decoded page by page, and
     // each page of full Services is a transient peak before `trim` shrinks them.
-    let svc_stream = watcher(Api::<Service>::all(client.clone()), watcher::Config::default().page_size(100))
-        .default_backoff()
-        // The store keeps every Service: drop what the controller never reads.
-        .modify(service::trim)
-        .reflect(svc_writer);
+    let svc_stream = watcher(
+        Api::<Service>::all(client.clone()),
+        watcher::Config::default().page_size(100),
+    )
+    .default_backoff()
+    // The store keeps every Service: drop what the controller never reads.
+    .modify(service::trim)
+    .reflect(svc_writer);
     {
         let ctx = ctx.clone();
         let store = svc_reader.clone();
@@ -399,7 +492,8 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     // Standby: caches warm, waiting for the Lease.
     let mut lead_wait = lead_rx.clone();
     let _ = svc_reader.wait_until_ready().await;
-    ctx.services_synced.store(true, std::sync::atomic::Ordering::SeqCst);
+    ctx.services_synced
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let _ = cm_known_rx.wait_for(|k| *k).await;
     info!("caches synced; waiting for leadership");
     if !ctx.leading() {
@@ -458,7 +552,10 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     Ok(())
 }
 
-fn watcher<K>(api: Api<K>, wc: watcher::Config) -> impl futures::Stream<Item = Result<Event<K>, watcher::Error>>
+fn watcher<K>(
+    api: Api<K>,
+    wc: watcher::Config,
+) -> impl futures::Stream<Item = Result<Event<K>, watcher::Error>>
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
@@ -473,7 +570,9 @@ fn family_label(f: ferrolb_core::alloc::IpFamily) -> &'static str {
 }
 
 fn default_identity() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_else(|_| "controller".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "controller".into());
     format!("{host}-{}", std::process::id())
 }
 

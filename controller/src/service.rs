@@ -21,17 +21,22 @@ pub fn trim(svc: &mut Service) {
     m.finalizers = None;
     if let Some(a) = m.annotations.as_mut() {
         a.retain(|k, _| {
-            let keys = [annotations::ADDRESS_POOL_KEYS, annotations::ALLOW_SHARED_IP_KEYS, annotations::LOAD_BALANCER_IPS_KEYS];
+            let keys = [
+                annotations::ADDRESS_POOL_KEYS,
+                annotations::ALLOW_SHARED_IP_KEYS,
+                annotations::LOAD_BALANCER_IPS_KEYS,
+            ];
             keys.iter().flatten().any(|x| x == k)
         });
     }
     // Ports and the pod selector matter only to IP sharing (port conflicts, equal
     // selectors under the Local policy): a Service without a sharing key never needs
     // them, and a selector alone costs about half a kilobyte.
-    let shares = m
-        .annotations
-        .as_ref()
-        .is_some_and(|a| annotations::ALLOW_SHARED_IP_KEYS.iter().any(|k| a.contains_key(*k)));
+    let shares = m.annotations.as_ref().is_some_and(|a| {
+        annotations::ALLOW_SHARED_IP_KEYS
+            .iter()
+            .any(|k| a.contains_key(*k))
+    });
     if let Some(spec) = svc.spec.as_mut() {
         if !shares {
             spec.selector = None;
@@ -65,9 +70,14 @@ pub fn key(svc: &Service) -> String {
 /// True when ferrolb is responsible for the Service: type LoadBalancer and a
 /// loadBalancerClass that is unset or ours, and not being deleted.
 pub fn is_handled(svc: &Service, class: &str) -> bool {
-    let Some(spec) = svc.spec.as_ref() else { return false };
+    let Some(spec) = svc.spec.as_ref() else {
+        return false;
+    };
     spec.type_.as_deref() == Some("LoadBalancer")
-        && spec.load_balancer_class.as_deref().is_none_or(|c| c == class)
+        && spec
+            .load_balancer_class
+            .as_deref()
+            .is_none_or(|c| c == class)
         && svc.metadata.deletion_timestamp.is_none()
 }
 
@@ -77,7 +87,11 @@ pub fn status_ips(svc: &Service) -> Vec<IpAddr> {
         .as_ref()
         .and_then(|s| s.load_balancer.as_ref())
         .and_then(|lb| lb.ingress.as_ref())
-        .map(|ing| ing.iter().filter_map(|i| i.ip.as_deref()?.parse().ok()).collect())
+        .map(|ing| {
+            ing.iter()
+                .filter_map(|i| i.ip.as_deref()?.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -133,7 +147,8 @@ pub fn to_request(svc: &Service) -> Result<Request, String> {
             "SCTP" => Protocol::Sctp,
             other => return Err(format!("spec.ports: unknown protocol {other:?}")),
         };
-        let port = u16::try_from(p.port).map_err(|_| format!("spec.ports: port {} out of range", p.port))?;
+        let port = u16::try_from(p.port)
+            .map_err(|_| format!("spec.ports: port {} out of range", p.port))?;
         ports.push(Port { protocol, port });
     }
 
@@ -151,7 +166,11 @@ pub fn to_request(svc: &Service) -> Result<Request, String> {
         // allocator need not hold them (see `trim`).
         ports: if shares { ports } else { Vec::new() },
         local_traffic_policy: spec.external_traffic_policy.as_deref() == Some("Local"),
-        selector: if shares { spec.selector.unwrap_or_default() } else { BTreeMap::new() },
+        selector: if shares {
+            spec.selector.unwrap_or_default()
+        } else {
+            BTreeMap::new()
+        },
         created: created(svc),
     })
 }
@@ -177,7 +196,10 @@ mod tests {
         assert!(svc.metadata.managed_fields.is_none());
         assert_eq!(svc.metadata.annotations.as_ref().unwrap().len(), 1);
         assert!(svc.spec.as_ref().unwrap().cluster_ip.is_none());
-        assert!(svc.spec.as_ref().unwrap().selector.is_none(), "no sharing key: no selector kept");
+        assert!(
+            svc.spec.as_ref().unwrap().selector.is_none(),
+            "no sharing key: no selector kept"
+        );
     }
 
     #[test]
@@ -190,7 +212,13 @@ mod tests {
         }))
         .unwrap();
         let before = to_request(&svc).unwrap();
-        assert_eq!(before.ports, vec![Port { protocol: Protocol::Udp, port: 53 }]);
+        assert_eq!(
+            before.ports,
+            vec![Port {
+                protocol: Protocol::Udp,
+                port: 53
+            }]
+        );
         assert_eq!(before.selector.get("app").map(String::as_str), Some("dns"));
         trim(&mut svc);
         assert_eq!(to_request(&svc).unwrap(), before);

@@ -28,8 +28,10 @@ pub enum Wanted {
 /// of overwriting what someone else wrote.
 pub fn patch(svc: &Service, wanted: &Wanted, now: Timestamp) -> Option<Value> {
     let status = svc.status.clone().unwrap_or_default();
-    let cur_ingress: Vec<LoadBalancerIngress> =
-        status.load_balancer.and_then(|lb| lb.ingress).unwrap_or_default();
+    let cur_ingress: Vec<LoadBalancerIngress> = status
+        .load_balancer
+        .and_then(|lb| lb.ingress)
+        .unwrap_or_default();
     let cur_conditions: Vec<Condition> = status.conditions.unwrap_or_default();
     let generation = svc.metadata.generation;
 
@@ -43,7 +45,11 @@ pub fn patch(svc: &Service, wanted: &Wanted, now: Timestamp) -> Option<Value> {
                     ..Default::default()
                 })
                 .collect();
-            let list = ips.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+            let list = ips
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
             let cond = condition(
                 &cur_conditions,
                 "True",
@@ -54,21 +60,36 @@ pub fn patch(svc: &Service, wanted: &Wanted, now: Timestamp) -> Option<Value> {
             );
             (ingress, Some(cond))
         }
-        Wanted::Failed { reason, message } => {
-            (Vec::new(), Some(condition(&cur_conditions, "False", reason, message, generation, now)))
-        }
+        Wanted::Failed { reason, message } => (
+            Vec::new(),
+            Some(condition(
+                &cur_conditions,
+                "False",
+                reason,
+                message,
+                generation,
+                now,
+            )),
+        ),
         Wanted::Withdrawn { ours } => {
             let kept = cur_ingress
                 .iter()
-                .filter(|i| i.ip.as_deref().and_then(|s| s.parse::<IpAddr>().ok()).is_none_or(|ip| !ours.contains(&ip)))
+                .filter(|i| {
+                    i.ip.as_deref()
+                        .and_then(|s| s.parse::<IpAddr>().ok())
+                        .is_none_or(|ip| !ours.contains(&ip))
+                })
                 .cloned()
                 .collect();
             (kept, None)
         }
     };
 
-    let mut conditions: Vec<Condition> =
-        cur_conditions.iter().filter(|c| c.type_ != CONDITION_TYPE).cloned().collect();
+    let mut conditions: Vec<Condition> = cur_conditions
+        .iter()
+        .filter(|c| c.type_ != CONDITION_TYPE)
+        .cloned()
+        .collect();
     conditions.extend(condition);
 
     let ingress_same = same_ingress(&cur_ingress, &ingress);
@@ -76,7 +97,11 @@ pub fn patch(svc: &Service, wanted: &Wanted, now: Timestamp) -> Option<Value> {
     if ingress_same && conditions_same {
         return None;
     }
-    let ingress_json = if ingress.is_empty() { Value::Null } else { json!(ingress) };
+    let ingress_json = if ingress.is_empty() {
+        Value::Null
+    } else {
+        json!(ingress)
+    };
     Some(json!({
         "metadata": { "resourceVersion": svc.metadata.resource_version },
         "status": {
@@ -111,7 +136,10 @@ fn condition(
 }
 
 fn same_ingress(a: &[LoadBalancerIngress], b: &[LoadBalancerIngress]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.ip == y.ip && x.ip_mode == y.ip_mode && x.hostname == y.hostname)
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.ip == y.ip && x.ip_mode == y.ip_mode && x.hostname == y.hostname)
 }
 
 fn same_conditions(a: &[Condition], b: &[Condition]) -> bool {
@@ -146,7 +174,11 @@ mod tests {
                     ingress: Some(
                         ingress
                             .iter()
-                            .map(|ip| LoadBalancerIngress { ip: Some((*ip).into()), ip_mode: Some("VIP".into()), ..Default::default() })
+                            .map(|ip| LoadBalancerIngress {
+                                ip: Some((*ip).into()),
+                                ip_mode: Some("VIP".into()),
+                                ..Default::default()
+                            })
                             .collect(),
                     ),
                 }),
@@ -169,7 +201,10 @@ mod tests {
     #[test]
     fn allocation_writes_ingress_with_vip_mode_and_true_condition() {
         let svc = mk_service(&[], vec![foreign_condition()]);
-        let wanted = Wanted::Allocated { ips: vec!["192.0.2.1".parse().unwrap()], pool: "lan".into() };
+        let wanted = Wanted::Allocated {
+            ips: vec!["192.0.2.1".parse().unwrap()],
+            pool: "lan".into(),
+        };
         let p = patch(&svc, &wanted, Timestamp::now()).expect("a change");
         assert_eq!(p["metadata"]["resourceVersion"], "42");
         assert_eq!(p["status"]["loadBalancer"]["ingress"][0]["ip"], "192.0.2.1");
@@ -184,7 +219,10 @@ mod tests {
 
     #[test]
     fn unchanged_status_gives_no_patch() {
-        let wanted = Wanted::Allocated { ips: vec!["192.0.2.1".parse().unwrap()], pool: "lan".into() };
+        let wanted = Wanted::Allocated {
+            ips: vec!["192.0.2.1".parse().unwrap()],
+            pool: "lan".into(),
+        };
         let first = mk_service(&[], vec![]);
         let p = patch(&first, &wanted, Timestamp::now()).unwrap();
         let mut svc: Service = serde_json::from_value(json!({"metadata": {"name": "web", "namespace": "default", "generation": 3}, "status": p["status"]})).unwrap();
@@ -195,7 +233,10 @@ mod tests {
     #[test]
     fn failure_clears_ingress_and_sets_false_condition() {
         let svc = mk_service(&["192.0.2.1"], vec![]);
-        let wanted = Wanted::Failed { reason: "PoolExhausted".into(), message: "pool lan has no free IPv4 address".into() };
+        let wanted = Wanted::Failed {
+            reason: "PoolExhausted".into(),
+            message: "pool lan has no free IPv4 address".into(),
+        };
         let p = patch(&svc, &wanted, Timestamp::now()).unwrap();
         assert_eq!(p["status"]["loadBalancer"]["ingress"], Value::Null);
         assert_eq!(p["status"]["conditions"][0]["status"], "False");
@@ -204,10 +245,18 @@ mod tests {
 
     #[test]
     fn withdrawal_removes_only_what_ferrolb_wrote() {
-        let mut ours = Condition { type_: CONDITION_TYPE.into(), ..foreign_condition() };
+        let mut ours = Condition {
+            type_: CONDITION_TYPE.into(),
+            ..foreign_condition()
+        };
         ours.message = "allocated".into();
-        let svc = mk_service(&["192.0.2.1", "203.0.113.9"], vec![foreign_condition(), ours]);
-        let wanted = Wanted::Withdrawn { ours: vec!["192.0.2.1".parse().unwrap()] };
+        let svc = mk_service(
+            &["192.0.2.1", "203.0.113.9"],
+            vec![foreign_condition(), ours],
+        );
+        let wanted = Wanted::Withdrawn {
+            ours: vec!["192.0.2.1".parse().unwrap()],
+        };
         let p = patch(&svc, &wanted, Timestamp::now()).unwrap();
         let ingress = p["status"]["loadBalancer"]["ingress"].as_array().unwrap();
         assert_eq!(ingress.len(), 1);
@@ -219,10 +268,19 @@ mod tests {
 
     #[test]
     fn transition_time_is_kept_while_status_holds() {
-        let wanted = Wanted::Failed { reason: "PoolExhausted".into(), message: "a".into() };
+        let wanted = Wanted::Failed {
+            reason: "PoolExhausted".into(),
+            message: "a".into(),
+        };
         let t0 = Timestamp::UNIX_EPOCH;
-        let svc = mk_service(&[], vec![condition(&[], "False", "PoolExhausted", "old", Some(3), t0)]);
+        let svc = mk_service(
+            &[],
+            vec![condition(&[], "False", "PoolExhausted", "old", Some(3), t0)],
+        );
         let p = patch(&svc, &wanted, Timestamp::now()).unwrap();
-        assert_eq!(p["status"]["conditions"][0]["lastTransitionTime"], "1970-01-01T00:00:00Z");
+        assert_eq!(
+            p["status"]["conditions"][0]["lastTransitionTime"],
+            "1970-01-01T00:00:00Z"
+        );
     }
 }

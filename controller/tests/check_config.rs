@@ -13,7 +13,10 @@ fn check(name: &str, text: &str) -> (i32, String) {
         .output()
         .expect("run ferrolb-controller");
     let _ = std::fs::remove_dir_all(&dir);
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 #[test]
@@ -25,7 +28,10 @@ fn valid_bare_config_prints_a_pool_summary() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("NAME"), "{out}");
     let lan = out.lines().find(|l| l.starts_with("lan")).expect(&out);
-    assert!(lan.contains("IPv4+IPv6") && lan.contains("272") && lan.contains("yes"), "{lan}");
+    assert!(
+        lan.contains("IPv4+IPv6") && lan.contains("272") && lan.contains("yes"),
+        "{lan}"
+    );
     let dmz = out.lines().find(|l| l.starts_with("dmz")).expect(&out);
     assert!(dmz.contains("10") && dmz.contains("no"), "{dmz}");
 }
@@ -47,7 +53,11 @@ data:
 "#;
     let (code, out) = check("metallb.yaml", manifest);
     assert_eq!(code, 0, "{out}");
-    assert!(out.lines().any(|l| l.starts_with("default") && l.contains("IPv4")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("default") && l.contains("IPv4")),
+        "{out}"
+    );
 }
 
 #[test]
@@ -59,8 +69,14 @@ fn every_problem_is_printed_and_the_exit_status_is_one() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("192.0.2.300/24"), "names the bad CIDR: {out}");
     assert!(out.contains("autoassign"), "names the unknown field: {out}");
-    assert!(out.contains("192.0.2.20-192.0.2.10"), "names the reversed range: {out}");
-    assert!(out.to_lowercase().contains("duplicate"), "reports the duplicate name: {out}");
+    assert!(
+        out.contains("192.0.2.20-192.0.2.10"),
+        "names the reversed range: {out}"
+    );
+    assert!(
+        out.to_lowercase().contains("duplicate"),
+        "reports the duplicate name: {out}"
+    );
 }
 
 #[test]

@@ -20,13 +20,28 @@ async fn allocates_writes_status_condition_and_event() {
     create_service(&lab.client, mk_service("web")).await;
     assert_eq!(wait_ips(&lab.client, "web", 1).await, ["192.0.2.10"]);
     let svc = get_service(&lab.client, "web").await;
-    let ing = &svc.status.as_ref().unwrap().load_balancer.as_ref().unwrap().ingress.as_ref().unwrap()[0];
+    let ing = &svc
+        .status
+        .as_ref()
+        .unwrap()
+        .load_balancer
+        .as_ref()
+        .unwrap()
+        .ingress
+        .as_ref()
+        .unwrap()[0];
     assert_eq!(ing.ip_mode.as_deref(), Some("VIP"));
     let (status, reason, message) = condition(&svc).expect("condition");
     assert_eq!((status.as_str(), reason.as_str()), ("True", "Allocated"));
-    assert!(message.contains("192.0.2.10") && message.contains("lan"), "{message}");
+    assert!(
+        message.contains("192.0.2.10") && message.contains("lan"),
+        "{message}"
+    );
     let note = wait_event(&lab.client, "default", "web", "IPAllocated").await;
-    assert!(note.contains("192.0.2.10") && note.contains("lan"), "{note}");
+    assert!(
+        note.contains("192.0.2.10") && note.contains("lan"),
+        "{note}"
+    );
     // Only the status was written: the spec is as created.
     assert_eq!(svc.metadata.generation, Some(1));
 }
@@ -45,11 +60,15 @@ async fn requests_pools_sharing_aliases_and_dual_stack_are_honoured() {
     let mut v = mk_service("asks-pool");
     v["metadata"]["annotations"] = json!({"metallb.universe.tf/address-pool": "edge"});
     create_service(&lab.client, v).await;
-    assert_eq!(wait_ips(&lab.client, "asks-pool", 1).await, ["198.51.100.10"]);
+    assert_eq!(
+        wait_ips(&lab.client, "asks-pool", 1).await,
+        ["198.51.100.10"]
+    );
 
     for (name, port) in [("share-a", 80), ("share-b", 443)] {
         let mut v = mk_service(name);
-        v["metadata"]["annotations"] = json!({"ferrolb.io/allow-shared-ip": "k", "ferrolb.io/address-pool": "edge"});
+        v["metadata"]["annotations"] =
+            json!({"ferrolb.io/allow-shared-ip": "k", "ferrolb.io/address-pool": "edge"});
         v["spec"]["ports"] = json!([{"port": port, "protocol": "TCP"}]);
         create_service(&lab.client, v).await;
     }
@@ -62,13 +81,20 @@ async fn requests_pools_sharing_aliases_and_dual_stack_are_honoured() {
     v["spec"]["ipFamilies"] = json!(["IPv6", "IPv4"]);
     create_service(&lab.client, v).await;
     let ips = wait_ips(&lab.client, "dual", 2).await;
-    assert!(ips[0].contains(':') && !ips[1].contains(':'), "primary family first: {ips:?}");
+    assert!(
+        ips[0].contains(':') && !ips[1].contains(':'),
+        "primary family first: {ips:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failure_warns_keeps_nothing_and_is_retried_when_an_ip_frees() {
     let lab = Lab::start().await;
-    set_config(&lab.client, "pools:\n  - name: tiny\n    addresses: [\"192.0.2.10/32\"]\n").await;
+    set_config(
+        &lab.client,
+        "pools:\n  - name: tiny\n    addresses: [\"192.0.2.10/32\"]\n",
+    )
+    .await;
     let _c = ControllerProc::start(&lab.kubeconfig, "c1");
     create_service(&lab.client, mk_service("first")).await;
     wait_ips(&lab.client, "first", 1).await;
@@ -99,9 +125,17 @@ async fn leaving_ferrolb_releases_and_clears_only_what_it_wrote() {
         {"type": "example.com/Probe", "status": "True", "reason": "Ok", "message": "x", "lastTransitionTime": "2026-01-01T00:00:00Z"},
         condition_json(&get_service(&lab.client, "web").await)
     ]}});
-    api.patch_status("web", &PatchParams::default(), &Patch::Merge(&foreign)).await.unwrap();
+    api.patch_status("web", &PatchParams::default(), &Patch::Merge(&foreign))
+        .await
+        .unwrap();
 
-    api.patch("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"type": "ClusterIP"}}))).await.unwrap();
+    api.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"type": "ClusterIP"}})),
+    )
+    .await
+    .unwrap();
     wait_for("ingress cleared", Duration::from_secs(15), || async {
         let s = get_service(&lab.client, "web").await;
         (ingress_ips(&s).is_empty() && condition(&s).is_none()).then_some(())
@@ -127,7 +161,16 @@ async fn leaving_ferrolb_releases_and_clears_only_what_it_wrote() {
 }
 
 fn condition_json(svc: &Service) -> serde_json::Value {
-    let c = svc.status.as_ref().unwrap().conditions.as_ref().unwrap().iter().find(|c| c.type_ == "ferrolb.io/IPAllocated").unwrap();
+    let c = svc
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|c| c.type_ == "ferrolb.io/IPAllocated")
+        .unwrap();
     serde_json::to_value(c).unwrap()
 }
 
@@ -139,7 +182,12 @@ async fn restart_changes_no_ip_and_the_older_service_keeps_a_duplicate() {
     for name in ["a", "b", "c"] {
         create_service(&lab.client, mk_service(name)).await;
     }
-    let before: Vec<_> = [wait_ips(&lab.client, "a", 1).await, wait_ips(&lab.client, "b", 1).await, wait_ips(&lab.client, "c", 1).await].concat();
+    let before: Vec<_> = [
+        wait_ips(&lab.client, "a", 1).await,
+        wait_ips(&lab.client, "b", 1).await,
+        wait_ips(&lab.client, "c", 1).await,
+    ]
+    .concat();
     c.kill();
     // While it is down: "a" is deleted (a missed delete), and a younger Service
     // claims b's IP by hand.
@@ -147,8 +195,11 @@ async fn restart_changes_no_ip_and_the_older_service_keeps_a_duplicate() {
     tokio::time::sleep(Duration::from_millis(1100)).await; // a strictly younger creationTimestamp
     create_service(&lab.client, mk_service("thief")).await;
     let api: Api<Service> = Api::namespaced(lab.client.clone(), "default");
-    let stolen = json!({"status": {"loadBalancer": {"ingress": [{"ip": before[1], "ipMode": "VIP"}]}}});
-    api.patch_status("thief", &PatchParams::default(), &Patch::Merge(&stolen)).await.unwrap();
+    let stolen =
+        json!({"status": {"loadBalancer": {"ingress": [{"ip": before[1], "ipMode": "VIP"}]}}});
+    api.patch_status("thief", &PatchParams::default(), &Patch::Merge(&stolen))
+        .await
+        .unwrap();
 
     // Same identity, as a restarted pod: it leads at once, racing its caches.
     let _c2 = ControllerProc::start(&lab.kubeconfig, "c1");
@@ -159,9 +210,19 @@ async fn restart_changes_no_ip_and_the_older_service_keeps_a_duplicate() {
         (ips.len() == 1 && ips[0] != before[1]).then_some(ips)
     })
     .await;
-    assert_eq!(thief, [before[0].clone()], "the thief gets the IP freed by the missed delete");
-    assert_eq!(ingress_ips(&get_service(&lab.client, "b").await), [before[1].clone()]);
-    assert_eq!(ingress_ips(&get_service(&lab.client, "c").await), [before[2].clone()]);
+    assert_eq!(
+        thief,
+        [before[0].clone()],
+        "the thief gets the IP freed by the missed delete"
+    );
+    assert_eq!(
+        ingress_ips(&get_service(&lab.client, "b").await),
+        [before[1].clone()]
+    );
+    assert_eq!(
+        ingress_ips(&get_service(&lab.client, "c").await),
+        [before[2].clone()]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,38 +233,77 @@ async fn config_changes_apply_live_and_bad_config_is_rejected_whole() {
     create_service(&lab.client, mk_service("early")).await;
     let (reason, message) = wait_condition(&lab.client, "early", "False").await;
     assert_eq!(reason, "NoConfiguration");
-    assert!(message.contains("ferrolb-system/ferrolb-config"), "{message}");
-    let ready = wait_for("readyz", Duration::from_secs(10), || async { c.http_get("/readyz").await.filter(|r| r.0 == 200) }).await;
+    assert!(
+        message.contains("ferrolb-system/ferrolb-config"),
+        "{message}"
+    );
+    let ready = wait_for("readyz", Duration::from_secs(10), || async {
+        c.http_get("/readyz").await.filter(|r| r.0 == 200)
+    })
+    .await;
     assert_eq!(ready.1, "ok");
 
     // The ConfigMap appears: the waiting Service gets an IP, no restart.
-    set_config(&lab.client, "pools:\n  - name: lan\n    addresses: [\"192.0.2.10/31\"]\n").await;
+    set_config(
+        &lab.client,
+        "pools:\n  - name: lan\n    addresses: [\"192.0.2.10/31\"]\n",
+    )
+    .await;
     assert_eq!(wait_ips(&lab.client, "early", 1).await, ["192.0.2.10"]);
 
     // A bad ConfigMap: rejected as a whole, Warning Event on it, config_stale=1, nothing released.
     set_config(&lab.client, "pools:\n  - name: lan\n    addresses: [\"198.51.100.0/24\"]\n  - name: broken\n    addresses: [\"300.1.1.1\"]\n").await;
     let note = wait_event(&lab.client, NS, CM, "InvalidConfiguration").await;
     assert!(note.contains("300.1.1.1"), "{note}");
-    wait_for("config_stale 1", Duration::from_secs(10), || async { (c.metric("ferrolb_config_stale").await? == 1.0).then_some(()) }).await;
-    assert_eq!(ingress_ips(&get_service(&lab.client, "early").await), ["192.0.2.10"]);
+    wait_for("config_stale 1", Duration::from_secs(10), || async {
+        (c.metric("ferrolb_config_stale").await? == 1.0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        ingress_ips(&get_service(&lab.client, "early").await),
+        ["192.0.2.10"]
+    );
     create_service(&lab.client, mk_service("during-bad")).await;
-    assert_eq!(wait_ips(&lab.client, "during-bad", 1).await, ["192.0.2.11"], "the last good config is in force");
+    assert_eq!(
+        wait_ips(&lab.client, "during-bad", 1).await,
+        ["192.0.2.11"],
+        "the last good config is in force"
+    );
 
     // A good change that drops the IP of one Service moves only that one.
-    set_config(&lab.client, "pools:\n  - name: lan\n    addresses: [\"192.0.2.11/32\", \"203.0.113.7/32\"]\n").await;
+    set_config(
+        &lab.client,
+        "pools:\n  - name: lan\n    addresses: [\"192.0.2.11/32\", \"203.0.113.7/32\"]\n",
+    )
+    .await;
     let moved = wait_for("early moved", Duration::from_secs(15), || async {
         let ips = ingress_ips(&get_service(&lab.client, "early").await);
         (ips == ["203.0.113.7"]).then_some(ips)
     })
     .await;
     assert_eq!(moved, ["203.0.113.7"]);
-    assert_eq!(ingress_ips(&get_service(&lab.client, "during-bad").await), ["192.0.2.11"]);
+    assert_eq!(
+        ingress_ips(&get_service(&lab.client, "during-bad").await),
+        ["192.0.2.11"]
+    );
     assert_eq!(c.metric("ferrolb_config_stale").await, Some(0.0));
     let m = c.http_get("/metrics").await.unwrap().1;
-    assert!(m.contains("ferrolb_pool_size{pool=\"lan\",family=\"ipv4\"} 2"), "{m}");
-    assert!(m.contains("ferrolb_pool_in_use{pool=\"lan\",family=\"ipv4\"} 2"), "{m}");
-    assert!(m.contains("ferrolb_config_reloads_total{result=\"error\"} 1"), "{m}");
-    assert!(m.contains("ferrolb_reconcile_duration_seconds_count"), "{m}");
+    assert!(
+        m.contains("ferrolb_pool_size{pool=\"lan\",family=\"ipv4\"} 2"),
+        "{m}"
+    );
+    assert!(
+        m.contains("ferrolb_pool_in_use{pool=\"lan\",family=\"ipv4\"} 2"),
+        "{m}"
+    );
+    assert!(
+        m.contains("ferrolb_config_reloads_total{result=\"error\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("ferrolb_reconcile_duration_seconds_count"),
+        "{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,13 +311,23 @@ async fn standby_takes_over_within_the_lease_duration_and_only_the_leader_writes
     let lab = Lab::start().await;
     set_config(&lab.client, POOL).await;
     let mut c1 = ControllerProc::start(&lab.kubeconfig, "c1");
-    wait_for("c1 leads", Duration::from_secs(10), || async { (c1.metric("ferrolb_leader").await? == 1.0).then_some(()) }).await;
+    wait_for("c1 leads", Duration::from_secs(10), || async {
+        (c1.metric("ferrolb_leader").await? == 1.0).then_some(())
+    })
+    .await;
     let c2 = ControllerProc::start(&lab.kubeconfig, "c2");
-    wait_for("c2 ready as standby", Duration::from_secs(10), || async { c2.http_get("/readyz").await.filter(|r| r.0 == 200) }).await;
+    wait_for("c2 ready as standby", Duration::from_secs(10), || async {
+        c2.http_get("/readyz").await.filter(|r| r.0 == 200)
+    })
+    .await;
     assert_eq!(c2.metric("ferrolb_leader").await, Some(0.0));
     create_service(&lab.client, mk_service("one")).await;
     wait_ips(&lab.client, "one", 1).await;
-    assert_eq!(c2.metric("ferrolb_allocations_total").await, Some(0.0), "the standby wrote nothing");
+    assert_eq!(
+        c2.metric("ferrolb_allocations_total").await,
+        Some(0.0),
+        "the standby wrote nothing"
+    );
 
     c1.kill();
     let t = Instant::now();
@@ -225,6 +335,13 @@ async fn standby_takes_over_within_the_lease_duration_and_only_the_leader_writes
     wait_ips(&lab.client, "two", 1).await;
     let took = t.elapsed();
     eprintln!("standby took over and allocated in {took:?}");
-    assert!(took < Duration::from_secs(2) + Duration::from_millis(1500), "lease duration 2s, took {took:?}");
-    assert_eq!(ingress_ips(&get_service(&lab.client, "one").await), ["192.0.2.10"], "no IP moved on takeover");
+    assert!(
+        took < Duration::from_secs(2) + Duration::from_millis(1500),
+        "lease duration 2s, took {took:?}"
+    );
+    assert_eq!(
+        ingress_ips(&get_service(&lab.client, "one").await),
+        ["192.0.2.10"],
+        "no IP moved on takeover"
+    );
 }

@@ -67,15 +67,35 @@ mod tests {
             parse_positive("5").unwrap_err(),
             r#"duration "5" needs a unit (ms, s, m or h)"#
         );
-        assert!(parse_positive("5d").unwrap_err().contains("unknown unit \"d\""));
-        assert!(parse_positive("0s").unwrap_err().contains("must be positive"));
+        assert!(
+            parse_positive("5d")
+                .unwrap_err()
+                .contains("unknown unit \"d\"")
+        );
+        assert!(
+            parse_positive("0s")
+                .unwrap_err()
+                .contains("must be positive")
+        );
         assert!(parse_positive("x1s").unwrap_err().contains("not a number"));
-        assert!(parse_positive("1..2s").unwrap_err().contains("not a number"));
+        assert!(
+            parse_positive("1..2s")
+                .unwrap_err()
+                .contains("not a number")
+        );
     }
 
     #[test]
     fn absurd_values_are_errors_not_panics() {
-        assert!(parse_positive("99999999999999999999999h").unwrap_err().contains("out of range"));
-        assert!(parse_positive(&format!("{}s", "9".repeat(400))).unwrap_err().contains("out of range"));
+        assert!(
+            parse_positive("99999999999999999999999h")
+                .unwrap_err()
+                .contains("out of range")
+        );
+        assert!(
+            parse_positive(&format!("{}s", "9".repeat(400)))
+                .unwrap_err()
+                .contains("out of range")
+        );
     }
 }

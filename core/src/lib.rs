@@ -3,8 +3,8 @@
 //! lives here, so every decision is tested on plain data.
 #![forbid(unsafe_code)]
 pub mod alloc;
+pub mod annotations;
 pub mod api_access;
 pub mod duration;
-pub mod annotations;
 pub mod election;
 pub mod wire;

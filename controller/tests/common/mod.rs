@@ -10,8 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
 
 pub const NS: &str = "ferrolb-system";
@@ -19,7 +19,11 @@ pub const CM: &str = "ferrolb-config";
 
 /// A free loopback port (bound then released; good enough for tests).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running `ferrolb-controller` process, killed on drop.
@@ -41,10 +45,18 @@ impl ControllerProc {
             .args(["--lease-duration", "2s", "--renew-period", "300ms"])
             .args(["--log-level", "info,ferrolb_controller=debug"])
             .stdout(Stdio::null())
-            .stderr(if std::env::var_os("FERROLB_TEST_LOGS").is_some() { Stdio::inherit() } else { Stdio::null() })
+            .stderr(if std::env::var_os("FERROLB_TEST_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .expect("start ferrolb-controller");
-        ControllerProc { child, metrics: format!("127.0.0.1:{port}"), identity: identity.into() }
+        ControllerProc {
+            child,
+            metrics: format!("127.0.0.1:{port}"),
+            identity: identity.into(),
+        }
     }
 
     /// SIGKILL, as when a node dies.
@@ -55,7 +67,10 @@ impl ControllerProc {
 
     /// SIGTERM and wait for exit.
     pub fn terminate(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -70,18 +85,24 @@ impl ControllerProc {
     pub async fn http_get(&self, path: &str) -> Option<(u16, String)> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut s = tokio::net::TcpStream::connect(&self.metrics).await.ok()?;
-        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes()).await.ok()?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .ok()?;
         let mut buf = String::new();
         s.read_to_string(&mut buf).await.ok()?;
         let code = buf.split_whitespace().nth(1)?.parse().ok()?;
-        let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        let body = buf
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
         Some((code, body))
     }
 
     /// The value of a metric sample line (exact name with labels).
     pub async fn metric(&self, sample: &str) -> Option<f64> {
         let (_, body) = self.http_get("/metrics").await?;
-        body.lines().find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+        body.lines()
+            .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
     }
 }
 
@@ -102,7 +123,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -127,7 +151,9 @@ pub async fn set_config(client: &Client, yaml: &str) {
         Some(cur) => {
             let mut next = cm;
             next.metadata.resource_version = cur.metadata.resource_version;
-            api.replace(CM, &PostParams::default(), &next).await.unwrap();
+            api.replace(CM, &PostParams::default(), &next)
+                .await
+                .unwrap();
         }
         None => {
             api.create(&PostParams::default(), &cm).await.unwrap();
@@ -147,17 +173,29 @@ pub fn mk_service(name: &str) -> serde_json::Value {
 
 /// Creates a Service from a JSON value.
 pub async fn create_service(client: &Client, v: serde_json::Value) -> Service {
-    let ns = v["metadata"]["namespace"].as_str().unwrap_or("default").to_owned();
+    let ns = v["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default")
+        .to_owned();
     let svc: Service = serde_json::from_value(v).unwrap();
-    Api::<Service>::namespaced(client.clone(), &ns).create(&PostParams::default(), &svc).await.unwrap()
+    Api::<Service>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &svc)
+        .await
+        .unwrap()
 }
 
 pub async fn delete_service(client: &Client, name: &str) {
-    Api::<Service>::namespaced(client.clone(), "default").delete(name, &DeleteParams::default()).await.unwrap();
+    Api::<Service>::namespaced(client.clone(), "default")
+        .delete(name, &DeleteParams::default())
+        .await
+        .unwrap();
 }
 
 pub async fn get_service(client: &Client, name: &str) -> Service {
-    Api::<Service>::namespaced(client.clone(), "default").get(name).await.unwrap()
+    Api::<Service>::namespaced(client.clone(), "default")
+        .get(name)
+        .await
+        .unwrap()
 }
 
 /// The ingress IPs in the Service's status.
@@ -172,29 +210,47 @@ pub fn ingress_ips(svc: &Service) -> Vec<String> {
 
 /// ferrolb's condition on the Service: (status, reason, message).
 pub fn condition(svc: &Service) -> Option<(String, String, String)> {
-    svc.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "ferrolb.io/IPAllocated").map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    svc.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "ferrolb.io/IPAllocated")
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
 /// Waits until the Service has exactly `n` ingress IPs and returns them.
 pub async fn wait_ips(client: &Client, name: &str, n: usize) -> Vec<String> {
-    wait_for(&format!("{n} IP(s) on {name}"), Duration::from_secs(15), || async {
-        let ips = ingress_ips(&get_service(client, name).await);
-        (ips.len() == n).then_some(ips)
-    })
+    wait_for(
+        &format!("{n} IP(s) on {name}"),
+        Duration::from_secs(15),
+        || async {
+            let ips = ingress_ips(&get_service(client, name).await);
+            (ips.len() == n).then_some(ips)
+        },
+    )
     .await
 }
 
 /// Waits for ferrolb's condition with this status and returns (reason, message).
 pub async fn wait_condition(client: &Client, name: &str, status: &str) -> (String, String) {
-    wait_for(&format!("condition {status} on {name}"), Duration::from_secs(15), || async {
-        let (s, r, m) = condition(&get_service(client, name).await)?;
-        (s == status).then_some((r, m))
-    })
+    wait_for(
+        &format!("condition {status} on {name}"),
+        Duration::from_secs(15),
+        || async {
+            let (s, r, m) = condition(&get_service(client, name).await)?;
+            (s == status).then_some((r, m))
+        },
+    )
     .await
 }
 
 /// Events about an object, as (type, reason, note), from events.k8s.io/v1.
-pub async fn events_for(client: &Client, namespace: &str, name: &str) -> Vec<(String, String, String)> {
+pub async fn events_for(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Vec<(String, String, String)> {
     let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), namespace);
     api.list(&ListParams::default())
         .await
@@ -202,21 +258,38 @@ pub async fn events_for(client: &Client, namespace: &str, name: &str) -> Vec<(St
         .items
         .into_iter()
         .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+        .map(|e| {
+            (
+                e.type_.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.note.unwrap_or_default(),
+            )
+        })
         .collect()
 }
 
 /// Waits for an Event with this reason on the object and returns its note.
 pub async fn wait_event(client: &Client, namespace: &str, name: &str, reason: &str) -> String {
-    wait_for(&format!("event {reason} on {namespace}/{name}"), Duration::from_secs(15), || async {
-        events_for(client, namespace, name).await.into_iter().find(|e| e.1 == reason).map(|e| e.2)
-    })
+    wait_for(
+        &format!("event {reason} on {namespace}/{name}"),
+        Duration::from_secs(15),
+        || async {
+            events_for(client, namespace, name)
+                .await
+                .into_iter()
+                .find(|e| e.1 == reason)
+                .map(|e| e.2)
+        },
+    )
     .await
 }
 
 /// Labels helper.
 pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 /// An embedded API server on loopback with a kubeconfig for the binary.
@@ -229,7 +302,9 @@ pub struct Lab {
 
 impl Lab {
     pub async fn start() -> Self {
-        let server = ferrolb_testbed::apiserver::ApiServer::start(Default::default()).await.expect("start API server");
+        let server = ferrolb_testbed::apiserver::ApiServer::start(Default::default())
+            .await
+            .expect("start API server");
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("ferrolb-ctl-{}-{n}", std::process::id()));
@@ -239,7 +314,12 @@ impl Lab {
         let client = server.client().await.unwrap();
         // As installed by deploy/: the namespace exists, the ConfigMap may not.
         ensure_namespace(&client, NS).await;
-        Lab { server, client, kubeconfig, dir }
+        Lab {
+            server,
+            client,
+            kubeconfig,
+            dir,
+        }
     }
 }
 

@@ -746,3 +746,208 @@ async fn generators_that_send_protobuf_work() {
     );
     assert_eq!(spec.selector.unwrap()["app"], "web");
 }
+
+/// What the install manifests hold besides ferrolb's own kinds, one of each, in `default`.
+const INSTALL_KINDS: &str = r#"apiVersion: v1
+kind: ServiceAccount
+metadata: {name: ctl}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ctl}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: ctl}}
+  template:
+    metadata: {labels: {app: ctl}}
+    spec:
+      serviceAccountName: ctl
+      containers: [{name: c, image: "ferrolb/controller:1"}]
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: spk}
+spec:
+  selector: {matchLabels: {app: spk}}
+  template:
+    metadata: {labels: {app: spk}}
+    spec:
+      nodeSelector: {kubernetes.io/os: linux}
+      containers: [{name: s, image: "ferrolb/speaker:1"}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: leases}
+rules: [{apiGroups: [coordination.k8s.io], resources: [leases], verbs: [get]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: leases}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: leases}
+subjects: [{kind: ServiceAccount, name: ctl, namespace: default}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "ferrolb:svc"}
+rules: [{apiGroups: [""], resources: [services], verbs: [list]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "ferrolb:svc"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "ferrolb:svc"}
+subjects: [{kind: ServiceAccount, name: ctl, namespace: default}]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: ctl}
+spec:
+  minAvailable: 1
+  selector: {matchLabels: {app: ctl}}
+"#;
+
+#[tokio::test]
+async fn workloads_rbac_and_pdbs_apply_print_and_validate() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let (_s, client, dir, k) = setup().await;
+    let f = write(dir.path(), "install.yaml", INSTALL_KINDS);
+    assert_eq!(
+        k.ok(&["apply", "-f", &f]).await,
+        "serviceaccount/ctl created\ndeployment.apps/ctl created\ndaemonset.apps/spk created\n\
+         role.rbac.authorization.k8s.io/leases created\n\
+         rolebinding.rbac.authorization.k8s.io/leases created\n\
+         clusterrole.rbac.authorization.k8s.io/ferrolb:svc created\n\
+         clusterrolebinding.rbac.authorization.k8s.io/ferrolb:svc created\n\
+         poddisruptionbudget.policy/ctl created\n"
+    );
+
+    // Short names and kubectl's columns.
+    let deploy = rows(&k.ok(&["get", "deploy"]).await);
+    assert_eq!(
+        deploy[0],
+        ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    );
+    assert_eq!(deploy[1][..4], ["ctl", "0/2", "0", "0"]);
+    let ds = k.ok(&["get", "ds"]).await;
+    assert!(
+        ds.starts_with("NAME   DESIRED   CURRENT   READY   UP-TO-DATE   AVAILABLE   NODE SELECTOR            AGE\n"),
+        "{ds}"
+    );
+    assert!(ds.contains(" kubernetes.io/os=linux "), "{ds}");
+    assert_eq!(rows(&k.ok(&["get", "sa"]).await)[1][..2], ["ctl", "0"]);
+    let pdb = k.ok(&["get", "pdb"]).await;
+    assert!(
+        pdb.starts_with("NAME   MIN AVAILABLE   MAX UNAVAILABLE   ALLOWED DISRUPTIONS   AGE\n"),
+        "{pdb}"
+    );
+    assert_eq!(rows(&pdb)[1][..4], ["ctl", "1", "N/A", "0"]);
+    let rb = rows(&k.ok(&["get", "rolebinding", "-o", "wide"]).await);
+    assert_eq!(rb[0][..3], ["NAME", "ROLE", "AGE"]);
+    assert_eq!(rb[1][1], "Role/leases");
+    assert_eq!(rb[1].last().unwrap(), "default/ctl");
+    let crb = rows(&k.ok(&["get", "clusterrolebinding", "ferrolb:svc"]).await);
+    assert_eq!(crb[1][..2], ["ferrolb:svc", "ClusterRole/ferrolb:svc"]);
+    let roles = rows(&k.ok(&["get", "clusterroles"]).await);
+    assert_eq!(roles[0], ["NAME", "CREATED", "AT"]);
+
+    // The status subresource: status writes leave the generation, spec writes bump it.
+    let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let created = api.get("ctl").await.unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+    api.patch_status(
+        "ctl",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"replicas": 2, "readyReplicas": 2, "updatedReplicas": 2, "availableReplicas": 1}})),
+    )
+    .await
+    .unwrap();
+    let deploy = rows(&k.ok(&["get", "deploy", "ctl"]).await);
+    assert_eq!(deploy[1][..4], ["ctl", "2/2", "2", "1"]);
+    // A status sent to the main resource is ignored, a spec change counted.
+    let scaled = api
+        .patch(
+            "ctl",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3}, "status": {"readyReplicas": 0}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(scaled.metadata.generation, Some(2));
+    assert_eq!(scaled.status.unwrap().ready_replicas, Some(2));
+    // Applying the manifest again puts the replicas back (kubectl owns the field).
+    let again = k.ok(&["apply", "-f", &f]).await;
+    assert!(
+        again.contains("deployment.apps/ctl configured\n"),
+        "{again}"
+    );
+    assert!(again.contains("serviceaccount/ctl unchanged\n"), "{again}");
+    let back = api.get("ctl").await.unwrap();
+    assert_eq!(back.spec.unwrap().replicas, Some(2));
+    assert_eq!(back.metadata.generation, Some(3));
+
+    // The real server's checks, with its messages.
+    let moved = INSTALL_KINDS.replace(
+        "template:\n    metadata: {labels: {app: ctl}}",
+        "template:\n    metadata: {labels: {app: other}}",
+    );
+    let o = k
+        .run(&["apply", "-f", &write(dir.path(), "bad.yaml", &moved)])
+        .await;
+    assert!(
+        !o.ok
+            && o.stderr.contains("The Deployment \"ctl\" is invalid")
+            && o.stderr
+                .contains("spec.template.metadata.labels: Invalid value:")
+            && o.stderr
+                .contains("`selector` does not match template `labels`"),
+        "{}",
+        o.stderr
+    );
+    let rebound = INSTALL_KINDS.replace(
+        "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: leases}",
+        "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}",
+    );
+    let o = k
+        .run(&["apply", "-f", &write(dir.path(), "rebound.yaml", &rebound)])
+        .await;
+    assert!(
+        !o.ok
+            && o.stderr.contains("roleRef: Invalid value:")
+            && o.stderr.contains("cannot change roleRef"),
+        "{}",
+        o.stderr
+    );
+    // Nothing of the failed applies took effect.
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "rolebinding",
+            "leases",
+            "-o",
+            "jsonpath={.roleRef.kind}/{.roleRef.name}"
+        ])
+        .await,
+        "Role/leases"
+    );
+    let no_ref = write(
+        dir.path(),
+        "noref.yaml",
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: x}\nsubjects: []\n",
+    );
+    let o = k.run(&["create", "-f", &no_ref]).await;
+    assert!(
+        !o.ok && o.stderr.contains("roleRef.name: Required value"),
+        "{}",
+        o.stderr
+    );
+
+    assert_eq!(
+        k.ok(&["delete", "-f", &f]).await,
+        "serviceaccount \"ctl\" deleted\ndeployment.apps \"ctl\" deleted\ndaemonset.apps \"spk\" deleted\n\
+         role.rbac.authorization.k8s.io \"leases\" deleted\n\
+         rolebinding.rbac.authorization.k8s.io \"leases\" deleted\n\
+         clusterrole.rbac.authorization.k8s.io \"ferrolb:svc\" deleted\n\
+         clusterrolebinding.rbac.authorization.k8s.io \"ferrolb:svc\" deleted\n\
+         poddisruptionbudget.policy \"ctl\" deleted\n"
+    );
+    assert!(api.get_opt("ctl").await.unwrap().is_none());
+}

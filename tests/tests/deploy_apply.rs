@@ -170,6 +170,38 @@ async fn resource_versions(kubectl: &Kubectl, docs: &[&Value]) -> BTreeMap<Strin
     out
 }
 
+/// Whether `served` holds everything `manifest` says (the server may add defaults);
+/// the path of the first difference otherwise.
+fn holds(served: &Value, manifest: &Value, path: &str) -> Result<(), String> {
+    match (served, manifest) {
+        (Value::Object(s), Value::Object(m)) => m.iter().try_for_each(|(k, v)| {
+            holds(s.get(k).unwrap_or(&Value::Null), v, &format!("{path}.{k}"))
+        }),
+        (Value::Array(s), Value::Array(m)) if s.len() == m.len() => s
+            .iter()
+            .zip(m)
+            .enumerate()
+            .try_for_each(|(n, (a, b))| holds(a, b, &format!("{path}[{n}]"))),
+        (s, m) if s == m => Ok(()),
+        _ => Err(path.to_owned()),
+    }
+}
+
+#[test]
+fn holds_finds_what_is_missing_or_different() {
+    let served = json!({"a": {"b": 1, "c": [1, 2]}, "d": "x"});
+    assert_eq!(holds(&served, &json!({"a": {"b": 1}}), ""), Ok(()));
+    assert_eq!(
+        holds(&served, &json!({"a": {"c": [1, 3]}}), ""),
+        Err(".a.c[1]".into())
+    );
+    assert_eq!(
+        holds(&served, &json!({"a": {"c": [1]}}), ""),
+        Err(".a.c".into())
+    );
+    assert_eq!(holds(&served, &json!({"e": 1}), ""), Err(".e".into()));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_manifests_apply_to_the_testbed_api_server() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -188,6 +220,33 @@ async fn the_manifests_apply_to_the_testbed_api_server() {
             .map(String::as_str),
         Some("privileged")
     );
+    // kube-rs finds every kind through discovery and reads back all the manifest says.
+    for d in &rendered {
+        let (group, version) = match d["apiVersion"].as_str().unwrap_or_default().split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", d["apiVersion"].as_str().unwrap_or_default()),
+        };
+        let gvk = kube::api::GroupVersionKind::gvk(group, version, kind(d));
+        let (ar, _caps) = kube::discovery::pinned_kind(&client, &gvk)
+            .await
+            .unwrap_or_else(|e| panic!("discovery of {gvk:?}: {e}"));
+        let api: Api<kube::api::DynamicObject> = match d["metadata"]["namespace"].as_str() {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+            None => Api::all_with(client.clone(), &ar),
+        };
+        let got = api
+            .get(name(d))
+            .await
+            .unwrap_or_else(|e| panic!("{} {}: {e}", kind(d), name(d)));
+        let got = serde_json::to_value(&got).expect("JSON");
+        if let Err(path) = holds(&got, d, "") {
+            panic!(
+                "{} {}: {path} differs from the manifest: {got:#}",
+                kind(d),
+                name(d)
+            );
+        }
+    }
     let cm_doc = rendered
         .iter()
         .find(|d| kind(d) == "ConfigMap")

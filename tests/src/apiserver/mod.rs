@@ -3,10 +3,11 @@
 //! It serves, over plain HTTP or self-signed TLS, the resources ferrolb and kubectl use (Namespaces,
 //! Nodes, Services, ConfigMaps, Events, Endpoints, Pods, EndpointSlices, Leases, events.k8s.io
 //! Events, and what the install manifests hold: ServiceAccounts, Deployments, DaemonSets, RBAC
-//! roles and bindings, PodDisruptionBudgets, stored but not run) with kube-apiserver's semantics: get/list/watch (resourceVersions, bookmarks,
-//! 410 Gone), create/update/patch/delete with optimistic concurrency, the status subresource,
-//! label and field selectors, server-side apply with field ownership, Service defaulting and
-//! validation, discovery and Table output.
+//! roles and bindings, PodDisruptionBudgets, stored but not run) with kube-apiserver's
+//! semantics: get/list/watch (resourceVersions, bookmarks, 410 Gone), create/update/patch/delete
+//! with optimistic concurrency, the status subresource, label and field selectors, server-side
+//! apply with field ownership, Service defaulting and validation (and the few checks of the
+//! install kinds), discovery and Table output.
 //!
 //! It is a TEST AND LAB server: no authentication, no authorization, no persistence.
 //!

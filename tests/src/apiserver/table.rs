@@ -307,6 +307,135 @@ fn event_row(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
     ]
 }
 
+/// `metav1.FormatLabelSelector`: `k=v` pairs, then expressions (`k in (a,b)`, `!k`, ...).
+fn selector_string(sel: &Value) -> String {
+    if sel.is_null() {
+        return "<none>".into();
+    }
+    let mut parts: Vec<String> = sel["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", s(v)))
+        .collect();
+    parts.sort();
+    for e in sel["matchExpressions"].as_array().into_iter().flatten() {
+        let key = s(&e["key"]);
+        let values: Vec<&str> = e["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(s)
+            .collect();
+        parts.push(match s(&e["operator"]) {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "Exists" => key.to_string(),
+            "DoesNotExist" => format!("!{key}"),
+            op => format!("{key} {op} ({})", values.join(",")),
+        });
+    }
+    // An empty selector selects everything; kubectl prints it as such.
+    if parts.is_empty() {
+        "<none>".into()
+    } else {
+        parts.join(",")
+    }
+}
+
+/// Container names and images of a pod template (the wide columns of workloads).
+fn containers_and_images(template: &Value) -> (String, String) {
+    let cs = template["spec"]["containers"].as_array();
+    let names: Vec<&str> = cs.into_iter().flatten().map(|c| s(&c["name"])).collect();
+    let images: Vec<&str> = cs.into_iter().flatten().map(|c| s(&c["image"])).collect();
+    (names.join(","), images.join(","))
+}
+
+fn count(v: &Value) -> i64 {
+    v.as_i64().unwrap_or(0)
+}
+
+fn deployment_row(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let (spec, st) = (&o["spec"], &o["status"]);
+    let (containers, images) = containers_and_images(&spec["template"]);
+    vec![
+        json!(o["metadata"]["name"]),
+        json!(format!(
+            "{}/{}",
+            count(&st["readyReplicas"]),
+            spec["replicas"].as_i64().unwrap_or(1)
+        )),
+        json!(count(&st["updatedReplicas"])),
+        json!(count(&st["availableReplicas"])),
+        json!(age_of(&o["metadata"]["creationTimestamp"], now)),
+        json!(containers),
+        json!(images),
+        json!(selector_string(&spec["selector"])),
+    ]
+}
+
+fn daemonset_row(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let (spec, st) = (&o["spec"], &o["status"]);
+    let (containers, images) = containers_and_images(&spec["template"]);
+    vec![
+        json!(o["metadata"]["name"]),
+        json!(count(&st["desiredNumberScheduled"])),
+        json!(count(&st["currentNumberScheduled"])),
+        json!(count(&st["numberReady"])),
+        json!(count(&st["updatedNumberScheduled"])),
+        json!(count(&st["numberAvailable"])),
+        json!(labels_string(&spec["template"]["spec"]["nodeSelector"])),
+        json!(age_of(&o["metadata"]["creationTimestamp"], now)),
+        json!(containers),
+        json!(images),
+        json!(selector_string(&spec["selector"])),
+    ]
+}
+
+fn pdb_row(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    // An IntOrString: a number or a percentage; "N/A" when unset.
+    let bound = |v: &Value| match v {
+        Value::Null => "N/A".to_string(),
+        Value::String(x) => x.clone(),
+        other => other.to_string(),
+    };
+    vec![
+        json!(o["metadata"]["name"]),
+        json!(bound(&o["spec"]["minAvailable"])),
+        json!(bound(&o["spec"]["maxUnavailable"])),
+        json!(count(&o["status"]["disruptionsAllowed"])),
+        json!(age_of(&o["metadata"]["creationTimestamp"], now)),
+    ]
+}
+
+fn binding_row(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let subjects = o["subjects"].as_array();
+    let of_kind = |kind: &str| -> String {
+        subjects
+            .into_iter()
+            .flatten()
+            .filter(|x| x["kind"] == kind)
+            .map(|x| match x["namespace"].as_str() {
+                Some(ns) if kind == "ServiceAccount" => format!("{ns}/{}", s(&x["name"])),
+                _ => s(&x["name"]).to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    vec![
+        json!(o["metadata"]["name"]),
+        json!(format!(
+            "{}/{}",
+            s(&o["roleRef"]["kind"]),
+            s(&o["roleRef"]["name"])
+        )),
+        json!(age_of(&o["metadata"]["creationTimestamp"], now)),
+        json!(of_kind("User")),
+        json!(of_kind("Group")),
+        json!(of_kind("ServiceAccount")),
+    ]
+}
+
 /// Column definitions and a row renderer for a resource.
 #[allow(clippy::type_complexity)]
 fn printer(def: &ResourceDef) -> (Vec<Value>, Box<dyn Fn(&Value, DateTime<Utc>) -> Vec<Value>>) {
@@ -477,6 +606,184 @@ fn printer(def: &ResourceDef) -> (Vec<Value>, Box<dyn Fn(&Value, DateTime<Utc>) 
                 ]
             }),
         ),
+        ("apps", "Deployment") => (
+            vec![
+                name,
+                col("Ready", "string", 0, "Number of the pod with ready state"),
+                col(
+                    "Up-to-date",
+                    "integer",
+                    0,
+                    "Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
+                ),
+                col(
+                    "Available",
+                    "integer",
+                    0,
+                    "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
+                ),
+                age,
+                col(
+                    "Containers",
+                    "string",
+                    1,
+                    "Names of each container in the template.",
+                ),
+                col(
+                    "Images",
+                    "string",
+                    1,
+                    "Images referenced by each container in the template.",
+                ),
+                col("Selector", "string", 1, "Label selector for pods."),
+            ],
+            Box::new(deployment_row),
+        ),
+        ("apps", "DaemonSet") => (
+            vec![
+                name,
+                col(
+                    "Desired",
+                    "integer",
+                    0,
+                    "The total number of nodes that should be running the daemon pod.",
+                ),
+                col(
+                    "Current",
+                    "integer",
+                    0,
+                    "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod.",
+                ),
+                col(
+                    "Ready",
+                    "integer",
+                    0,
+                    "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and ready.",
+                ),
+                col(
+                    "Up-to-date",
+                    "integer",
+                    0,
+                    "The total number of nodes that are running updated daemon pod.",
+                ),
+                col(
+                    "Available",
+                    "integer",
+                    0,
+                    "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available.",
+                ),
+                col(
+                    "Node Selector",
+                    "string",
+                    0,
+                    "NodeSelector is a selector which must be true for the pod to fit on a node.",
+                ),
+                age,
+                col(
+                    "Containers",
+                    "string",
+                    1,
+                    "Names of each container in the template.",
+                ),
+                col(
+                    "Images",
+                    "string",
+                    1,
+                    "Images referenced by each container in the template.",
+                ),
+                col(
+                    "Selector",
+                    "string",
+                    1,
+                    "A label query over pods that are managed by the daemon set.",
+                ),
+            ],
+            Box::new(daemonset_row),
+        ),
+        ("policy", "PodDisruptionBudget") => (
+            vec![
+                name,
+                col(
+                    "Min Available",
+                    "string",
+                    0,
+                    "The minimum number of pods that must be available.",
+                ),
+                col(
+                    "Max Unavailable",
+                    "string",
+                    0,
+                    "The maximum number of pods that may be unavailable.",
+                ),
+                col(
+                    "Allowed Disruptions",
+                    "integer",
+                    0,
+                    "Calculated number of pods that may be disrupted at this time.",
+                ),
+                age,
+            ],
+            Box::new(pdb_row),
+        ),
+        ("", "ServiceAccount") => (
+            vec![
+                name,
+                col(
+                    "Secrets",
+                    "string",
+                    0,
+                    "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use.",
+                ),
+                age,
+            ],
+            Box::new(|o, now| {
+                vec![
+                    json!(o["metadata"]["name"]),
+                    json!(o["secrets"].as_array().map_or(0, Vec::len)),
+                    json!(age_of(&o["metadata"]["creationTimestamp"], now)),
+                ]
+            }),
+        ),
+        ("rbac.authorization.k8s.io", "Role" | "ClusterRole") => (
+            vec![
+                name,
+                col(
+                    "Created At",
+                    "string",
+                    0,
+                    "Time is the time the object was created.",
+                ),
+            ],
+            Box::new(|o, _now| {
+                // An absolute time in UTC, not an age.
+                let created = o["metadata"]["creationTimestamp"]
+                    .as_str()
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| {
+                        t.with_timezone(&Utc)
+                            .format("%Y-%m-%dT%H:%M:%SZ")
+                            .to_string()
+                    })
+                    .unwrap_or_default();
+                vec![json!(o["metadata"]["name"]), json!(created)]
+            }),
+        ),
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => (
+            vec![
+                name,
+                col("Role", "string", 0, "Role is the role being bound."),
+                age,
+                col("Users", "string", 1, "Users in the binding."),
+                col("Groups", "string", 1, "Groups in the binding."),
+                col(
+                    "ServiceAccounts",
+                    "string",
+                    1,
+                    "ServiceAccounts in the binding.",
+                ),
+            ],
+            Box::new(binding_row),
+        ),
         _ => (vec![name, age], Box::new(age_row)),
     }
 }
@@ -591,5 +898,56 @@ mod tests {
         assert_eq!(t["rows"][0]["cells"][1], "Ready,SchedulingDisabled");
         assert_eq!(t["rows"][0]["cells"][2], "control-plane");
         assert_eq!(t["rows"][0]["cells"][4], "v1.32.0");
+    }
+
+    #[test]
+    fn workload_cells() {
+        let def = lookup("apps", "v1", "deployments").unwrap();
+        let d = json!({"metadata": {"name": "ctl"}, "spec": {"replicas": 2, "selector": {"matchLabels": {"b": "2", "a": "1"}, "matchExpressions": [{"key": "t", "operator": "In", "values": ["x", "y"]}]}, "template": {"spec": {"containers": [{"name": "c", "image": "img:1"}, {"name": "d", "image": "img:2"}]}}}, "status": {"readyReplicas": 1, "updatedReplicas": 2}});
+        let t = table(def, "meta.k8s.io/v1", &[d], "None", None);
+        let names: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["priority"] == 0)
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["Name", "Ready", "Up-to-date", "Available", "Age"]);
+        let cells = &t["rows"][0]["cells"];
+        assert_eq!(cells[1], "1/2");
+        assert_eq!(cells[2], 2);
+        assert_eq!(cells[3], 0);
+        assert_eq!(cells[5], "c,d");
+        assert_eq!(cells[6], "img:1,img:2");
+        assert_eq!(cells[7], "a=1,b=2,t in (x,y)");
+
+        let def = lookup("apps", "v1", "daemonsets").unwrap();
+        let ds = json!({"metadata": {"name": "spk"}, "spec": {"selector": {"matchLabels": {"a": "1"}}, "template": {"spec": {"nodeSelector": {"kubernetes.io/os": "linux"}}}}, "status": {"desiredNumberScheduled": 3, "numberReady": 2}});
+        let cells = &table(def, "meta.k8s.io/v1", &[ds], "None", None)["rows"][0]["cells"];
+        assert_eq!(cells[1], 3);
+        assert_eq!(cells[3], 2);
+        assert_eq!(cells[6], "kubernetes.io/os=linux");
+
+        let def = lookup("policy", "v1", "poddisruptionbudgets").unwrap();
+        let pdb = json!({"metadata": {"name": "p"}, "spec": {"minAvailable": "50%"}});
+        let cells = &table(def, "meta.k8s.io/v1", &[pdb], "None", None)["rows"][0]["cells"];
+        assert_eq!(cells[1], "50%");
+        assert_eq!(cells[2], "N/A");
+        assert_eq!(cells[3], 0);
+    }
+
+    #[test]
+    fn rbac_cells() {
+        let def = lookup("rbac.authorization.k8s.io", "v1", "clusterrolebindings").unwrap();
+        let b = json!({"metadata": {"name": "b"}, "roleRef": {"kind": "ClusterRole", "name": "r"}, "subjects": [{"kind": "ServiceAccount", "name": "sa", "namespace": "ns"}, {"kind": "User", "name": "u"}, {"kind": "ServiceAccount", "name": "sb", "namespace": "ns"}]});
+        let cells = &table(def, "meta.k8s.io/v1", &[b], "None", None)["rows"][0]["cells"];
+        assert_eq!(cells[1], "ClusterRole/r");
+        assert_eq!(cells[3], "u");
+        assert_eq!(cells[4], "");
+        assert_eq!(cells[5], "ns/sa, ns/sb");
+        let def = lookup("rbac.authorization.k8s.io", "v1", "roles").unwrap();
+        let r = json!({"metadata": {"name": "r", "creationTimestamp": "2020-01-02T03:04:05Z"}});
+        let cells = &table(def, "meta.k8s.io/v1", &[r], "None", None)["rows"][0]["cells"];
+        assert_eq!(cells[1], "2020-01-02T03:04:05Z");
     }
 }

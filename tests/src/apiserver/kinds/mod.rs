@@ -206,7 +206,11 @@ pub fn prepare_create(def: &ResourceDef, obj: &mut Value, store: &Store) -> Vec<
         "leases" => validate_lease(obj),
         "configmaps" => data::validate_configmap(obj),
         "endpointslices" => data::validate_endpointslice(None, obj),
-        "deployments" | "daemonsets" => workload::validate_workload(None, obj),
+        "deployments" => {
+            workload::default_deployment(obj);
+            workload::validate_workload(None, obj)
+        }
+        "daemonsets" => workload::validate_workload(None, obj),
         "rolebindings" | "clusterrolebindings" => workload::validate_binding(None, obj),
         "poddisruptionbudgets" => workload::validate_pdb(obj),
         _ => Vec::new(),
@@ -238,7 +242,11 @@ pub fn prepare_update(
             errs
         }
         "endpointslices" => data::validate_endpointslice(Some(old), new),
-        "deployments" | "daemonsets" => workload::validate_workload(Some(old), new),
+        "deployments" => {
+            workload::default_deployment(new);
+            workload::validate_workload(Some(old), new)
+        }
+        "daemonsets" => workload::validate_workload(Some(old), new),
         "rolebindings" | "clusterrolebindings" => workload::validate_binding(Some(old), new),
         "poddisruptionbudgets" => workload::validate_pdb(new),
         "namespaces" => {

@@ -6,6 +6,14 @@ use serde_json::Value;
 
 use super::super::status::FieldError;
 
+/// The one Deployment default `kubectl get` shows: an unset `spec.replicas` is 1 (on create
+/// and on every update, so an apply that drops the field scales back to one).
+pub fn default_deployment(obj: &mut Value) {
+    if obj["spec"].is_object() && obj["spec"]["replicas"].is_null() {
+        obj["spec"]["replicas"] = Value::from(1);
+    }
+}
+
 /// `spec.selector` of a Deployment or DaemonSet: required, non-empty, immutable, and it
 /// must select the pod template's labels.
 pub fn validate_workload(old: Option<&Value>, obj: &Value) -> Vec<FieldError> {
@@ -126,6 +134,16 @@ mod tests {
             errs.iter().any(|e| e.detail == "field is immutable"),
             "{errs:?}"
         );
+    }
+
+    #[test]
+    fn a_deployment_defaults_to_one_replica() {
+        let mut d = json!({"spec": {}});
+        default_deployment(&mut d);
+        assert_eq!(d["spec"]["replicas"], 1);
+        let mut two = json!({"spec": {"replicas": 2}});
+        default_deployment(&mut two);
+        assert_eq!(two["spec"]["replicas"], 2);
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //!    started again: time from spawn to /readyz, and every IP compared.
 //! 3. The controller's RSS: idle, after the burst, and after the cold start.
 //!
+//! `BENCH_BURST_ONLY=1` stops after the burst (1.).
+//!
 //! Bounded: a fixed number of Services, every wait with a deadline.
 
 use std::collections::{BTreeMap, HashMap};
@@ -58,8 +60,22 @@ fn svc(name: &str) -> Service {
 }
 
 fn spawn_controller(kubeconfig: &std::path::Path, port: u16, log: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_ferrolb-controller"))
-        .arg("--kubeconfig")
+    // BENCH_CONTROLLER_WRAPPER (e.g. "heaptrack -o /tmp/ctl") runs the restarted
+    // controller under a profiler; the figures of such a run are not the product's.
+    let wrapper: Vec<String> = std::env::var("BENCH_CONTROLLER_WRAPPER")
+        .ok()
+        .filter(|_| log == "info")
+        .map(|w| w.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default();
+    let mut cmd = match wrapper.split_first() {
+        Some((prog, args)) => {
+            let mut c = Command::new(prog);
+            c.args(args).arg(env!("CARGO_BIN_EXE_ferrolb-controller"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_ferrolb-controller")),
+    };
+    cmd.arg("--kubeconfig")
         .arg(kubeconfig)
         .args([
             "--metrics-addr",
@@ -105,6 +121,20 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user + system) a process has used so far, from /proc/<pid>/stat.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // utime and stime are fields 14 and 15 of stat, i.e. 11 and 12 after the ')'.
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 1000 / 100)
+}
+
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -132,18 +162,43 @@ async fn create_all(
         .await;
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` probes benches
     }
+    // The API server gets a runtime of its own, as it would have in a process of its
+    // own: sharing the benchmark's workers would queue its requests behind the
+    // benchmark's creators and observer, which a real API server never does.
+    let server_rt = runtime(
+        "apiserver",
+        std::env::var("BENCH_SERVER_WORKERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2),
+    );
     let opts = ferrolb_testbed::apiserver::ApiServerOptions {
         history: 200_000,
         ..Default::default()
     };
-    let server = ferrolb_testbed::apiserver::ApiServer::start(opts)
-        .await
+    let server = server_rt
+        .block_on(ferrolb_testbed::apiserver::ApiServer::start(opts))
         .expect("API server");
+    runtime("bench", 2).block_on(bench(&server));
+    drop(server);
+    server_rt.shutdown_timeout(Duration::from_secs(1));
+}
+
+/// A runtime with two workers (the machine's cores).
+fn runtime(name: &str, workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+async fn bench(server: &ferrolb_testbed::apiserver::RunningApiServer) {
     let dir = std::env::temp_dir().join(format!("ferrolb-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let kubeconfig = dir.join("kubeconfig");
@@ -186,30 +241,64 @@ async fn main() {
     // Watch from now: when did each Service first show an IP?
     let api: Api<Service> = Api::namespaced(client.clone(), "default");
     let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    // ... and when did the same watch first show the Service at all?
+    let appeared: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    // The observer runs on a thread and runtime of its own, as a client elsewhere
+    // would: on the creators' runtime, its events would wait behind their work.
+    let (synced_tx, synced_rx) = tokio::sync::oneshot::channel::<()>();
     {
         let seen = seen.clone();
-        let api = api.clone();
-        tokio::spawn(async move {
-            let mut w = watcher::watcher(api, watcher::Config::default()).boxed();
-            while let Ok(Some(ev)) = w.try_next().await {
-                if let watcher::Event::Apply(s) | watcher::Event::InitApply(s) = ev
-                    && !ips(&s).is_empty()
-                {
-                    let name = s.metadata.name.clone().unwrap_or_default();
-                    seen.lock()
-                        .unwrap()
-                        .entry(name)
-                        .or_insert_with(Instant::now);
+        let appeared = appeared.clone();
+        let kubeconfig = kubeconfig.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("observer runtime");
+            rt.block_on(async move {
+                let kc = kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig");
+                let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                    .await
+                    .expect("client config");
+                let client = kube::Client::try_from(config).expect("client");
+                let api: Api<Service> = Api::namespaced(client, "default");
+                let mut synced_tx = Some(synced_tx);
+                let mut w = watcher::watcher(api, watcher::Config::default()).boxed();
+                while let Ok(Some(ev)) = w.try_next().await {
+                    if let watcher::Event::InitDone = ev
+                        && let Some(tx) = synced_tx.take()
+                    {
+                        let _ = tx.send(());
+                    }
+                    if let watcher::Event::Apply(s) | watcher::Event::InitApply(s) = &ev {
+                        appeared
+                            .lock()
+                            .unwrap()
+                            .entry(s.metadata.name.clone().unwrap_or_default())
+                            .or_insert_with(Instant::now);
+                    }
+                    if let watcher::Event::Apply(s) | watcher::Event::InitApply(s) = ev
+                        && !ips(&s).is_empty()
+                    {
+                        let name = s.metadata.name.clone().unwrap_or_default();
+                        seen.lock()
+                            .unwrap()
+                            .entry(name)
+                            .or_insert_with(Instant::now);
+                    }
                 }
-            }
+            });
         });
     }
+    synced_rx.await.expect("observer watch synced");
 
     // 1. Burst.
     let created: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let names: Vec<String> = (0..BURST).map(|i| format!("burst-{i:05}")).collect();
     let t0 = Instant::now();
+    let (ctl_cpu0, own_cpu0) = (cpu_time(ctl.id()), cpu_time(std::process::id()));
     create_all(&api, names.clone(), created.clone()).await;
+    let creates_done = t0.elapsed();
     let deadline = Instant::now() + Duration::from_secs(60);
     while seen.lock().unwrap().len() < BURST {
         assert!(
@@ -221,6 +310,10 @@ async fn main() {
     }
     let last = *seen.lock().unwrap().values().max().unwrap();
     let burst_total = last - t0;
+    let (ctl_cpu, own_cpu) = (
+        cpu_time(ctl.id()) - ctl_cpu0,
+        cpu_time(std::process::id()) - own_cpu0,
+    );
     let mut lat: Vec<Duration> = {
         let seen = seen.lock().unwrap();
         let created = created.lock().unwrap();
@@ -230,9 +323,23 @@ async fn main() {
             .collect()
     };
     lat.sort();
+    // The watch's own delay: create response -> the watch shows the new Service.
+    let mut watch_lat: Vec<Duration> = {
+        let appeared = appeared.lock().unwrap();
+        let created = created.lock().unwrap();
+        names
+            .iter()
+            .map(|n| appeared[n].saturating_duration_since(created[n]))
+            .collect()
+    };
+    watch_lat.sort();
     println!(
         "burst: {BURST} Services, {} creates in flight, whole burst {burst_total:?}",
         burst_in_flight()
+    );
+    println!(
+        "  last create answered after {creates_done:?}; CPU during the burst: controller {ctl_cpu:?}, \
+         API server + creators + observer {own_cpu:?}"
     );
     println!(
         "  create->status latency p50 {:?}  p99 {:?}  max {:?}",
@@ -240,11 +347,23 @@ async fn main() {
         pct(&lat, 0.99),
         lat[lat.len() - 1]
     );
+    println!(
+        "  (of which create->the watch shows the Service: p50 {:?}  p99 {:?})",
+        pct(&watch_lat, 0.5),
+        pct(&watch_lat, 0.99)
+    );
 
     println!(
         "controller RSS after the burst: {:.1} MiB",
         rss_kib(ctl.id()) as f64 / 1024.0
     );
+
+    if std::env::var_os("BENCH_BURST_ONLY").is_some() {
+        let _ = ctl.kill();
+        let _ = ctl.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
 
     // 2. Cold start with 10,000 allocated Services.
     let more: Vec<String> = (BURST..COLD).map(|i| format!("cold-{i:05}")).collect();

@@ -49,6 +49,8 @@ pub struct Metrics {
     /// 1 on the replica that holds the leader Lease.
     pub leader: Gauge,
     pub reconcile_duration: Histogram,
+    /// Events dropped because the queue of Events to publish was full.
+    pub events_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -72,6 +74,7 @@ impl Metrics {
             config_stale: Gauge::default(),
             leader: Gauge::default(),
             reconcile_duration: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            events_dropped: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("pool_size", "Addresses in the pool", m.pool_size.clone());
@@ -107,6 +110,11 @@ impl Metrics {
             "reconcile_duration_seconds",
             "Time to reconcile one Service",
             m.reconcile_duration.clone(),
+        );
+        registry.register(
+            "events_dropped",
+            "Events dropped because the queue of Events to publish was full",
+            m.events_dropped.clone(),
         );
         Metrics { registry, ..m }
     }

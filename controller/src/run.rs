@@ -19,7 +19,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, Resource, ResourceExt};
@@ -28,12 +28,16 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tracing::{debug, error, info, warn};
 
 use crate::cli::RunArgs;
+use crate::events::{EventQueue, Pending};
 use crate::http::Health;
 use crate::leader::Elector;
 use crate::metrics::{Metrics, PoolLabels};
 use crate::reconcile::{self, Decision};
 use crate::service;
 use crate::status;
+
+/// Reconciles running at once, at most.
+const RECONCILE_CONCURRENCY: u16 = 64;
 
 /// Errors of the running controller.
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +72,7 @@ impl Engine {
 pub struct Ctx {
     client: Client,
     engine: Mutex<Engine>,
-    recorder: Recorder,
+    events: EventQueue,
     metrics: Arc<Metrics>,
     class: String,
     cm_ref: String,
@@ -88,28 +92,22 @@ impl Ctx {
         *self.leading.borrow()
     }
 
-    async fn publish(
+    /// Queues an Event (published in the background, never awaited here).
+    fn publish(
         &self,
-        svc_ref: &k8s_openapi::api::core::v1::ObjectReference,
+        regarding: k8s_openapi::api::core::v1::ObjectReference,
         warning: bool,
         reason: &str,
         action: &str,
         note: String,
     ) {
-        let ev = KubeEvent {
-            type_: if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
+        self.events.send(Pending {
+            regarding,
+            warning,
             reason: reason.to_owned(),
-            note: Some(note),
             action: action.to_owned(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&ev, svc_ref).await {
-            warn!(error = %e, reason, "publishing event failed");
-        }
+            note,
+        });
     }
 
     fn update_pool_metrics(&self, engine: &Engine) {
@@ -144,7 +142,7 @@ impl Ctx {
     }
 
     /// A Service was deleted: release its IPs at once.
-    async fn on_deleted(&self, svc: &Service) {
+    fn on_deleted(&self, svc: &Service) {
         let key = service::key(svc);
         let released = {
             let mut e = self.engine.lock().expect("lock");
@@ -192,7 +190,7 @@ impl Ctx {
     }
 
     /// A new version of the pool ConfigMap.
-    async fn on_configmap(&self, cm: &ConfigMap, store: &Store<Service>) {
+    fn on_configmap(&self, cm: &ConfigMap, store: &Store<Service>) {
         let data = cm.data.clone().unwrap_or_default();
         match parse_configmap_data(&data) {
             Ok(parsed) => {
@@ -234,13 +232,12 @@ impl Ctx {
                         "configuration rejected, the last good one stays in force:\n{text}"
                     );
                     self.publish(
-                        &cm.object_ref(&()),
+                        cm.object_ref(&()),
                         true,
                         "InvalidConfiguration",
                         "LoadConfig",
                         note,
-                    )
-                    .await;
+                    );
                 }
             }
         }
@@ -322,21 +319,15 @@ async fn reconcile_one(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error
         .await?;
     }
     if !decision.notes.is_empty() {
-        // Events are published off the reconcile path: a slow events API must
-        // not delay the next Service's IP.
         let svc_ref = svc.object_ref(&());
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            for n in decision.notes {
-                let action = if n.reason == "IPReleased" {
-                    "Release"
-                } else {
-                    "Allocate"
-                };
-                ctx.publish(&svc_ref, n.warning, n.reason, action, n.message)
-                    .await;
-            }
-        });
+        for n in decision.notes {
+            let action = if n.reason == "IPReleased" {
+                "Release"
+            } else {
+                "Allocate"
+            };
+            ctx.publish(svc_ref.clone(), n.warning, n.reason, action, n.message);
+        }
     }
     ctx.metrics
         .reconcile_duration
@@ -395,6 +386,15 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let (retry_tx, retry_rx) = mpsc::unbounded_channel();
     let (all_tx, all_rx) = mpsc::unbounded_channel();
     let cm_ref = format!("{}/{}", args.config_namespace, args.config_name);
+    let (events, events_rx) = EventQueue::new(metrics.clone());
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "ferrolb-controller".into(),
+            instance: Some(identity.clone()),
+        },
+    );
+    tokio::spawn(crate::events::publish_all(recorder, events_rx));
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         engine: Mutex::new(Engine {
@@ -402,13 +402,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
             config: None,
             rebuilt: false,
         }),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "ferrolb-controller".into(),
-                instance: Some(identity.clone()),
-            },
-        ),
+        events,
         metrics: metrics.clone(),
         class: args.lb_class.clone(),
         cm_ref: cm_ref.clone(),
@@ -444,7 +438,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                     Ok(Event::Apply(s) | Event::InitApply(s)) if forward => {
                         let _ = touch_tx.send(s);
                     }
-                    Ok(Event::Delete(s)) if ctx.leading() => ctx.on_deleted(&s).await,
+                    Ok(Event::Delete(s)) if ctx.leading() => ctx.on_deleted(&s),
                     Ok(Event::InitDone) if ctx.leading() => ctx.sweep(&store),
                     Ok(_) => {}
                     Err(e) => warn!(error = %e, "service watch failed; retrying with backoff"),
@@ -468,7 +462,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                 match ev {
                     Ok(Event::Apply(cm) | Event::InitApply(cm)) => {
                         seen = true;
-                        ctx.on_configmap(&cm, &store).await;
+                        ctx.on_configmap(&cm, &store);
                     }
                     Ok(Event::Delete(_)) => {
                         warn!(configmap = %ctx.cm_ref, "pool ConfigMap deleted; the last configuration stays in force");
@@ -514,6 +508,13 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let trigger = UnboundedReceiverStream::new(touch_rx).map(Ok::<_, watcher::Error>);
     let _ = ctx.all_tx.send(());
     let controller = Controller::for_stream(trigger, svc_reader.clone())
+        // Bounded: a config change re-triggers every Service, and 10,000 reconciles
+        // in flight at once would each hold a request future (kilobytes) at the same
+        // time, a memory peak that the allocator keeps long after. 64 in flight
+        // still writes thousands of statuses per second.
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY),
+        )
         .reconcile_all_on(all_stream)
         .reconcile_on(retry_stream)
         .run(reconcile_one, error_policy, ctx.clone())

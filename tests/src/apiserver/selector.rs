@@ -312,6 +312,11 @@ impl FieldSelector {
             .map(|r| r.value.as_str())
     }
 
+    /// Whether it is the empty selector.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Whether an object (in the served shape) matches.
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|r| {

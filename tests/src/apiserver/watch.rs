@@ -54,15 +54,20 @@ impl WatchRequest {
         }
     }
 
-    /// The watch event for a change, as seen through this watch's selectors.
-    fn event_for(&self, c: &Change) -> Option<Value> {
+    /// The watch event line for a change, as seen through this watch's selectors.
+    fn event_for(&self, c: &Change) -> Option<Bytes> {
         if c.storage != self.def.storage {
             return None;
         }
-        let new = kinds::to_view(self.def, &c.object);
+        let new = kinds::to_view_cow(self.def, &c.object);
         let now_matches = self.matches(&new);
         let was = match (&c.kind, &c.old) {
-            (ChangeType::Modified, Some(old)) => self.matches(&kinds::to_view(self.def, old)),
+            // Without label or field selectors an object matches before and after a
+            // change alike (its namespace never changes): no need to view the old one.
+            (ChangeType::Modified, Some(_)) if self.labels.is_empty() && self.fields.is_empty() => {
+                now_matches
+            }
+            (ChangeType::Modified, Some(old)) => self.matches(&kinds::to_view_cow(self.def, old)),
             (ChangeType::Deleted, _) => now_matches,
             _ => false,
         };
@@ -74,7 +79,10 @@ impl WatchRequest {
             (ChangeType::Deleted, true, _) => "DELETED",
             _ => return None,
         };
-        Some(json!({"type": ty, "object": self.render(&new)}))
+        Some(match self.table {
+            Some(_) => line(&json!({"type": ty, "object": self.render(&new)})),
+            None => event_line(ty, &new),
+        })
     }
 
     fn bookmark(&self, rv: u64, initial_end: bool) -> Value {
@@ -92,6 +100,19 @@ fn line(v: &Value) -> Bytes {
     Bytes::from(b)
 }
 
+/// `{"type": ty, "object": obj}` and a newline, serialized straight from the object.
+fn event_line(ty: &str, obj: &Value) -> Bytes {
+    #[derive(serde::Serialize)]
+    struct WatchEvent<'a> {
+        #[serde(rename = "type")]
+        ty: &'a str,
+        object: &'a Value,
+    }
+    let mut b = serde_json::to_vec(&WatchEvent { ty, object: obj }).unwrap_or_default();
+    b.push(b'\n');
+    Bytes::from(b)
+}
+
 fn gone_event(e: &ApiError) -> Value {
     json!({"type": "ERROR", "object": e.to_status()})
 }
@@ -105,7 +126,8 @@ pub fn serve(app: Arc<App>, req: WatchRequest) -> Result<Response, ApiError> {
                 .map_err(|_| ApiError::bad_request(format!("invalid resource version {s:?}")))?,
         ),
     };
-    let mut initial: Vec<Value> = Vec::new();
+    // The events before the live ones (history replayed, or the current state), rendered.
+    let mut initial_lines: Vec<Bytes> = Vec::new();
     let (rx, mut last_rv) = {
         let store = app.lock_store();
         let rx = store.subscribe();
@@ -113,12 +135,12 @@ pub fn serve(app: Arc<App>, req: WatchRequest) -> Result<Response, ApiError> {
         match start_rv {
             Some(rv) if !req.send_initial_events => match store.changes_since(rv) {
                 Ok(changes) => {
-                    initial.extend(changes.iter().filter_map(|c| req.event_for(c)));
+                    initial_lines.extend(changes.iter().filter_map(|c| req.event_for(c)));
                     (rx, current.max(rv))
                 }
                 Err(oldest) => {
-                    initial.push(gone_event(&ApiError::expired(rv, oldest)));
-                    return Ok(stream_response(spawn_lines(initial)));
+                    let gone = vec![gone_event(&ApiError::expired(rv, oldest))];
+                    return Ok(stream_response(spawn_lines(gone)));
                 }
             },
             _ => {
@@ -126,13 +148,16 @@ pub fn serve(app: Arc<App>, req: WatchRequest) -> Result<Response, ApiError> {
                     req.def.storage,
                     req.namespace.as_deref().filter(|_| req.def.namespaced),
                 ) {
-                    let v = kinds::to_view(req.def, o);
+                    let v = kinds::to_view_cow(req.def, o);
                     if req.matches(&v) {
-                        initial.push(json!({"type": "ADDED", "object": req.render(&v)}));
+                        initial_lines.push(match req.table {
+                            Some(_) => line(&json!({"type": "ADDED", "object": req.render(&v)})),
+                            None => event_line("ADDED", &v),
+                        });
                     }
                 }
                 if req.send_initial_events && req.bookmarks {
-                    initial.push(req.bookmark(current, true));
+                    initial_lines.push(line(&req.bookmark(current, true)));
                 }
                 (rx, current)
             }
@@ -144,8 +169,8 @@ pub fn serve(app: Arc<App>, req: WatchRequest) -> Result<Response, ApiError> {
     let bookmark_every = app.bookmark_interval;
     tokio::spawn(async move {
         let mut rx: broadcast::Receiver<Arc<Change>> = rx;
-        for ev in initial {
-            if tx.send(line(&ev)).await.is_err() {
+        for l in initial_lines {
+            if tx.send(l).await.is_err() {
                 return;
             }
         }
@@ -167,8 +192,8 @@ pub fn serve(app: Arc<App>, req: WatchRequest) -> Result<Response, ApiError> {
                             continue;
                         }
                         last_rv = change.rv;
-                        if let Some(ev) = req.event_for(&change)
-                            && tx.send(line(&ev)).await.is_err()
+                        if let Some(l) = req.event_for(&change)
+                            && tx.send(l).await.is_err()
                         {
                             break;
                         }

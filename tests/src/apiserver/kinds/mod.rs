@@ -25,6 +25,17 @@ pub fn to_view(def: &ResourceDef, stored: &Value) -> Value {
     }
 }
 
+/// Like [`to_view`], without a copy when the served shape is the stored one
+/// (every resource but events.k8s.io Events): watches render every change for
+/// every watcher, and copying each object there is most of their cost.
+pub fn to_view_cow<'a>(def: &ResourceDef, stored: &'a Value) -> std::borrow::Cow<'a, Value> {
+    if def.group == "events.k8s.io" {
+        std::borrow::Cow::Owned(event::to_events_v1(stored))
+    } else {
+        std::borrow::Cow::Borrowed(stored)
+    }
+}
+
 /// The object in storage shape, from the shape this resource serves.
 pub fn from_view(def: &ResourceDef, view: &Value) -> Value {
     if def.group == "events.k8s.io" {

@@ -56,28 +56,54 @@ fn valid_cidr(s: &str) -> bool {
     }
 }
 
-/// What other Services hold.
-struct Taken {
+/// What other Services hold (looked up in the store's index, not copied: a copy
+/// per request would cost as much as the number of Services), plus what this
+/// request has claimed so far.
+struct Taken<'a> {
+    index: &'a Allocations,
+    ns: &'a str,
+    name: &'a str,
     ips: HashSet<IpAddr>,
     node_ports: HashSet<i64>,
 }
 
-fn taken_by_others(store: &Store, ns: &str, name: &str) -> Taken {
-    let me = |owner: &(String, String)| owner.0 == ns && owner.1 == name;
-    let a = &store.service_allocations;
+impl Taken<'_> {
+    fn other(&self, owner: &(String, String)) -> bool {
+        owner.0 != self.ns || owner.1 != self.name
+    }
+
+    fn has_ip(&self, ip: &IpAddr) -> bool {
+        self.ips.contains(ip) || self.index.ips.get(ip).is_some_and(|o| self.other(o))
+    }
+
+    /// Claims an IP; false when it is taken.
+    fn claim_ip(&mut self, ip: IpAddr) -> bool {
+        !self.has_ip(&ip) && self.ips.insert(ip)
+    }
+
+    fn has_port(&self, p: i64) -> bool {
+        self.node_ports.contains(&p) || self.index.node_ports.get(&p).is_some_and(|o| self.other(o))
+    }
+
+    /// Claims a node port (no check: the caller reports conflicts itself).
+    fn claim_port(&mut self, p: i64) {
+        self.node_ports.insert(p);
+    }
+
+    /// The lowest free node port.
+    fn free_port(&self) -> Option<i64> {
+        (self.index.port_floor.max(*NODE_PORTS.start())..=*NODE_PORTS.end())
+            .find(|n| !self.has_port(*n))
+    }
+}
+
+fn taken_by_others<'a>(store: &'a Store, ns: &'a str, name: &'a str) -> Taken<'a> {
     Taken {
-        ips: a
-            .ips
-            .iter()
-            .filter(|(_, o)| !me(o))
-            .map(|(ip, _)| *ip)
-            .collect(),
-        node_ports: a
-            .node_ports
-            .iter()
-            .filter(|(_, o)| !me(o))
-            .map(|(p, _)| *p)
-            .collect(),
+        index: &store.service_allocations,
+        ns,
+        name,
+        ips: HashSet::new(),
+        node_ports: HashSet::new(),
     }
 }
 
@@ -86,6 +112,13 @@ fn taken_by_others(store: &Store, ns: &str, name: &str) -> Taken {
 pub struct Allocations {
     ips: std::collections::HashMap<IpAddr, (String, String)>,
     node_ports: std::collections::HashMap<i64, (String, String)>,
+    /// Every service IP below these offsets in its range is held: allocation scans
+    /// from here rather than from the start of the range (which would cost as much
+    /// as the number of Services per create) and still hands out the lowest free one.
+    v4_floor: u32,
+    v6_floor: u128,
+    /// The same for node ports.
+    port_floor: i64,
 }
 
 impl Allocations {
@@ -95,9 +128,15 @@ impl Allocations {
             let (ips, ports) = held(old);
             for ip in ips {
                 self.ips.remove(&ip);
+                match ip_offset(&ip) {
+                    Some(Offset::V4(o)) => self.v4_floor = self.v4_floor.min(o),
+                    Some(Offset::V6(o)) => self.v6_floor = self.v6_floor.min(o),
+                    None => {}
+                }
             }
             for p in ports {
                 self.node_ports.remove(&p);
+                self.port_floor = self.port_floor.min(p);
             }
         }
         if let Some(new) = new {
@@ -110,7 +149,46 @@ impl Allocations {
                 self.node_ports.insert(p, owner.clone());
             }
         }
+        self.v4_floor = self.v4_floor.max(1);
+        while self.ips.contains_key(&v4_at(self.v4_floor)) {
+            self.v4_floor += 1;
+        }
+        self.v6_floor = self.v6_floor.max(1);
+        while self.ips.contains_key(&v6_at(self.v6_floor)) {
+            self.v6_floor += 1;
+        }
+        self.port_floor = self.port_floor.max(*NODE_PORTS.start());
+        while self.node_ports.contains_key(&self.port_floor) {
+            self.port_floor += 1;
+        }
     }
+}
+
+/// An IP's offset in its service range.
+enum Offset {
+    V4(u32),
+    V6(u128),
+}
+
+/// The offset of an IP in its service range (None outside the ranges).
+fn ip_offset(ip: &IpAddr) -> Option<Offset> {
+    if !in_range(ip) {
+        return None;
+    }
+    Some(match ip {
+        IpAddr::V4(a) => Offset::V4(u32::from(*a) - u32::from(SERVICE_V4.0)),
+        IpAddr::V6(a) => Offset::V6(u128::from(*a) - u128::from(SERVICE_V6.0)),
+    })
+}
+
+fn v4_at(offset: u32) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from(u32::from(SERVICE_V4.0).wrapping_add(offset)))
+}
+
+fn v6_at(offset: u128) -> IpAddr {
+    IpAddr::V6(Ipv6Addr::from(
+        u128::from(SERVICE_V6.0).wrapping_add(offset),
+    ))
 }
 
 /// The cluster IPs and node ports a stored Service holds.
@@ -131,19 +209,18 @@ fn held(svc: &Value) -> (Vec<IpAddr>, Vec<i64>) {
     (ips, ports)
 }
 
-fn allocate_ip(family: &str, taken: &HashSet<IpAddr>) -> Option<IpAddr> {
+/// The lowest free service IP of a family.
+fn allocate_ip(family: &str, taken: &Taken) -> Option<IpAddr> {
     if family == "IPv4" {
-        let base = u32::from(SERVICE_V4.0);
         let size = 1u32 << (32 - SERVICE_V4.1);
-        (1..size - 1)
-            .map(|i| IpAddr::V4(Ipv4Addr::from(base + i)))
-            .find(|ip| !taken.contains(ip))
+        (taken.index.v4_floor.max(1)..size - 1)
+            .map(v4_at)
+            .find(|ip| !taken.has_ip(ip))
     } else {
-        let base = u128::from(SERVICE_V6.0);
         let size = 1u128 << (128 - SERVICE_V6.1);
-        (1..size - 1)
-            .map(|i| IpAddr::V6(Ipv6Addr::from(base + i)))
-            .find(|ip| !taken.contains(ip))
+        (taken.index.v6_floor.max(1)..size - 1)
+            .map(v6_at)
+            .find(|ip| !taken.has_ip(ip))
     }
 }
 
@@ -236,7 +313,7 @@ pub fn prepare(old: Option<&Value>, obj: &mut Value, store: &Store) -> Vec<Field
         // Status is the controller's to write, never the creator's.
         obj["status"] = json!({"loadBalancer": {}});
     }
-    let taken = taken_by_others(store, &ns, &name);
+    let mut taken = taken_by_others(store, &ns, &name);
     let spec = obj["spec"].as_object_mut().expect("made an object above");
     if let Some(old) = old {
         drop_type_dependent(old, spec);
@@ -620,7 +697,6 @@ pub fn prepare(old: Option<&Value>, obj: &mut Value, store: &Store) -> Vec<Field
         let old_ips: HashSet<String> = old
             .map(|o| str_list(&o["spec"]["clusterIPs"]).into_iter().collect())
             .unwrap_or_default();
-        let mut used = taken.ips.clone();
         for (i, ip) in cluster_ips.iter().enumerate() {
             if old_ips.contains(ip) {
                 continue;
@@ -632,7 +708,7 @@ pub fn prepare(old: Option<&Value>, obj: &mut Value, store: &Store) -> Vec<Field
                     ip.as_str(),
                     format!("failed to allocate IP {ip}: provided IP is not in the valid range. The range of valid IPs is {}", range_text(family_of(&parsed))),
                 ));
-            } else if !used.insert(parsed) {
+            } else if !taken.claim_ip(parsed) {
                 errs.push(FieldError::invalid(
                     format!("spec.clusterIPs[{i}]"),
                     ip.as_str(),
@@ -641,9 +717,9 @@ pub fn prepare(old: Option<&Value>, obj: &mut Value, store: &Store) -> Vec<Field
             }
         }
         for fam in families.iter().skip(cluster_ips.len()) {
-            match allocate_ip(fam, &used) {
+            match allocate_ip(fam, &taken) {
                 Some(ip) => {
-                    used.insert(ip);
+                    taken.claim_ip(ip);
                     cluster_ips.push(ip.to_string());
                 }
                 None => errs.push(FieldError::invalid(
@@ -672,7 +748,6 @@ pub fn prepare(old: Option<&Value>, obj: &mut Value, store: &Store) -> Vec<Field
         .iter()
         .filter_map(|p| p["nodePort"].as_i64())
         .collect();
-    let mut used_ports = taken.node_ports.clone();
     let mut mine: Vec<(i64, String)> = Vec::new();
     for (i, p) in ports.iter_mut().enumerate() {
         let Some(pm) = p.as_object_mut() else {
@@ -707,7 +782,7 @@ pub fn prepare(old: Option<&Value>, obj: &mut Value, store: &Store) -> Vec<Field
                             np,
                             "provided port is not in the valid range. The range of valid ports is 30000-32767",
                         ));
-                    } else if used_ports.contains(&np) {
+                    } else if taken.has_port(np) {
                         errs.push(FieldError::invalid(
                             format!("spec.ports[{i}].nodePort"),
                             np,
@@ -715,7 +790,7 @@ pub fn prepare(old: Option<&Value>, obj: &mut Value, store: &Store) -> Vec<Field
                         ));
                     }
                 }
-                used_ports.insert(np);
+                taken.claim_port(np);
                 mine.push((np, proto));
             }
             None if wants => {
@@ -726,10 +801,10 @@ pub fn prepare(old: Option<&Value>, obj: &mut Value, store: &Store) -> Vec<Field
                             && op["protocol"].as_str().unwrap_or("TCP") == proto
                     })
                     .and_then(|op| op["nodePort"].as_i64());
-                let np = reuse.or_else(|| NODE_PORTS.clone().find(|n| !used_ports.contains(n)));
+                let np = reuse.or_else(|| taken.free_port());
                 match np {
                     Some(np) => {
-                        used_ports.insert(np);
+                        taken.claim_port(np);
                         mine.push((np, proto));
                         pm.insert("nodePort".into(), json!(np));
                     }
@@ -759,7 +834,7 @@ pub fn prepare(old: Option<&Value>, obj: &mut Value, store: &Store) -> Vec<Field
         }
         Some(h) => {
             let was = old.and_then(|o| o["spec"]["healthCheckNodePort"].as_i64()) == Some(h);
-            if !was && (!NODE_PORTS.contains(&h) || used_ports.contains(&h)) {
+            if !was && (!NODE_PORTS.contains(&h) || taken.has_port(h)) {
                 errs.push(FieldError::invalid(
                     "spec.healthCheckNodePort",
                     h,
@@ -770,7 +845,7 @@ pub fn prepare(old: Option<&Value>, obj: &mut Value, store: &Store) -> Vec<Field
         None if wants_health => {
             let h = old
                 .and_then(|o| o["spec"]["healthCheckNodePort"].as_i64())
-                .or_else(|| NODE_PORTS.clone().find(|n| !used_ports.contains(n)));
+                .or_else(|| taken.free_port());
             if let Some(h) = h {
                 spec.insert("healthCheckNodePort".into(), json!(h));
             }

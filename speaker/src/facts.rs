@@ -33,20 +33,14 @@ impl SliceIndex {
     pub fn build<'a>(slices: impl IntoIterator<Item = &'a EndpointSlice>) -> Self {
         let mut by_service: HashMap<ServiceKey, ReadyEndpoints> = HashMap::new();
         for slice in slices {
-            let (Some(ns), Some(svc)) = (
-                slice.metadata.namespace.as_deref(),
-                slice
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(SERVICE_NAME_LABEL)),
-            ) else {
+            let (Some(ns), Some(svc)) = (slice.metadata.namespace.as_deref(), slice.service_name())
+            else {
                 continue;
             };
             let entry = by_service.entry(ServiceKey::new(ns, svc)).or_default();
             for ep in &slice.endpoints {
                 let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
-                if !ready || ep.addresses.is_empty() {
+                if !ready || !ep.has_address {
                     continue;
                 }
                 entry.any = true;
@@ -186,14 +180,14 @@ pub(crate) mod tests {
             metadata: ObjectMeta {
                 namespace: Some("default".into()),
                 name: Some(format!("{svc}-abc")),
-                labels: Some([(SERVICE_NAME_LABEL.to_string(), svc.to_string())].into()),
                 ..Default::default()
             },
+            // As cached: `trim_slice` moved the service-name label here.
+            service_name: Some(svc.to_string()),
             endpoints: eps
                 .iter()
-                .enumerate()
-                .map(|(i, (node, ready))| Endpoint {
-                    addresses: vec![format!("10.0.0.{}", i + 1)],
+                .map(|(node, ready)| Endpoint {
+                    has_address: true,
                     node_name: node.map(str::to_string),
                     conditions: Some(EndpointConditions { ready: *ready }),
                 })

@@ -10,8 +10,11 @@ use ferrolb_speaker::cli::{Cli, LogFormat};
 use ferrolb_speaker::{Dataplane, Speaker, client, http};
 
 fn main() -> ExitCode {
+    // Before any thread exists: see `ferrolb_speaker::malloc` for why one arena.
+    let one_arena = ferrolb_speaker::malloc::one_arena();
     let cli = Cli::parse();
     init_tracing(&cli);
+    tracing::debug!(one_arena, "glibc malloc limited to one arena");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.worker_threads.into())
         .enable_all()

@@ -13,10 +13,10 @@
 //! and the reflector work with it as with the k8s-openapi type.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope};
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
 
 use crate::facts::SERVICE_NAME_LABEL;
@@ -61,7 +61,7 @@ where
 /// A `v1` Service: identity, type, class, traffic policy and ingress IPs.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct SlimService {
-    /// Name, namespace, uid, resourceVersion (after [`trim_service`]).
+    /// Name, namespace and uid (after [`trim_service`]).
     #[serde(default)]
     pub metadata: ObjectMeta,
     /// The spec fields the election reads.
@@ -112,6 +112,15 @@ pub struct SlimIngress {
     pub ip: Option<String>,
 }
 
+/// `true` for a non-empty JSON list, `false` for an empty one or `null`. The elements
+/// are skipped unread ([`IgnoredAny`] is zero-sized: the `Vec` never allocates).
+fn non_empty_list<'de, D>(d: D) -> Result<bool, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    Ok(Option::<Vec<IgnoredAny>>::deserialize(d)?.is_some_and(|v| !v.is_empty()))
+}
+
 resource!(
     SlimService,
     NamespaceResourceScope,
@@ -124,21 +133,41 @@ resource!(
 /// A `discovery.k8s.io/v1` EndpointSlice: its Service and its endpoints' readiness.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct SlimEndpointSlice {
-    /// Name, namespace and the `kubernetes.io/service-name` label.
+    /// Name and namespace (after [`trim_slice`]; before it, everything the API sent).
     #[serde(default)]
     pub metadata: ObjectMeta,
+    /// The value of the `kubernetes.io/service-name` label, moved here by
+    /// [`trim_slice`]: a one-entry label map would cost a B-tree node (~540 bytes) per
+    /// slice for one string.
+    #[serde(skip)]
+    pub service_name: Option<String>,
     /// The endpoints.
     #[serde(default, deserialize_with = "null_as_default")]
     pub endpoints: Vec<SlimEndpoint>,
+}
+
+impl SlimEndpointSlice {
+    /// The Service this slice belongs to: the moved label after [`trim_slice`], the
+    /// label itself before.
+    pub fn service_name(&self) -> Option<&str> {
+        self.service_name.as_deref().or_else(|| {
+            self.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE_NAME_LABEL))
+                .map(String::as_str)
+        })
+    }
 }
 
 /// One endpoint of a [`SlimEndpointSlice`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SlimEndpoint {
-    /// Its addresses (at most one kept: only "has an address" matters).
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub addresses: Vec<String>,
+    /// Whether its `addresses` list is non-empty: only that matters (an endpoint
+    /// without an address serves nothing), so no address is ever built in memory.
+    #[serde(rename = "addresses", default, deserialize_with = "non_empty_list")]
+    pub has_address: bool,
     /// `nodeName`.
     #[serde(default)]
     pub node_name: Option<String>,
@@ -167,7 +196,7 @@ resource!(
 /// A `v1` Node: identity, labels and readiness.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct SlimNode {
-    /// Name, uid, resourceVersion and labels.
+    /// Name, uid and labels (after [`trim_node`]).
     #[serde(default)]
     pub metadata: ObjectMeta,
     /// The status fields the election reads.
@@ -196,20 +225,24 @@ pub struct SlimNodeCondition {
 
 resource!(SlimNode, ClusterResourceScope, "", "v1", "Node", "nodes");
 
-/// Name, namespace, uid and resourceVersion of `meta`; everything else dropped.
-fn identity(meta: &mut ObjectMeta) -> ObjectMeta {
+/// Name and namespace of `meta`, plus its uid when `keep_uid`; everything else dropped.
+///
+/// The resourceVersion goes too: the watcher tracks it from the raw event before this
+/// trimming runs, and the reflector's key for every object copies name, namespace,
+/// uid and resourceVersion again, so each string kept here is stored twice.
+fn identity(meta: &mut ObjectMeta, keep_uid: bool) -> ObjectMeta {
     ObjectMeta {
         name: meta.name.take(),
         namespace: meta.namespace.take(),
-        uid: meta.uid.take(),
-        resource_version: meta.resource_version.take(),
+        uid: if keep_uid { meta.uid.take() } else { None },
         ..Default::default()
     }
 }
 
-/// Drops the metadata a Service's Events and election do not need.
+/// Drops the metadata a Service's Events and election do not need (the uid stays: an
+/// Event names the object it is about by uid).
 pub fn trim_service(svc: &mut SlimService) {
-    svc.metadata = identity(&mut svc.metadata);
+    svc.metadata = identity(&mut svc.metadata, true);
     if let Some(ingress) = svc
         .status
         .as_mut()
@@ -220,24 +253,24 @@ pub fn trim_service(svc: &mut SlimService) {
     }
 }
 
-/// Drops all labels but the Service name, and all addresses but one per endpoint.
+/// Keeps a slice's name and namespace, and moves the Service name label to
+/// [`SlimEndpointSlice::service_name`]; every other label and the uid go.
 pub fn trim_slice(slice: &mut SlimEndpointSlice) {
-    let service = slice
+    if let Some(service) = slice
         .metadata
         .labels
         .take()
-        .and_then(|mut l| l.remove(SERVICE_NAME_LABEL));
-    slice.metadata = identity(&mut slice.metadata);
-    slice.metadata.labels = service.map(|s| BTreeMap::from([(SERVICE_NAME_LABEL.to_string(), s)]));
-    for ep in &mut slice.endpoints {
-        ep.addresses.truncate(1);
+        .and_then(|mut l| l.remove(SERVICE_NAME_LABEL))
+    {
+        slice.service_name = Some(service);
     }
+    slice.metadata = identity(&mut slice.metadata, false);
 }
 
 /// Keeps a Node's identity, labels and `Ready` condition.
 pub fn trim_node(node: &mut SlimNode) {
     let labels = node.metadata.labels.take();
-    node.metadata = identity(&mut node.metadata);
+    node.metadata = identity(&mut node.metadata, true);
     node.metadata.labels = labels;
     if let Some(cs) = node.status.as_mut().and_then(|s| s.conditions.as_mut()) {
         cs.retain(|c| c.type_ == "Ready");
@@ -335,8 +368,10 @@ mod tests {
         let eps = after.get(&key).unwrap();
         assert!(eps.any);
         assert_eq!(eps.nodes, ["node-a".to_string()].into());
-        assert_eq!(slice.endpoints[0].addresses.len(), 1);
-        assert_eq!(slice.metadata.labels.as_ref().unwrap().len(), 1);
+        assert!(slice.endpoints.iter().all(|e| e.has_address));
+        assert_eq!(slice.service_name.as_deref(), Some("web"));
+        assert_eq!(slice.service_name(), Some("web"));
+        assert!(slice.metadata.labels.is_none());
         assert!(slice.metadata.owner_references.is_none());
         assert_eq!(
             SlimEndpointSlice::url_path(&(), None),
@@ -372,6 +407,13 @@ mod tests {
         // The API sends `endpoints: null` for a slice without endpoints.
         let e: SlimEndpointSlice = serde_json::from_str(r#"{"endpoints": null}"#).unwrap();
         assert!(e.endpoints.is_empty());
+        // An endpoint whose addresses are empty or null has none.
+        let e: SlimEndpointSlice = serde_json::from_str(
+            r#"{"endpoints": [{"addresses": []}, {"addresses": null}, {}, {"addresses": ["10.0.0.1"]}]}"#,
+        )
+        .unwrap();
+        let has: Vec<bool> = e.endpoints.iter().map(|e| e.has_address).collect();
+        assert_eq!(has, [false, false, false, true]);
         let n: SlimNode = serde_json::from_str(r#"{"status": {}}"#).unwrap();
         assert!(!node_ready(&n));
     }

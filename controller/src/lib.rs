@@ -14,4 +14,5 @@ pub mod metrics;
 pub mod reconcile;
 pub mod run;
 pub mod service;
+pub mod slim;
 pub mod status;

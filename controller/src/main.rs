@@ -1,4 +1,9 @@
 //! `ferrolb-controller`: parse flags, build, run.
+#![deny(unsafe_code)]
+
+mod heap;
+
+use std::time::Duration;
 
 use clap::Parser;
 use ferrolb_controller::cli::{Cli, Command, LogFormat};
@@ -11,6 +16,7 @@ fn main() -> anyhow::Result<()> {
         std::process::exit(if ok { 0 } else { 1 });
     }
     init_logging(cli.run.log_format, &cli.run.log_level)?;
+    heap::trim_every(Duration::from_secs(5));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.run.worker_threads.into())
         .enable_all()

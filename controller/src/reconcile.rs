@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use ferrolb_config::Config;
 use ferrolb_core::alloc::{AllocError, Allocator};
-use k8s_openapi::api::core::v1::Service;
+
+use crate::slim::LbService;
 
 use crate::service::{self, has_our_condition, is_handled, status_ips};
 use crate::status::Wanted;
@@ -42,7 +43,7 @@ pub struct Decision {
 pub fn decide(
     alloc: &mut Allocator,
     config: Option<&Config>,
-    svc: &Service,
+    svc: &LbService,
     class: &str,
     cm: &str,
 ) -> Decision {
@@ -113,7 +114,12 @@ pub fn decide(
 }
 
 /// The Service is not (or no longer) ferrolb's: release and clear only what ferrolb wrote.
-fn withdraw(alloc: &mut Allocator, config: Option<&Config>, svc: &Service, key: &str) -> Decision {
+fn withdraw(
+    alloc: &mut Allocator,
+    config: Option<&Config>,
+    svc: &LbService,
+    key: &str,
+) -> Decision {
     let released = alloc.release(key);
     let mut ours: Vec<IpAddr> = released.as_ref().map(|a| a.ips.clone()).unwrap_or_default();
     if has_our_condition(svc) {
@@ -173,7 +179,7 @@ fn fail(alloc: &mut Allocator, key: &str, reason: &'static str, message: String)
 /// Rebuilds the allocator from the IPs already in the Services' status,
 /// oldest Service first, so that of two Services claiming one IP the older
 /// keeps it. Returns how many Services were adopted.
-pub fn rebuild(alloc: &mut Allocator, services: &[Arc<Service>], class: &str) -> usize {
+pub fn rebuild(alloc: &mut Allocator, services: &[Arc<LbService>], class: &str) -> usize {
     let items: Vec<_> = services
         .iter()
         .filter(|s| is_handled(s, class))
@@ -192,11 +198,36 @@ mod tests {
     use super::*;
     use ferrolb_config::{IpRange, Pool};
     use k8s_openapi::api::core::v1::{
-        LoadBalancerIngress, LoadBalancerStatus, ServicePort, ServiceSpec, ServiceStatus,
+        LoadBalancerIngress, LoadBalancerStatus, Service, ServicePort, ServiceSpec, ServiceStatus,
     };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
     use k8s_openapi::jiff::Timestamp;
     use std::collections::BTreeMap;
+
+    /// The decisions on a full Service, as the watch caches it.
+    fn decide(
+        alloc: &mut Allocator,
+        config: Option<&Config>,
+        svc: &Service,
+        class: &str,
+        cm: &str,
+    ) -> Decision {
+        super::decide(
+            alloc,
+            config,
+            &LbService::from_service(svc).unwrap(),
+            class,
+            cm,
+        )
+    }
+
+    fn rebuild(alloc: &mut Allocator, services: &[Arc<Service>], class: &str) -> usize {
+        let slim: Vec<Arc<LbService>> = services
+            .iter()
+            .map(|s| Arc::new(LbService::from_service(s).unwrap()))
+            .collect();
+        super::rebuild(alloc, &slim, class)
+    }
 
     const CLASS: &str = "ferrolb.io/lb";
     const CM: &str = "ferrolb-system/ferrolb-config";

@@ -6,15 +6,16 @@ use std::net::IpAddr;
 
 use ferrolb_core::alloc::{FamilyPolicy, IpFamily, Port, Protocol, Request};
 use ferrolb_core::annotations;
-use k8s_openapi::api::core::v1::Service;
+
+use crate::slim::LbService;
 
 /// Type of the condition ferrolb writes to `status.conditions`.
 pub const CONDITION_TYPE: &str = "ferrolb.io/IPAllocated";
 
-/// Drops what the controller never reads from a Service before it is cached:
-/// the store holds every Service of the cluster, so this is most of the
-/// controller's memory.
-pub fn trim(svc: &mut Service) {
+/// Drops the metadata the controller never reads before a Service is cached (the
+/// store holds every Service of the cluster), and the ports and selector of
+/// Services that share no IP.
+pub fn trim(svc: &mut LbService) {
     let m = &mut svc.metadata;
     m.managed_fields = None;
     m.owner_references = None;
@@ -28,6 +29,12 @@ pub fn trim(svc: &mut Service) {
             ];
             keys.iter().flatten().any(|x| x == k)
         });
+        if a.is_empty() {
+            m.annotations = None;
+        }
+    }
+    if m.labels.as_ref().is_some_and(BTreeMap::is_empty) {
+        m.labels = None;
     }
     // Ports and the pod selector matter only to IP sharing (port conflicts, equal
     // selectors under the Local policy): a Service without a sharing key never needs
@@ -37,29 +44,18 @@ pub fn trim(svc: &mut Service) {
             .iter()
             .any(|k| a.contains_key(*k))
     });
-    if let Some(spec) = svc.spec.as_mut() {
-        if !shares {
-            spec.selector = None;
-            spec.ports = None;
-        }
-        spec.cluster_ip = None;
-        spec.cluster_ips = None;
-        spec.external_ips = None;
-        spec.session_affinity = None;
-        spec.session_affinity_config = None;
-        spec.internal_traffic_policy = None;
-        spec.load_balancer_source_ranges = None;
-        spec.traffic_distribution = None;
-        for p in spec.ports.iter_mut().flatten() {
-            p.name = None;
-            p.target_port = None;
-            p.app_protocol = None;
-        }
+    if !shares {
+        svc.spec.selector = None;
+        svc.spec.ports = Vec::new();
     }
+    svc.spec.ports.shrink_to_fit();
+    svc.spec.ip_families.shrink_to_fit();
+    svc.status.ingress.shrink_to_fit();
+    svc.status.conditions.shrink_to_fit();
 }
 
 /// `namespace/name`, the allocator's key for a Service.
-pub fn key(svc: &Service) -> String {
+pub fn key(svc: &LbService) -> String {
     format!(
         "{}/{}",
         svc.metadata.namespace.as_deref().unwrap_or_default(),
@@ -69,12 +65,10 @@ pub fn key(svc: &Service) -> String {
 
 /// True when ferrolb is responsible for the Service: type LoadBalancer and a
 /// loadBalancerClass that is unset or ours, and not being deleted.
-pub fn is_handled(svc: &Service, class: &str) -> bool {
-    let Some(spec) = svc.spec.as_ref() else {
-        return false;
-    };
-    spec.type_.as_deref() == Some("LoadBalancer")
-        && spec
+pub fn is_handled(svc: &LbService, class: &str) -> bool {
+    svc.spec.type_.as_deref() == Some("LoadBalancer")
+        && svc
+            .spec
             .load_balancer_class
             .as_deref()
             .is_none_or(|c| c == class)
@@ -82,29 +76,24 @@ pub fn is_handled(svc: &Service, class: &str) -> bool {
 }
 
 /// The IPs in `status.loadBalancer.ingress`, in order, skipping entries without a valid IP.
-pub fn status_ips(svc: &Service) -> Vec<IpAddr> {
+pub fn status_ips(svc: &LbService) -> Vec<IpAddr> {
     svc.status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .map(|ing| {
-            ing.iter()
-                .filter_map(|i| i.ip.as_deref()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
+        .ingress
+        .iter()
+        .filter_map(|i| i.ip.as_deref()?.parse().ok())
+        .collect()
 }
 
 /// True when the Service carries ferrolb's condition, i.e. ferrolb wrote its status.
-pub fn has_our_condition(svc: &Service) -> bool {
+pub fn has_our_condition(svc: &LbService) -> bool {
     svc.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == CONDITION_TYPE))
+        .conditions
+        .iter()
+        .any(|c| c.type_ == CONDITION_TYPE)
 }
 
 /// The creation time as a sortable number (seconds since the epoch; 0 when unset).
-pub fn created(svc: &Service) -> i64 {
+pub fn created(svc: &LbService) -> i64 {
     svc.metadata
         .creation_timestamp
         .as_ref()
@@ -114,15 +103,15 @@ pub fn created(svc: &Service) -> i64 {
 
 /// Builds the allocator's request from the Service's spec, labels and annotations.
 /// Fails with a message naming the bad annotation or field.
-pub fn to_request(svc: &Service) -> Result<Request, String> {
-    let spec = svc.spec.clone().unwrap_or_default();
+pub fn to_request(svc: &LbService) -> Result<Request, String> {
+    let spec = &svc.spec;
     let empty = BTreeMap::new();
     let ann = annotations::parse_annotations(svc.metadata.annotations.as_ref().unwrap_or(&empty))
         .map_err(|e| e.to_string())?;
 
     let mut families = Vec::new();
-    for (i, f) in spec.ip_families.iter().flatten().enumerate() {
-        families.push(match f.as_str() {
+    for (i, f) in spec.ip_families.iter().enumerate() {
+        families.push(match f.as_ref() {
             "IPv4" => IpFamily::V4,
             "IPv6" => IpFamily::V6,
             other => return Err(format!("spec.ipFamilies[{i}]: unknown IP family {other:?}")),
@@ -139,20 +128,24 @@ pub fn to_request(svc: &Service) -> Result<Request, String> {
         .requested_ips(spec.load_balancer_ip.as_deref())
         .map_err(|e| e.to_string())?;
 
+    let shares = ann.allow_shared_ip.is_some();
     let mut ports = Vec::new();
-    for p in spec.ports.iter().flatten() {
-        let protocol = match p.protocol.as_deref().unwrap_or("TCP") {
-            "TCP" => Protocol::Tcp,
-            "UDP" => Protocol::Udp,
-            "SCTP" => Protocol::Sctp,
-            other => return Err(format!("spec.ports: unknown protocol {other:?}")),
-        };
-        let port = u16::try_from(p.port)
-            .map_err(|_| format!("spec.ports: port {} out of range", p.port))?;
-        ports.push(Port { protocol, port });
+    // Ports and selector matter only to IP sharing; without a sharing key the
+    // allocator need not hold them (see `trim`).
+    if shares {
+        for p in &spec.ports {
+            let protocol = match p.protocol.as_deref().unwrap_or("TCP") {
+                "TCP" => Protocol::Tcp,
+                "UDP" => Protocol::Udp,
+                "SCTP" => Protocol::Sctp,
+                other => return Err(format!("spec.ports: unknown protocol {other:?}")),
+            };
+            let port = u16::try_from(p.port)
+                .map_err(|_| format!("spec.ports: port {} out of range", p.port))?;
+            ports.push(Port { protocol, port });
+        }
     }
 
-    let shares = ann.allow_shared_ip.is_some();
     Ok(Request {
         key: key(svc),
         namespace: svc.metadata.namespace.clone().unwrap_or_default(),
@@ -162,12 +155,10 @@ pub fn to_request(svc: &Service) -> Result<Request, String> {
         requested_ips,
         requested_pool: ann.address_pool,
         sharing_key: ann.allow_shared_ip,
-        // Ports and selector matter only to IP sharing; without a sharing key the
-        // allocator need not hold them (see `trim`).
-        ports: if shares { ports } else { Vec::new() },
+        ports,
         local_traffic_policy: spec.external_traffic_policy.as_deref() == Some("Local"),
         selector: if shares {
-            spec.selector.unwrap_or_default()
+            spec.selector.clone().unwrap_or_default()
         } else {
             BTreeMap::new()
         },
@@ -181,7 +172,7 @@ mod tests {
 
     #[test]
     fn trim_keeps_everything_a_request_needs() {
-        let mut svc: Service = serde_json::from_value(serde_json::json!({
+        let mut svc: LbService = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "web", "namespace": "prod", "labels": {"tier": "edge"},
                 "annotations": {"metallb.universe.tf/address-pool": "dmz", "kubectl.kubernetes.io/last-applied-configuration": "{...}"},
                 "managedFields": [{"manager": "kubectl"}]},
@@ -195,16 +186,15 @@ mod tests {
         assert_eq!(to_request(&svc).unwrap(), before);
         assert!(svc.metadata.managed_fields.is_none());
         assert_eq!(svc.metadata.annotations.as_ref().unwrap().len(), 1);
-        assert!(svc.spec.as_ref().unwrap().cluster_ip.is_none());
         assert!(
-            svc.spec.as_ref().unwrap().selector.is_none(),
+            svc.spec.selector.is_none(),
             "no sharing key: no selector kept"
         );
     }
 
     #[test]
     fn a_sharing_service_keeps_its_ports_and_selector() {
-        let mut svc: Service = serde_json::from_value(serde_json::json!({
+        let mut svc: LbService = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "dns-udp", "namespace": "prod",
                 "annotations": {"ferrolb.io/allow-shared-ip": "dns"}},
             "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "selector": {"app": "dns"},

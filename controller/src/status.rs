@@ -4,12 +4,13 @@
 
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::{LoadBalancerIngress, Service};
+use k8s_openapi::api::core::v1::LoadBalancerIngress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 
 use crate::service::CONDITION_TYPE;
+use crate::slim::LbService;
 
 /// What ferrolb wants the status to say.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,13 +27,9 @@ pub enum Wanted {
 /// when it already says so. The patch carries the resourceVersion it was
 /// computed from, so that a concurrent change makes it fail with 409 instead
 /// of overwriting what someone else wrote.
-pub fn patch(svc: &Service, wanted: &Wanted, now: Timestamp) -> Option<Value> {
-    let status = svc.status.clone().unwrap_or_default();
-    let cur_ingress: Vec<LoadBalancerIngress> = status
-        .load_balancer
-        .and_then(|lb| lb.ingress)
-        .unwrap_or_default();
-    let cur_conditions: Vec<Condition> = status.conditions.unwrap_or_default();
+pub fn patch(svc: &LbService, wanted: &Wanted, now: Timestamp) -> Option<Value> {
+    let cur_ingress: Vec<LoadBalancerIngress> = svc.status.ingress.iter().map(Into::into).collect();
+    let cur_conditions: Vec<Condition> = svc.status.conditions.iter().map(Into::into).collect();
     let generation = svc.metadata.generation;
 
     let (ingress, condition): (Vec<LoadBalancerIngress>, Option<Condition>) = match wanted {
@@ -156,11 +153,11 @@ fn same_conditions(a: &[Condition], b: &[Condition]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{LoadBalancerStatus, ServiceStatus};
+    use k8s_openapi::api::core::v1::{LoadBalancerStatus, Service, ServiceStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-    fn mk_service(ingress: &[&str], conditions: Vec<Condition>) -> Service {
-        Service {
+    fn mk_service(ingress: &[&str], conditions: Vec<Condition>) -> LbService {
+        LbService::from_service(&Service {
             metadata: ObjectMeta {
                 name: Some("web".into()),
                 namespace: Some("default".into()),
@@ -184,7 +181,8 @@ mod tests {
                 }),
                 conditions: Some(conditions),
             }),
-        }
+        })
+        .unwrap()
     }
 
     fn foreign_condition() -> Condition {
@@ -225,7 +223,7 @@ mod tests {
         };
         let first = mk_service(&[], vec![]);
         let p = patch(&first, &wanted, Timestamp::now()).unwrap();
-        let mut svc: Service = serde_json::from_value(json!({"metadata": {"name": "web", "namespace": "default", "generation": 3}, "status": p["status"]})).unwrap();
+        let mut svc: LbService = serde_json::from_value(json!({"metadata": {"name": "web", "namespace": "default", "generation": 3}, "status": p["status"]})).unwrap();
         svc.metadata.resource_version = Some("43".into());
         assert_eq!(patch(&svc, &wanted, Timestamp::now()), None);
     }

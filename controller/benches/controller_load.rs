@@ -81,7 +81,7 @@ fn spawn_controller(kubeconfig: &std::path::Path, port: u16, log: &str) -> Child
             "--metrics-addr",
             &format!("127.0.0.1:{port}"),
             "--log-level",
-            log,
+            &format!("{log},ferrolb_controller::heap=debug"),
         ])
         .args([
             "--lease-duration",

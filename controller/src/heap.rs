@@ -12,7 +12,7 @@
 //! MiB, so running it a few times a minute costs nothing measurable.
 //!
 //! musl (the container image's libc) returns freed memory by itself and has no
-//! `malloc_trim`: there this does nothing. This is the binary's only `unsafe`.
+//! `malloc_trim`: there this does nothing. This is the crate's only `unsafe`.
 #![allow(unsafe_code)]
 
 use std::time::Duration;
@@ -23,6 +23,20 @@ pub fn trim() -> bool {
     // SAFETY: `malloc_trim` takes an integer (the bytes to keep at the top of the
     // heap) and only releases free memory; glibc documents it as thread-safe.
     unsafe { libc::malloc_trim(0) == 1 }
+}
+
+/// Bytes of heap in use and free (glibc's `mallinfo2`), for the debug log.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn usage() -> Option<(usize, usize)> {
+    // SAFETY: `mallinfo2` takes no arguments and returns a plain struct of counters.
+    let m = unsafe { libc::mallinfo2() };
+    Some((m.uordblks + m.hblkhd, m.fordblks))
+}
+
+/// Bytes of heap in use and free (unknown off glibc).
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn usage() -> Option<(usize, usize)> {
+    None
 }
 
 /// Returns free heap pages to the kernel (nothing to do off glibc).
@@ -39,7 +53,10 @@ pub fn trim_every(period: Duration) {
         .spawn(move || {
             loop {
                 std::thread::sleep(period);
-                trim();
+                let released = trim();
+                if let Some((in_use, free)) = usage() {
+                    tracing::debug!(in_use, free, released, "heap trimmed");
+                }
             }
         });
     if let Err(e) = spawned {

@@ -1,7 +1,5 @@
 //! `ferrolb-controller`: parse flags, build, run.
-#![deny(unsafe_code)]
-
-mod heap;
+#![forbid(unsafe_code)]
 
 use std::time::Duration;
 
@@ -16,7 +14,7 @@ fn main() -> anyhow::Result<()> {
         std::process::exit(if ok { 0 } else { 1 });
     }
     init_logging(cli.run.log_format, &cli.run.log_level)?;
-    heap::trim_every(Duration::from_secs(5));
+    ferrolb_controller::heap::trim_every(Duration::from_secs(5));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.run.worker_threads.into())
         .enable_all()

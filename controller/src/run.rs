@@ -279,6 +279,10 @@ impl Ctx {
             elapsed_ms = t.elapsed().as_millis() as u64,
             "services to reconcile after a configuration or leadership change"
         );
+        // The allocator copy and the rebuild's requests were the largest transient
+        // memory of a restart or reload: give those pages back now.
+        drop((alloc, services));
+        crate::heap::trim();
     }
 
     /// Rebuilds the allocator from the Services' status once, before any allocation.

@@ -329,6 +329,12 @@ where
     while let Some(ev) = stream.next().await {
         match ev {
             Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
+            Ok(watcher::Event::InitDone) => {
+                // The reflector has swapped the listed objects in and dropped the list's
+                // garbage: hand those pages back (see `crate::malloc`).
+                crate::malloc::release_free_memory();
+                shared.wake.notify_one();
+            }
             Ok(_) => shared.wake.notify_one(),
             Err(e) => tracing::warn!(kind = %kind, error = %e, "watch failed; retrying"),
         }

@@ -11,50 +11,56 @@ use crate::slim::{SlimEndpointSlice as EndpointSlice, SlimNode as Node, SlimServ
 /// The label that ties an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
-/// Ready endpoints of one Service, gathered from all its EndpointSlices.
+/// Ready endpoints of one Service, gathered from all its EndpointSlices. Borrows the
+/// node names from the cached slices: the index is rebuilt on every election, and
+/// copying a name per Service each time was most of an election's allocations.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReadyEndpoints {
-    /// Nodes hosting at least one ready endpoint.
-    pub nodes: BTreeSet<String>,
+pub struct ReadyEndpoints<'a> {
+    /// Nodes hosting at least one ready endpoint, each once.
+    pub nodes: Vec<&'a str>,
     /// At least one ready endpoint exists (with or without a node name).
     pub any: bool,
 }
 
-/// Ready endpoints per Service, built once per election from every EndpointSlice.
+/// Ready endpoints per Service (namespace, name), built once per election from every
+/// EndpointSlice.
 #[derive(Debug, Clone, Default)]
-pub struct SliceIndex {
-    by_service: HashMap<ServiceKey, ReadyEndpoints>,
+pub struct SliceIndex<'a> {
+    by_service: HashMap<(&'a str, &'a str), ReadyEndpoints<'a>>,
 }
 
-impl SliceIndex {
+impl<'a> SliceIndex<'a> {
     /// Indexes `slices`. An endpoint counts as ready when `conditions.ready` is true or
     /// unset (the API's documented meaning of an unknown state); terminating endpoints
     /// have `ready: false` and so do not count.
-    pub fn build<'a>(slices: impl IntoIterator<Item = &'a EndpointSlice>) -> Self {
-        let mut by_service: HashMap<ServiceKey, ReadyEndpoints> = HashMap::new();
+    pub fn build(slices: impl IntoIterator<Item = &'a EndpointSlice>) -> Self {
+        let mut by_service: HashMap<(&'a str, &'a str), ReadyEndpoints<'a>> = HashMap::new();
         for slice in slices {
             let (Some(ns), Some(svc)) = (slice.metadata.namespace.as_deref(), slice.service_name())
             else {
                 continue;
             };
-            let entry = by_service.entry(ServiceKey::new(ns, svc)).or_default();
+            let entry = by_service.entry((ns, svc)).or_default();
             for ep in &slice.endpoints {
                 let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
                 if !ready || !ep.has_address {
                     continue;
                 }
                 entry.any = true;
-                if let Some(node) = &ep.node_name {
-                    entry.nodes.insert(node.clone());
+                // A Service has endpoints on a handful of nodes: a short scan beats a set.
+                if let Some(node) = ep.node_name.as_deref()
+                    && !entry.nodes.contains(&node)
+                {
+                    entry.nodes.push(node);
                 }
             }
         }
         Self { by_service }
     }
 
-    /// Ready endpoints of `key` (none when it has no slice).
-    pub fn get(&self, key: &ServiceKey) -> Option<&ReadyEndpoints> {
-        self.by_service.get(key)
+    /// Ready endpoints of the Service `namespace`/`name` (none when it has no slice).
+    pub fn get<'s>(&'s self, namespace: &'s str, name: &'s str) -> Option<&'s ReadyEndpoints<'s>> {
+        self.by_service.get(&(namespace, name))
     }
 }
 
@@ -120,13 +126,20 @@ pub fn service_facts(svc: &Service, slices: &SliceIndex, lb_class: &str) -> Opti
         Some("Local") => TrafficPolicy::Local,
         _ => TrafficPolicy::Cluster,
     };
-    let eps = slices.get(&key).cloned().unwrap_or_default();
+    // Only the Local policy reads the nodes (a Cluster Service may be announced from any
+    // node), so only there are the names copied.
+    let eps = slices.get(&key.namespace, &key.name);
+    let has_ready_endpoint = eps.is_some_and(|e| e.any);
+    let ready_endpoint_nodes = match (traffic_policy, eps) {
+        (TrafficPolicy::Local, Some(eps)) => eps.nodes.iter().map(|n| n.to_string()).collect(),
+        _ => BTreeSet::new(),
+    };
     Some(ServiceFacts {
         key,
         ips,
         traffic_policy,
-        ready_endpoint_nodes: eps.nodes,
-        has_ready_endpoint: eps.any,
+        ready_endpoint_nodes,
+        has_ready_endpoint,
     })
 }
 
@@ -258,10 +271,17 @@ pub(crate) mod tests {
                     (Some("c"), None),
                 ],
             ),
-            mk_slice("s", &[(None, Some(true))]),
+            mk_slice("s", &[(None, Some(true)), (Some("a"), None)]),
             mk_slice("other", &[(Some("d"), Some(true))]),
         ];
         let idx = SliceIndex::build(slices.iter());
+        // Each node once, even when several slices name it.
+        assert_eq!(idx.get("default", "s").unwrap().nodes, ["a", "c"]);
+        // Cluster policy: any ready endpoint counts, the nodes are not read.
+        let f = service_facts(&mk_service("s", &["192.0.2.1"]), &idx, "ferrolb.io/lb").unwrap();
+        assert_eq!(f.traffic_policy, TrafficPolicy::Cluster);
+        assert!(f.has_ready_endpoint);
+        assert!(f.ready_endpoint_nodes.is_empty());
         let mut svc = mk_service("s", &["192.0.2.1"]);
         svc.spec.as_mut().unwrap().external_traffic_policy = Some("Local".into());
         let f = service_facts(&svc, &idx, "ferrolb.io/lb").unwrap();

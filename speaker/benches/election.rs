@@ -27,15 +27,11 @@ use ferrolb_core::election::{
 };
 use ferrolb_speaker::{RecordingDataplane, Settings, Speaker};
 use ferrolb_testbed::apiserver::{ApiServer, ApiServerOptions, RunningApiServer};
-use k8s_openapi::api::core::v1::{
-    LoadBalancerIngress, LoadBalancerStatus, Namespace, Node, NodeCondition, NodeStatus, Service,
-    ServicePort, ServiceSpec, ServiceStatus,
-};
-use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointSlice};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Patch, PatchParams, PostParams};
-use kube::{Api, Client};
+use kube::Client;
 use tokio::sync::oneshot;
+
+#[path = "support/cluster.rs"]
+mod cluster;
 
 const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
 const BIN: &str = env!("CARGO_BIN_EXE_ferrolb-speaker");
@@ -57,123 +53,6 @@ fn svc_ip(i: u32) -> IpAddr {
         IpAddr::V6(std::net::Ipv6Addr::from(
             0x2001_0db8_0000_0000_0000_0000_0000_0000u128 + u128::from(i),
         ))
-    }
-}
-
-async fn populate(client: &Client, n_svc: u32) {
-    Api::<Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &Namespace {
-                metadata: ObjectMeta {
-                    name: Some("ferrolb-system".into()),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("namespace");
-    let nodes = Api::<Node>::all(client.clone());
-    for n in NODES {
-        nodes
-            .create(
-                &PostParams::default(),
-                &Node {
-                    metadata: ObjectMeta {
-                        name: Some(n.into()),
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                },
-            )
-            .await
-            .expect("node");
-        let status = NodeStatus {
-            conditions: Some(vec![NodeCondition {
-                type_: "Ready".into(),
-                status: "True".into(),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        };
-        nodes
-            .patch_status(
-                n,
-                &PatchParams::default(),
-                &Patch::Merge(serde_json::json!({ "status": status })),
-            )
-            .await
-            .expect("node status");
-    }
-    let svcs = Api::<Service>::namespaced(client.clone(), "default");
-    let slices = Api::<EndpointSlice>::namespaced(client.clone(), "default");
-    for i in 0..n_svc {
-        let name = format!("svc-{i}");
-        let svc = Service {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                ..Default::default()
-            },
-            spec: Some(ServiceSpec {
-                type_: Some("LoadBalancer".into()),
-                // The testbed's IPv4 service range is a /24; its IPv6 one holds 65,536.
-                ip_families: Some(vec!["IPv6".into()]),
-                ip_family_policy: Some("SingleStack".into()),
-                // ... and its node ports run out at 2,768.
-                allocate_load_balancer_node_ports: Some(false),
-                ports: Some(vec![ServicePort {
-                    port: 80,
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }),
-            status: None,
-        };
-        svcs.create(&PostParams::default(), &svc)
-            .await
-            .expect("service");
-        let status = ServiceStatus {
-            load_balancer: Some(LoadBalancerStatus {
-                ingress: Some(vec![LoadBalancerIngress {
-                    ip: Some(svc_ip(i).to_string()),
-                    ..Default::default()
-                }]),
-            }),
-            ..Default::default()
-        };
-        svcs.patch_status(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({ "status": status })),
-        )
-        .await
-        .expect("service status");
-        let slice = EndpointSlice {
-            metadata: ObjectMeta {
-                name: Some(format!("{name}-x")),
-                labels: Some(BTreeMap::from([(
-                    "kubernetes.io/service-name".to_string(),
-                    name.clone(),
-                )])),
-                ..Default::default()
-            },
-            address_type: "IPv4".into(),
-            endpoints: vec![Endpoint {
-                addresses: vec!["10.244.0.10".into()],
-                node_name: Some(NODES[(i % 3) as usize].into()),
-                conditions: Some(EndpointConditions {
-                    ready: Some(true),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }],
-            ports: None,
-        };
-        slices
-            .create(&PostParams::default(), &slice)
-            .await
-            .expect("slice");
     }
 }
 
@@ -514,7 +393,7 @@ fn main() {
         .expect("API server");
         let client = server.client().await.unwrap();
         let t = Instant::now();
-        populate(&client, n_svc).await;
+        cluster::populate(&client, &NODES, n_svc, svc_ip).await;
         println!(
             "populated 3 Nodes and {n_svc} Services with status and EndpointSlices in {:.1} s",
             t.elapsed().as_secs_f64()

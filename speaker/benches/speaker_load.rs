@@ -26,7 +26,6 @@
 #[path = "../tests/netns_lab/mod.rs"]
 mod netns_lab;
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::{Child, Command, Stdio};
@@ -35,15 +34,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ferrolb_core::wire::{ArpOperation, ArpRepr, EtherType, EthernetRepr, MacAddr, Packet};
 use ferrolb_speaker::net::sys::{self, PacketSocket};
 use ferrolb_testbed::apiserver::{ApiServer, ApiServerOptions};
-use k8s_openapi::api::core::v1::{
-    LoadBalancerIngress, LoadBalancerStatus, Namespace, Node, NodeCondition, NodeStatus, Service,
-    ServicePort, ServiceSpec, ServiceStatus,
-};
-use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointSlice};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Patch, PatchParams, PostParams};
-use kube::{Api, Client};
 use netns_lab::{CLIENT_IF, CLIENT_MAC, CLIENT_V4, Lab, NODE_MAC};
+
+#[path = "support/cluster.rs"]
+mod cluster;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferrolb-speaker");
 const NODE: &str = "node-a";
@@ -66,120 +60,6 @@ fn svc_ip(i: u32) -> IpAddr {
         _ => IpAddr::V6(Ipv6Addr::from(
             u128::from(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0)) + u128::from(i - MAX_V4 + 1),
         )),
-    }
-}
-
-async fn populate(client: &Client, n_svc: u32) {
-    Api::<Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &Namespace {
-                metadata: ObjectMeta {
-                    name: Some("ferrolb-system".into()),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("namespace");
-    let nodes = Api::<Node>::all(client.clone());
-    nodes
-        .create(
-            &PostParams::default(),
-            &Node {
-                metadata: ObjectMeta {
-                    name: Some(NODE.into()),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("node");
-    let status = NodeStatus {
-        conditions: Some(vec![NodeCondition {
-            type_: "Ready".into(),
-            status: "True".into(),
-            ..Default::default()
-        }]),
-        ..Default::default()
-    };
-    nodes
-        .patch_status(
-            NODE,
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({ "status": status })),
-        )
-        .await
-        .expect("node status");
-    let svcs = Api::<Service>::namespaced(client.clone(), "default");
-    let slices = Api::<EndpointSlice>::namespaced(client.clone(), "default");
-    for i in 0..n_svc {
-        let name = format!("svc-{i}");
-        let svc = Service {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                ..Default::default()
-            },
-            spec: Some(ServiceSpec {
-                type_: Some("LoadBalancer".into()),
-                // The testbed's IPv4 ClusterIP range is a /24; its IPv6 one is larger.
-                ip_families: Some(vec!["IPv6".into()]),
-                ip_family_policy: Some("SingleStack".into()),
-                allocate_load_balancer_node_ports: Some(false),
-                ports: Some(vec![ServicePort {
-                    port: 80,
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }),
-            status: None,
-        };
-        svcs.create(&PostParams::default(), &svc)
-            .await
-            .expect("service");
-        let status = ServiceStatus {
-            load_balancer: Some(LoadBalancerStatus {
-                ingress: Some(vec![LoadBalancerIngress {
-                    ip: Some(svc_ip(i).to_string()),
-                    ..Default::default()
-                }]),
-            }),
-            ..Default::default()
-        };
-        svcs.patch_status(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({ "status": status })),
-        )
-        .await
-        .expect("service status");
-        let slice = EndpointSlice {
-            metadata: ObjectMeta {
-                name: Some(format!("{name}-x")),
-                labels: Some(BTreeMap::from([(
-                    "kubernetes.io/service-name".to_string(),
-                    name.clone(),
-                )])),
-                ..Default::default()
-            },
-            address_type: "IPv4".into(),
-            endpoints: vec![Endpoint {
-                addresses: vec!["10.244.0.10".into()],
-                node_name: Some(NODE.into()),
-                conditions: Some(EndpointConditions {
-                    ready: Some(true),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }],
-            ports: None,
-        };
-        slices
-            .create(&PostParams::default(), &slice)
-            .await
-            .expect("slice");
     }
 }
 
@@ -373,7 +253,7 @@ async fn bench(lab_node: String, client_ns: File, client_ifindex: u32) {
     .expect("API server");
     let client = server.client().await.unwrap();
     let t = Instant::now();
-    populate(&client, n_svc).await;
+    cluster::populate(&client, &[NODE], n_svc, svc_ip).await;
     println!(
         "populated 1 Node and {n_svc} Services with status and EndpointSlices in {:.1} s",
         t.elapsed().as_secs_f64()

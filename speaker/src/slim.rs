@@ -308,10 +308,10 @@ mod tests {
                    "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": "web", "uid": "u-1"}]},
       "addressType": "IPv4",
       "endpoints": [
-        {"addresses": ["10.244.1.5", "10.244.1.6"], "nodeName": "node-a",
+        {"addresses": ["203.0.113.5", "203.0.113.6"], "nodeName": "node-a",
          "conditions": {"ready": true, "serving": true, "terminating": false},
          "targetRef": {"kind": "Pod", "name": "web-1"}, "zone": "z1"},
-        {"addresses": ["10.244.2.5"], "nodeName": "node-b",
+        {"addresses": ["203.0.113.15"], "nodeName": "node-b",
          "conditions": {"ready": false, "serving": true, "terminating": true}}
       ],
       "ports": [{"port": 8080, "protocol": "TCP"}]
@@ -322,7 +322,7 @@ mod tests {
       "metadata": {"name": "node-a", "uid": "n-1", "resourceVersion": "7",
                    "labels": {"kubernetes.io/hostname": "node-a", "zone": "z1"},
                    "annotations": {"node.alpha.kubernetes.io/ttl": "0"}},
-      "spec": {"podCIDR": "10.244.1.0/24"},
+      "spec": {"podCIDR": "203.0.113.0/24"},
       "status": {"conditions": [{"type": "MemoryPressure", "status": "False"},
                                 {"type": "Ready", "status": "True", "reason": "KubeletReady"}],
                  "images": [{"names": ["registry.example/big:1"], "sizeBytes": 123456789}],
@@ -414,7 +414,7 @@ mod tests {
         assert!(e.endpoints.is_empty());
         // An endpoint whose addresses are empty or null has none.
         let e: SlimEndpointSlice = serde_json::from_str(
-            r#"{"endpoints": [{"addresses": []}, {"addresses": null}, {}, {"addresses": ["10.0.0.1"]}]}"#,
+            r#"{"endpoints": [{"addresses": []}, {"addresses": null}, {}, {"addresses": ["203.0.113.1"]}]}"#,
         )
         .unwrap();
         let has: Vec<bool> = e.endpoints.iter().map(|e| e.has_address).collect();

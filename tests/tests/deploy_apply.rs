@@ -545,7 +545,7 @@ metadata:
     kubernetes.io/service-name: web
 addressType: IPv4
 endpoints:
-  - addresses: ["10.244.0.7"]
+  - addresses: ["203.0.113.7"]
     nodeName: node-1
     conditions: {ready: true}
 ports:

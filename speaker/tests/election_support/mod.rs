@@ -172,7 +172,7 @@ impl Cluster {
                 .iter()
                 .enumerate()
                 .map(|(i, (node, ready))| Endpoint {
-                    addresses: vec![format!("10.244.0.{}", i + 1)],
+                    addresses: vec![format!("203.0.113.{}", i + 1)],
                     node_name: Some(node.to_string()),
                     conditions: Some(EndpointConditions {
                         ready: Some(*ready),

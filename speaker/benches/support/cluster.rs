@@ -1,0 +1,135 @@
+//! Shared by the speaker benchmarks: fills the embedded API server with Ready Nodes and
+//! LoadBalancer Services that have an IP in their status and one ready endpoint each.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1::{
+    LoadBalancerIngress, LoadBalancerStatus, Namespace, Node, NodeCondition, NodeStatus, Service,
+    ServicePort, ServiceSpec, ServiceStatus,
+};
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointSlice};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+
+/// Creates the `ferrolb-system` namespace, `nodes` (Ready), and `n_svc` Services
+/// `svc-<i>` with `svc_ip(i)` in their status and a ready endpoint on
+/// `nodes[i % nodes.len()]`.
+pub async fn populate(client: &Client, nodes: &[&str], n_svc: u32, svc_ip: impl Fn(u32) -> IpAddr) {
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: ObjectMeta {
+                    name: Some("ferrolb-system".into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("namespace");
+    let node_api = Api::<Node>::all(client.clone());
+    for n in nodes {
+        node_api
+            .create(
+                &PostParams::default(),
+                &Node {
+                    metadata: ObjectMeta {
+                        name: Some((*n).into()),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("node");
+        let status = NodeStatus {
+            conditions: Some(vec![NodeCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        node_api
+            .patch_status(
+                n,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({ "status": status })),
+            )
+            .await
+            .expect("node status");
+    }
+    let svcs = Api::<Service>::namespaced(client.clone(), "default");
+    let slices = Api::<EndpointSlice>::namespaced(client.clone(), "default");
+    for i in 0..n_svc {
+        let name = format!("svc-{i}");
+        let svc = Service {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                ..Default::default()
+            },
+            spec: Some(ServiceSpec {
+                type_: Some("LoadBalancer".into()),
+                // The testbed's IPv4 service range is a /24; its IPv6 one holds 65,536.
+                ip_families: Some(vec!["IPv6".into()]),
+                ip_family_policy: Some("SingleStack".into()),
+                // ... and its node ports run out at 2,768.
+                allocate_load_balancer_node_ports: Some(false),
+                ports: Some(vec![ServicePort {
+                    port: 80,
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            status: None,
+        };
+        svcs.create(&PostParams::default(), &svc)
+            .await
+            .expect("service");
+        let status = ServiceStatus {
+            load_balancer: Some(LoadBalancerStatus {
+                ingress: Some(vec![LoadBalancerIngress {
+                    ip: Some(svc_ip(i).to_string()),
+                    ..Default::default()
+                }]),
+            }),
+            ..Default::default()
+        };
+        svcs.patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({ "status": status })),
+        )
+        .await
+        .expect("service status");
+        let slice = EndpointSlice {
+            metadata: ObjectMeta {
+                name: Some(format!("{name}-x")),
+                labels: Some(BTreeMap::from([(
+                    "kubernetes.io/service-name".to_string(),
+                    name.clone(),
+                )])),
+                ..Default::default()
+            },
+            address_type: "IPv4".into(),
+            endpoints: vec![Endpoint {
+                // A pod address, only ever stored (no packet goes to it).
+                addresses: vec!["192.0.2.250".into()],
+                node_name: Some(nodes[i as usize % nodes.len()].into()),
+                conditions: Some(EndpointConditions {
+                    ready: Some(true),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ports: None,
+        };
+        slices
+            .create(&PostParams::default(), &slice)
+            .await
+            .expect("slice");
+    }
+}

@@ -82,12 +82,7 @@ pub fn decide(
         Ok(a) => {
             let changed = a.ips != current;
             if changed {
-                let ips = a
-                    .ips
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let ips = crate::status::ip_list(&a.ips);
                 notes.push(Note {
                     warning: false,
                     reason: "IPAllocated",
@@ -137,12 +132,7 @@ fn withdraw(
     }
     let mut notes = Vec::new();
     if let Some(a) = &released {
-        let ips = a
-            .ips
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
+        let ips = crate::status::ip_list(&a.ips);
         notes.push(Note {
             warning: false,
             reason: "IPReleased",

@@ -42,11 +42,7 @@ pub fn patch(svc: &LbService, wanted: &Wanted, now: Timestamp) -> Option<Value> 
                     ..Default::default()
                 })
                 .collect();
-            let list = ips
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ");
+            let list = ip_list(ips);
             let cond = condition(
                 &cur_conditions,
                 "True",
@@ -106,6 +102,14 @@ pub fn patch(svc: &LbService, wanted: &Wanted, now: Timestamp) -> Option<Value> 
             "conditions": if conditions.is_empty() { Value::Null } else { json!(conditions) },
         }
     }))
+}
+
+/// IPs as people read them in messages: `192.0.2.10, 2001:db8::10`.
+pub fn ip_list(ips: &[IpAddr]) -> String {
+    ips.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Our condition, keeping its lastTransitionTime when the status does not change.

@@ -7,6 +7,8 @@ use clap::Parser;
 use ferrolb_controller::cli::{Cli, Command, LogFormat};
 
 fn main() -> anyhow::Result<()> {
+    // Before any thread exists: see `ferrolb_controller::heap::tune`.
+    let tuned = ferrolb_controller::heap::tune();
     let cli = Cli::parse();
     if let Some(Command::CheckConfig { file }) = &cli.command {
         let (out, ok) = ferrolb_controller::check_config::check(file);
@@ -14,6 +16,7 @@ fn main() -> anyhow::Result<()> {
         std::process::exit(if ok { 0 } else { 1 });
     }
     init_logging(cli.run.log_format, &cli.run.log_level)?;
+    tracing::debug!(tuned, "glibc malloc: one arena, fixed mmap threshold");
     ferrolb_controller::heap::trim_every(Duration::from_secs(5));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.run.worker_threads.into())

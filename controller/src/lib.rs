@@ -3,13 +3,11 @@
 //!
 //! The decisions (`service`, `status`, `reconcile`, `leader::decide`) are pure
 //! and tested on plain data; `run` is the Kubernetes shell around them.
-// `deny`, not `forbid`: `heap` needs two small, commented `unsafe` calls into glibc.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 pub mod check_config;
 pub mod cli;
 pub mod events;
-pub mod heap;
 pub mod http;
 pub mod leader;
 pub mod metrics;

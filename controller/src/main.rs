@@ -7,8 +7,12 @@ use clap::Parser;
 use ferrolb_controller::cli::{Cli, Command, LogFormat};
 
 fn main() -> anyhow::Result<()> {
-    // Before any thread exists: see `ferrolb_controller::heap::tune`.
-    let tuned = ferrolb_controller::heap::tune();
+    // Before any thread exists: see `ferrolb_process::malloc`. One arena, and large
+    // transient buffers (list pages, ~150 KiB) mapped on their own rather than left as
+    // holes between the cached Services (64 KiB saved no more and cost the burst a
+    // third more CPU; BENCHMARKS.md, "Controller").
+    let one_arena = ferrolb_process::malloc::one_arena();
+    let mmap_threshold = ferrolb_process::malloc::fixed_mmap_threshold(128 * 1024);
     let cli = Cli::parse();
     if let Some(Command::CheckConfig { file }) = &cli.command {
         let (out, ok) = ferrolb_controller::check_config::check(file);
@@ -16,8 +20,8 @@ fn main() -> anyhow::Result<()> {
         std::process::exit(if ok { 0 } else { 1 });
     }
     init_logging(cli.run.log_format, &cli.run.log_level)?;
-    tracing::debug!(tuned, "glibc malloc: one arena, fixed mmap threshold");
-    ferrolb_controller::heap::trim_every(Duration::from_secs(5));
+    tracing::debug!(one_arena, mmap_threshold, "glibc malloc settings");
+    ferrolb_process::malloc::release_every(Duration::from_secs(5));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.run.worker_threads.into())
         .enable_all()

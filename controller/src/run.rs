@@ -45,8 +45,8 @@ const RECONCILE_CONCURRENCY: u16 = 64;
 pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
-    #[error("kubeconfig: {0}")]
-    Config(String),
+    #[error(transparent)]
+    Client(#[from] ferrolb_process::ClientError),
     #[error("metrics endpoint: {0}")]
     Io(#[from] std::io::Error),
     #[error("leadership lost: exiting so that only the new leader writes")]
@@ -282,7 +282,7 @@ impl Ctx {
         // The allocator copy and the rebuild's requests were the largest transient
         // memory of a restart or reload: give those pages back now.
         drop((alloc, services));
-        crate::heap::trim();
+        ferrolb_process::malloc::release_free_memory();
     }
 
     /// Rebuilds the allocator from the Services' status once, before any allocation.
@@ -383,21 +383,10 @@ fn error_policy(svc: Arc<Service>, err: &Error, _ctx: Arc<Ctx>) -> Action {
     Action::requeue(Duration::from_millis(500))
 }
 
-/// Builds a client from `--kubeconfig` or the environment.
+/// Builds a client from `--kubeconfig` or the environment (`$KUBECONFIG`,
+/// `~/.kube/config`, else the in-cluster service account).
 pub async fn client(args: &RunArgs) -> Result<Client, Error> {
-    let config = match &args.kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| Error::Config(e.to_string()))?;
-            kube::Config::from_custom_kubeconfig(kc, &Default::default())
-                .await
-                .map_err(|e| Error::Config(e.to_string()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| Error::Config(e.to_string()))?,
-    };
-    Client::try_from(config).map_err(Error::Kube)
+    Ok(ferrolb_process::kube_client(args.kubeconfig.as_deref()).await?)
 }
 
 /// Runs the controller until SIGTERM/SIGINT or loss of leadership.

@@ -6,9 +6,9 @@ pub enum SpeakerError {
     /// A flag or a combination of flags is invalid.
     #[error("invalid flag: {0}")]
     InvalidFlag(String),
-    /// The kubeconfig could not be read or used.
-    #[error("kubeconfig: {0}")]
-    Kubeconfig(String),
+    /// No Kubernetes client could be built (kubeconfig or in-cluster config).
+    #[error(transparent)]
+    Client(#[from] ferrolb_process::ClientError),
     /// A Kubernetes API call failed.
     #[error("Kubernetes API: {context}: {source}")]
     Kube {

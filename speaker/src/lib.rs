@@ -2,20 +2,17 @@
 //!
 //! The election itself is pure ([`ferrolb_core::election`]); this crate is its kube
 //! shell ([`run::Speaker`]) and the seam to the packets ([`dataplane::Dataplane`]).
-// `deny`, not `forbid`: the raw-socket module (`net::sys`) and the one-line malloc
-// setting (`malloc`) need small, commented `unsafe`.
+// `deny`, not `forbid`: the raw-socket module (`net::sys`) needs small, commented
+// `unsafe`.
 #![deny(unsafe_code)]
 
 pub mod cli;
-pub mod client;
 pub mod dataplane;
 pub mod error;
 pub mod events;
 pub mod facts;
 pub mod http;
 pub mod lease;
-#[allow(unsafe_code)]
-pub mod malloc;
 pub mod metrics;
 pub mod net;
 pub mod run;

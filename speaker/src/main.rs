@@ -7,11 +7,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use ferrolb_speaker::cli::{Cli, LogFormat};
-use ferrolb_speaker::{Dataplane, Speaker, client, http};
+use ferrolb_speaker::{Dataplane, Speaker, http};
 
 fn main() -> ExitCode {
-    // Before any thread exists: see `ferrolb_speaker::malloc` for why one arena.
-    let one_arena = ferrolb_speaker::malloc::one_arena();
+    // Before any thread exists: see `ferrolb_process::malloc` for why one arena.
+    let one_arena = ferrolb_process::malloc::one_arena();
     let cli = Cli::parse();
     init_tracing(&cli);
     tracing::debug!(one_arena, "glibc malloc limited to one arena");
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = cli.settings()?;
-    let client = client::kube_client(cli.kubeconfig.as_deref()).await?;
+    let client = ferrolb_process::kube_client(cli.kubeconfig.as_deref()).await?;
     let dataplane: Arc<dyn Dataplane> =
         ferrolb_speaker::dataplane::build(&settings, cli.no_dataplane).await?;
     let speaker = Speaker::new(settings, client, dataplane);

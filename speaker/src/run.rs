@@ -332,7 +332,7 @@ where
             Ok(watcher::Event::InitDone) => {
                 // The reflector has swapped the listed objects in and dropped the list's
                 // garbage: hand those pages back (see `crate::malloc`).
-                crate::malloc::release_free_memory();
+                ferrolb_process::malloc::release_free_memory();
                 shared.wake.notify_one();
             }
             Ok(_) => shared.wake.notify_one(),

@@ -1,9 +1,10 @@
-//! Building the Kubernetes client.
+//! Building the Kubernetes client (both binaries).
 //!
 //! Kubeconfig files are parsed here with `serde_yaml_ng` (the YAML parser the pool
 //! configuration already uses) rather than by kube's own loader: kube's brings a second
-//! YAML stack (serde-saphyr and its parser, ~0.8 MiB of code), and every page of code in
-//! the binary ends up resident in each speaker on every node. The loading rules are
+//! YAML stack (serde-saphyr and its parser, ~0.8 MiB of code), and the code a process
+//! has run stays resident: about 1 MiB of each speaker on every node, and of the
+//! controller. The loading rules are
 //! kube's: `$KUBECONFIG` (a list of files, merged, the first definition of a name
 //! winning) or `~/.kube/config`, several YAML documents in one file merged the same way,
 //! relative file paths taken relative to the file, and the in-cluster service account
@@ -15,30 +16,40 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde::Deserialize;
 
-use crate::error::SpeakerError;
+/// Why no client could be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No kubeconfig could be read or used (and, when inferring, no in-cluster config
+    /// either); the message names the file and what is wrong in it.
+    #[error("kubeconfig: {0}")]
+    Kubeconfig(String),
+    /// The configuration was read but kube could not build a client from it.
+    #[error("building the Kubernetes client: {0}")]
+    Build(#[source] kube::Error),
+}
 
 /// A client from `kubeconfig` when given, else inferred (`$KUBECONFIG` or
 /// `~/.kube/config` when there is one, else the in-cluster service account).
-pub async fn kube_client(kubeconfig: Option<&Path>) -> Result<Client, SpeakerError> {
+pub async fn kube_client(kubeconfig: Option<&Path>) -> Result<Client, ClientError> {
     let config = match kubeconfig {
         Some(path) => from_files(&[path.to_path_buf()]).await?,
         None => infer().await?,
     };
-    Client::try_from(config).map_err(|e| SpeakerError::kube("building the client", e))
+    Client::try_from(config).map_err(ClientError::Build)
 }
 
 /// kube's `Config::infer` order: a local kubeconfig, else the in-cluster config.
-async fn infer() -> Result<Config, SpeakerError> {
+async fn infer() -> Result<Config, ClientError> {
     let local = match default_paths() {
         Some(paths) => from_files(&paths).await,
-        None => Err(SpeakerError::Kubeconfig(
+        None => Err(ClientError::Kubeconfig(
             "no $KUBECONFIG and no ~/.kube/config".into(),
         )),
     };
     let mut config = match local {
         Ok(c) => c,
         Err(local) => Config::incluster()
-            .map_err(|e| SpeakerError::Kubeconfig(format!("{local}; in-cluster config: {e}")))?,
+            .map_err(|e| ClientError::Kubeconfig(format!("{local}; in-cluster config: {e}")))?,
     };
     // The KUBE_RS_DEBUG_* environment overrides, as kube's own `infer` applies them.
     config.apply_debug_overrides();
@@ -59,7 +70,7 @@ fn default_paths() -> Option<Vec<PathBuf>> {
 }
 
 /// The client configuration of the merged kubeconfig `paths`, current context.
-async fn from_files(paths: &[PathBuf]) -> Result<Config, SpeakerError> {
+async fn from_files(paths: &[PathBuf]) -> Result<Config, ClientError> {
     let names = || {
         paths
             .iter()
@@ -70,16 +81,16 @@ async fn from_files(paths: &[PathBuf]) -> Result<Config, SpeakerError> {
     let mut merged = Kubeconfig::default();
     for path in paths {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| SpeakerError::Kubeconfig(format!("{}: {e}", path.display())))?;
+            .map_err(|e| ClientError::Kubeconfig(format!("{}: {e}", path.display())))?;
         let kc = parse_kubeconfig(&text, path.parent())
-            .map_err(|e| SpeakerError::Kubeconfig(format!("{}: {e}", path.display())))?;
+            .map_err(|e| ClientError::Kubeconfig(format!("{}: {e}", path.display())))?;
         merged = merged
             .merge(kc)
-            .map_err(|e| SpeakerError::Kubeconfig(format!("{}: {e}", names())))?;
+            .map_err(|e| ClientError::Kubeconfig(format!("{}: {e}", names())))?;
     }
     Config::from_custom_kubeconfig(merged, &KubeConfigOptions::default())
         .await
-        .map_err(|e| SpeakerError::Kubeconfig(format!("{}: {e}", names())))
+        .map_err(|e| ClientError::Kubeconfig(format!("{}: {e}", names())))
 }
 
 /// Parses the YAML documents of one kubeconfig file into one [`Kubeconfig`] (later

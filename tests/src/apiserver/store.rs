@@ -38,10 +38,11 @@ pub struct Change {
     pub namespace: String,
     /// Change type.
     pub kind: ChangeType,
-    /// The object after the change (for a deletion: the deleted object, at the deletion's rv).
-    pub object: Value,
+    /// The object after the change (for a deletion: the deleted object, at the deletion's rv),
+    /// shared with the store and every watch that sends it rather than copied for each.
+    pub object: Arc<Value>,
     /// The object before the change (for Modified), so selector watches can see transitions.
-    pub old: Option<Value>,
+    pub old: Option<Arc<Value>>,
 }
 
 type Key = (&'static str, String, String);
@@ -49,7 +50,8 @@ type Key = (&'static str, String, String);
 /// The store. Callers hold it behind a mutex and do each read-modify-write under one lock,
 /// which gives the linearizable, compare-and-swap behaviour of etcd.
 pub struct Store {
-    objects: BTreeMap<Key, Value>,
+    /// Shared with the change log: a write stores one object, not three copies of it.
+    objects: BTreeMap<Key, Arc<Value>>,
     rv: u64,
     log: VecDeque<Arc<Change>>,
     log_cap: usize,
@@ -88,6 +90,11 @@ impl Store {
 
     /// One object.
     pub fn get(&self, storage: &'static str, ns: &str, name: &str) -> Option<&Value> {
+        self.get_shared(storage, ns, name).map(|o| &**o)
+    }
+
+    /// One object, as the store shares it: a handle to keep across a write without a copy.
+    pub fn get_shared(&self, storage: &'static str, ns: &str, name: &str) -> Option<&Arc<Value>> {
         self.objects
             .get(&(storage, ns.to_string(), name.to_string()))
     }
@@ -102,18 +109,25 @@ impl Store {
             .range((storage, String::new(), String::new())..)
             .take_while(move |((s, _, _), _)| *s == storage)
             .filter(move |((_, n, _), _)| ns.is_none_or(|want| want == n))
-            .map(|(_, v)| v)
+            .map(|(_, v)| &**v)
     }
 
     /// Stores an object (created or replaced), stamping a new resourceVersion; returns the stored object.
-    pub fn put(&mut self, storage: &'static str, ns: &str, name: &str, mut obj: Value) -> Value {
+    pub fn put(
+        &mut self,
+        storage: &'static str,
+        ns: &str,
+        name: &str,
+        mut obj: Value,
+    ) -> Arc<Value> {
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        let obj = Arc::new(obj);
         let key = (storage, ns.to_string(), name.to_string());
         let old = self.objects.insert(key, obj.clone());
         if storage == "services" {
             self.service_allocations
-                .update(ns, name, old.as_ref(), Some(&obj));
+                .update(ns, name, old.as_deref(), Some(&obj));
         }
         let kind = if old.is_some() {
             ChangeType::Modified
@@ -132,15 +146,18 @@ impl Store {
     }
 
     /// Removes an object; returns it as of the deletion (with the deletion's resourceVersion).
-    pub fn remove(&mut self, storage: &'static str, ns: &str, name: &str) -> Option<Value> {
-        let mut obj = self
+    pub fn remove(&mut self, storage: &'static str, ns: &str, name: &str) -> Option<Arc<Value>> {
+        let obj = self
             .objects
             .remove(&(storage, ns.to_string(), name.to_string()))?;
         if storage == "services" {
             self.service_allocations.update(ns, name, Some(&obj), None);
         }
         self.rv += 1;
+        // A copy only if the change log still shares the stored version.
+        let mut obj = Arc::unwrap_or_clone(obj);
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        let obj = Arc::new(obj);
         self.record(Change {
             rv: self.rv,
             storage,

@@ -349,13 +349,33 @@ pub struct Updated {
     pub created: bool,
 }
 
-fn without_volatile(v: &Value) -> Value {
-    let mut v = v.clone();
-    if let Some(m) = v["metadata"].as_object_mut() {
-        m.remove("resourceVersion");
-        m.remove("managedFields");
-    }
-    v
+/// Whether two objects are equal apart from resourceVersion and managedFields (compared
+/// in place: this runs on every write).
+fn same_but_volatile(a: &Value, b: &Value) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    let volatile = |k: &str| k == "resourceVersion" || k == "managedFields";
+    let same_meta = |x: Option<&Value>, y: Option<&Value>| match (
+        x.and_then(Value::as_object),
+        y.and_then(Value::as_object),
+    ) {
+        (Some(x), Some(y)) => {
+            let kept =
+                |m: &serde_json::Map<String, Value>| m.keys().filter(|k| !volatile(k)).count();
+            kept(x) == kept(y)
+                && x.iter()
+                    .filter(|(k, _)| !volatile(k))
+                    .all(|(k, v)| y.get(k) == Some(v))
+        }
+        _ => x == y,
+    };
+    a.len() == b.len()
+        && a.iter().all(|(k, v)| match b.get(k) {
+            Some(w) if k == "metadata" => same_meta(Some(v), Some(w)),
+            Some(w) => v == w,
+            None => false,
+        })
 }
 
 /// Replaces an object (PUT) with a body already through [`prepare_body`] (storage shape).
@@ -371,7 +391,8 @@ pub fn update(
     applied: Option<&Value>,
 ) -> Result<Updated, ApiError> {
     let nsk = ns_key(def, ns).to_string();
-    let Some(old) = store.get(def.storage, &nsk, name).cloned() else {
+    // A shared handle, not a copy: the store replaces, never mutates, what it holds.
+    let Some(old) = store.get_shared(def.storage, &nsk, name).cloned() else {
         if def.create_on_update && sub.is_none() {
             let object = create(store, def, ns, new, opts, applied)?;
             return Ok(Updated {
@@ -398,7 +419,7 @@ pub fn update(
     }
     let status_write = sub == Some("status");
     let mut result = if status_write {
-        let mut r = old.clone();
+        let mut r = Value::clone(&old);
         r["status"] = new.get("status").cloned().unwrap_or(Value::Null);
         if r["status"].is_null() {
             r.as_object_mut().map(|m| m.remove("status"));
@@ -482,7 +503,7 @@ pub fn update(
             created: false,
         });
     }
-    if without_volatile(&old) == without_volatile(&result)
+    if same_but_volatile(&old, &result)
         && old["metadata"]["managedFields"] == result["metadata"]["managedFields"]
     {
         // Nothing changed: no new resourceVersion, no watch event (as etcd with an unchanged value).
@@ -577,7 +598,8 @@ pub fn patch(
         }
         return Err(ApiError::not_found(def, name));
     };
-    let mut patched = current.clone();
+    let current_rv = current["metadata"]["resourceVersion"].clone();
+    let mut patched = current;
     match kind {
         PatchKind::Merge => patch::merge_patch(&mut patched, &patch_doc),
         PatchKind::Json => {
@@ -595,7 +617,7 @@ pub fn patch(
     }
     // A patch that did not mention resourceVersion applies to the current object.
     if patched["metadata"]["resourceVersion"].is_null() {
-        patched["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
+        patched["metadata"]["resourceVersion"] = current_rv;
     }
     let new = prepare_body(def, ns, Some(name), patched, opts.strict)?;
     let applied = (kind == PatchKind::Apply).then(|| kinds::from_view(def, &patch_doc));
@@ -696,4 +718,30 @@ pub fn delete(
         .remove(def.storage, &nsk, name)
         .expect("checked above");
     Ok(kinds::to_view(def, &gone))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_but_volatile;
+    use serde_json::json;
+
+    #[test]
+    fn only_resource_version_and_managed_fields_are_volatile() {
+        let a = json!({"metadata": {"name": "a", "resourceVersion": "1", "managedFields": [1]},
+                       "spec": {"x": 1}});
+        let b = json!({"metadata": {"name": "a", "resourceVersion": "9"}, "spec": {"x": 1}});
+        assert!(same_but_volatile(&a, &b));
+        assert!(same_but_volatile(&b, &a));
+        for changed in [
+            json!({"metadata": {"name": "b", "resourceVersion": "9"}, "spec": {"x": 1}}),
+            json!({"metadata": {"name": "a", "labels": {}}, "spec": {"x": 1}}),
+            json!({"metadata": {"name": "a"}, "spec": {"x": 2}}),
+            json!({"metadata": {"name": "a"}, "spec": {"x": 1}, "status": {}}),
+            json!({"metadata": {"name": "a"}}),
+            json!({"metadata": null, "spec": {"x": 1}}),
+        ] {
+            assert!(!same_but_volatile(&a, &changed), "{changed}");
+            assert!(!same_but_volatile(&changed, &a), "{changed}");
+        }
+    }
 }

@@ -446,6 +446,7 @@ fn handle_resource(
                     "force may only be specified with apply requests",
                 ));
             }
+            let patch_doc = verbs::parse_patch_body(kind, body)?;
             let up = verbs::patch(
                 &mut app.lock_store(),
                 def,
@@ -453,7 +454,7 @@ fn handle_resource(
                 name,
                 t.sub.as_deref(),
                 kind,
-                body,
+                patch_doc,
                 &opts,
             )?;
             let code = if up.created {

@@ -526,7 +526,8 @@ pub fn update(
 }
 
 /// Parses a patch body: JSON for the JSON patch types, YAML (a superset of JSON) for apply.
-fn parse_patch_body(kind: PatchKind, body: &[u8]) -> Result<Value, ApiError> {
+/// Done before taking the store lock: decoding needs nothing of the store.
+pub fn parse_patch_body(kind: PatchKind, body: &[u8]) -> Result<Value, ApiError> {
     let parsed = match kind {
         PatchKind::Apply => {
             let text = std::str::from_utf8(body)
@@ -558,10 +559,9 @@ pub fn patch(
     name: &str,
     sub: Option<&str>,
     kind: PatchKind,
-    body: &[u8],
+    patch_doc: Value,
     opts: &WriteOpts,
 ) -> Result<Updated, ApiError> {
-    let patch_doc = parse_patch_body(kind, body)?;
     let nsk = ns_key(def, ns).to_string();
     let existing = store
         .get(def.storage, &nsk, name)

@@ -11,7 +11,7 @@
 //! 3. The controller's RSS: idle, after the burst, and after the cold start.
 //!
 //! `BENCH_BURST_ONLY=1` stops after the burst (1.); `BENCH_CONTROLLER_BIN=path` runs
-//! another build of the controller (e.g. the static musl one the image ships).
+//! another build of the controller (e.g. a static musl one, for comparison).
 //!
 //! Bounded: a fixed number of Services, every wait with a deadline.
 
@@ -75,8 +75,8 @@ fn spawn_controller(kubeconfig: &std::path::Path, port: u16, log: &str) -> Child
         .filter(|_| log == "info")
         .map(|w| w.split_whitespace().map(str::to_owned).collect())
         .unwrap_or_default();
-    // BENCH_CONTROLLER_BIN runs another build of the controller, e.g. the static musl
-    // binary the container image ships (BENCHMARKS.md, "Controller").
+    // BENCH_CONTROLLER_BIN runs another build of the controller, e.g. a static musl
+    // binary for comparison (BENCHMARKS.md, "Controller").
     let bin = std::env::var_os("BENCH_CONTROLLER_BIN")
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_ferrolb-controller").into());
     let mut cmd = match wrapper.split_first() {

@@ -22,9 +22,9 @@
 //!
 //! The figures are in BENCHMARKS.md ("Controller", "Speaker election").
 //!
-//! musl (the container image's libc) has no per-thread arenas, no `mallopt` and no
-//! `malloc_trim`, and returns freed memory by itself: there every function here does
-//! nothing and says so. This module is the crate's only `unsafe`.
+//! The container image is built with glibc (see the Dockerfile). musl has no
+//! per-thread arenas, no `mallopt` and no `malloc_trim`, and returns freed memory by
+//! itself: built for musl, every function here does nothing and says so. This module is the crate's only `unsafe`.
 #![allow(unsafe_code)]
 
 use std::time::Duration;

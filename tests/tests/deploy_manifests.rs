@@ -374,6 +374,39 @@ fn the_image_is_the_documented_tag_and_holds_both_binaries() {
     assert_eq!(images, BTreeSet::from([IMAGE.to_owned()]));
 }
 
+/// The binaries are linked against the builder's glibc, so the runtime base must be the
+/// same Debian release (an older glibc there fails at start with "GLIBC_2.xx not found").
+#[test]
+fn the_image_runs_on_the_debian_release_it_was_built_on() {
+    let dockerfile = std::fs::read_to_string(repo_root().join("Dockerfile")).expect("Dockerfile");
+    let froms: Vec<&str> = dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("FROM "))
+        .map(|l| l.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert_eq!(froms.len(), 2, "a builder and a runtime stage: {froms:?}");
+    let (builder, base) = (froms[0], froms[1]);
+    // Debian release names and numbers as the two images spell them.
+    let releases = [
+        ("bullseye", "debian11"),
+        ("bookworm", "debian12"),
+        ("trixie", "debian13"),
+    ];
+    let built_on = releases
+        .iter()
+        .find(|(name, _)| builder.contains(name))
+        .unwrap_or_else(|| panic!("builder {builder} names no Debian release"));
+    assert!(
+        base.contains(built_on.1),
+        "built on {} but run on {base}",
+        built_on.0
+    );
+    assert!(
+        base.starts_with("gcr.io/distroless/cc-"),
+        "the glibc binaries need the distroless cc base (glibc, libgcc), not {base}"
+    );
+}
+
 /// The example pool ConfigMap is valid and uses documentation addresses only.
 #[test]
 fn the_example_config_is_valid_and_uses_documentation_ranges() {

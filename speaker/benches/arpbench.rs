@@ -15,6 +15,8 @@
 //! takes other processes' load out of its figures).
 //! Every loop is bounded in count and time.
 
+#[path = "support/frames.rs"]
+mod frames;
 #[path = "../tests/netns_lab/mod.rs"]
 mod netns_lab;
 
@@ -23,7 +25,7 @@ use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-use ferrolb_core::wire::{ArpOperation, ArpRepr, EtherType, EthernetRepr, MacAddr, Packet};
+use ferrolb_core::wire::{ArpOperation, MacAddr, Packet};
 use ferrolb_speaker::net::sys::{self, PacketSocket};
 use ferrolb_speaker::net::{AnnouncerConfig, MetricsSnapshot};
 use netns_lab::{CLIENT_MAC, Lab, NODE_MAC, NodeAnnouncer, lab_config};
@@ -57,25 +59,7 @@ fn mac(s: &str) -> MacAddr {
 
 fn requests() -> Vec<Vec<u8>> {
     (0..SLOTS)
-        .map(|k| {
-            let p = Packet::Arp {
-                eth: EthernetRepr {
-                    src_addr: mac(CLIENT_MAC),
-                    dst_addr: MacAddr::BROADCAST,
-                    ethertype: EtherType::ARP,
-                },
-                arp: ArpRepr {
-                    operation: ArpOperation::Request,
-                    sender_mac: mac(CLIENT_MAC),
-                    sender_ip: slot_ip(k),
-                    target_mac: MacAddr::ZERO,
-                    target_ip: TARGET,
-                },
-            };
-            let mut b = vec![0; p.buffer_len()];
-            p.emit(&mut b).unwrap();
-            b
-        })
+        .map(|k| frames::arp_request(mac(CLIENT_MAC), slot_ip(k), TARGET))
         .collect()
 }
 

@@ -32,6 +32,9 @@ use tokio::sync::oneshot;
 
 #[path = "support/cluster.rs"]
 mod cluster;
+#[path = "support/proc_usage.rs"]
+mod proc_usage;
+use proc_usage::proc_usage;
 
 const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
 const BIN: &str = env!("CARGO_BIN_EXE_ferrolb-speaker");
@@ -74,27 +77,6 @@ fn metric(addr: SocketAddr, name: &str) -> Option<f64> {
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
-}
-
-/// utime + stime of `pid` in seconds, and VmRSS / RssAnon / RssFile in KiB.
-fn proc_usage(pid: u32) -> (f64, [u64; 3]) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are 14th and 15th.
-    let after = stat.rsplit_once(") ").map(|x| x.1).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // USER_HZ, the unit of these fields, is 100 on Linux whatever the kernel's HZ.
-    let cpu = (ticks(11) + ticks(12)) / 100.0;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (cpu, [kib("VmRSS:"), kib("RssAnon:"), kib("RssFile:")])
 }
 
 struct Proc {
@@ -156,7 +138,7 @@ async fn steady_state(server: &RunningApiServer, n_svc: u32, window: Duration) {
         .iter()
         .map(|p| metric(p.metrics, "ferrolb_speaker_lease_renewals_total").unwrap_or(0.0))
         .collect();
-    let use0: Vec<(f64, [u64; 3])> = procs.iter().map(|p| proc_usage(p.child.id())).collect();
+    let use0: Vec<f64> = procs.iter().map(|p| proc_usage(p.child.id()).cpu).collect();
     let t0 = Instant::now();
     tokio::time::sleep(window).await;
     let secs = t0.elapsed().as_secs_f64();
@@ -174,8 +156,9 @@ async fn steady_state(server: &RunningApiServer, n_svc: u32, window: Duration) {
         rv1 - rv0,
         renewals / secs
     );
-    for (p, (cpu0, _)) in procs.iter().zip(&use0) {
-        let (cpu1, rss) = proc_usage(p.child.id());
+    for (p, cpu0) in procs.iter().zip(&use0) {
+        let now = proc_usage(p.child.id());
+        let (cpu1, rss) = (now.cpu, now.rss);
         let mib = |k: u64| k as f64 / 1024.0;
         println!(
             "  speaker pid {}: CPU {:.2}% of a core, RSS {:.1} MiB (anonymous {:.1}, file-backed {:.1})",

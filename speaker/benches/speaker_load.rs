@@ -31,13 +31,18 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ferrolb_core::wire::{ArpOperation, ArpRepr, EtherType, EthernetRepr, MacAddr, Packet};
+use ferrolb_core::wire::{ArpOperation, MacAddr, Packet};
 use ferrolb_speaker::net::sys::{self, PacketSocket};
 use ferrolb_testbed::apiserver::{ApiServer, ApiServerOptions};
 use netns_lab::{CLIENT_IF, CLIENT_MAC, CLIENT_V4, Lab, NODE_MAC};
 
 #[path = "support/cluster.rs"]
 mod cluster;
+#[path = "support/frames.rs"]
+mod frames;
+#[path = "support/proc_usage.rs"]
+mod proc_usage;
+use proc_usage::proc_usage;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferrolb-speaker");
 const NODE: &str = "node-a";
@@ -79,40 +84,6 @@ fn metric(addr: SocketAddr, name: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// What /proc says about a process.
-#[derive(Debug, Clone, Copy, Default)]
-struct Usage {
-    /// utime + stime, seconds.
-    cpu: f64,
-    /// VmRSS, RssAnon, RssFile in KiB.
-    rss: [u64; 3],
-    threads: u64,
-}
-
-fn proc_usage(pid: u32) -> Usage {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are 14th and 15th.
-    let after = stat.rsplit_once(") ").map(|x| x.1).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // USER_HZ, the unit of these fields, is 100 on Linux whatever the kernel's HZ.
-    let cpu = (ticks(11) + ticks(12)) / 100.0;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    Usage {
-        cpu,
-        rss: [kib("VmRSS:"), kib("RssAnon:"), kib("RssFile:")],
-        threads: kib("Threads:"),
-    }
-}
-
 fn mib(k: u64) -> f64 {
     k as f64 / 1024.0
 }
@@ -123,23 +94,7 @@ fn mac(s: &str) -> MacAddr {
 
 /// One broadcast ARP request from the client for `target`.
 fn request(target: Ipv4Addr) -> Vec<u8> {
-    let p = Packet::Arp {
-        eth: EthernetRepr {
-            src_addr: mac(CLIENT_MAC),
-            dst_addr: MacAddr::BROADCAST,
-            ethertype: EtherType::ARP,
-        },
-        arp: ArpRepr {
-            operation: ArpOperation::Request,
-            sender_mac: mac(CLIENT_MAC),
-            sender_ip: CLIENT_V4.parse().unwrap(),
-            target_mac: MacAddr::ZERO,
-            target_ip: target,
-        },
-    };
-    let mut b = vec![0; p.buffer_len()];
-    p.emit(&mut b).unwrap();
-    b
+    frames::arp_request(mac(CLIENT_MAC), CLIENT_V4.parse().unwrap(), target)
 }
 
 /// The index of the target a frame answers, if it is the node's ARP reply to the client.

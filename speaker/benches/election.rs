@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,17 +34,13 @@ use tokio::sync::oneshot;
 mod cluster;
 #[path = "support/proc_usage.rs"]
 mod proc_usage;
+#[path = "support/speaker_proc.rs"]
+mod speaker_proc;
 use proc_usage::proc_usage;
+use speaker_proc::{SpeakerProc, env_num, metric, wait_announced};
 
 const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
 const BIN: &str = env!("CARGO_BIN_EXE_ferrolb-speaker");
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// The i-th Service IP, in documentation space only: the three IPv4 documentation /24s
 /// (768 addresses), then 2001:db8::/32.
@@ -65,32 +61,6 @@ fn free_port() -> SocketAddr {
     l.local_addr().unwrap()
 }
 
-fn metric(addr: SocketAddr, name: &str) -> Option<f64> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    body.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
-struct Proc {
-    child: Child,
-    metrics: SocketAddr,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn steady_state(server: &RunningApiServer, n_svc: u32, window: Duration) {
     let dir = std::env::temp_dir().join(format!("ferrolb-election-bench-{}", std::process::id()));
     let kubeconfig = dir.join("kubeconfig");
@@ -109,26 +79,12 @@ async fn steady_state(server: &RunningApiServer, n_svc: u32, window: Duration) {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn speaker");
-        procs.push(Proc { child, metrics });
+        procs.push(SpeakerProc { child, metrics });
     }
-    let start = Instant::now();
-    loop {
-        let total: f64 = procs
-            .iter()
-            .map(|p| metric(p.metrics, "ferrolb_speaker_announced_ips").unwrap_or(0.0))
-            .sum();
-        if total as u32 == n_svc {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "speakers did not converge ({total} of {n_svc} announced)"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let took = wait_announced(&procs, n_svc).await;
     println!(
         "converged: {n_svc} IPs announced by 3 speakers {:.1} s after start",
-        start.elapsed().as_secs_f64()
+        took.as_secs_f64()
     );
     // Let start-up Events and the initial burst settle before measuring.
     tokio::time::sleep(Duration::from_secs(5)).await;

@@ -27,8 +27,8 @@
 mod netns_lab;
 
 use std::fs::File;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::process::{Child, Command, Stdio};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ferrolb_core::wire::{ArpOperation, MacAddr, Packet};
@@ -42,19 +42,15 @@ mod cluster;
 mod frames;
 #[path = "support/proc_usage.rs"]
 mod proc_usage;
+#[path = "support/speaker_proc.rs"]
+mod speaker_proc;
 use proc_usage::proc_usage;
+use speaker_proc::{SpeakerProc, env_num, metric, wait_announced};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferrolb-speaker");
 const NODE: &str = "node-a";
 /// ARP requests are sent for at most this many IPs (the IPv4 half of the Services).
 const MAX_V4: u32 = 500;
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// The i-th Service IP: the first 500 IPv4 in 198.51.100.1-254 and 203.0.113.1-246,
 /// the rest IPv6 in 2001:db8:1::/64.
@@ -66,22 +62,6 @@ fn svc_ip(i: u32) -> IpAddr {
             u128::from(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0)) + u128::from(i - MAX_V4 + 1),
         )),
     }
-}
-
-/// One metric of the speaker's `/metrics` (called from a thread in the node namespace,
-/// where the speaker's loopback is).
-fn metric(addr: SocketAddr, name: &str) -> Option<f64> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    body.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 fn mib(k: u64) -> f64 {
@@ -174,18 +154,6 @@ fn client_load(
     })
 }
 
-/// The speaker process, killed when dropped.
-struct Speaker {
-    child: Child,
-}
-
-impl Drop for Speaker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -235,23 +203,12 @@ async fn bench(lab_node: String, client_ns: File, client_ifindex: u32) {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn speaker");
-    let speaker = Speaker { child };
-    let pid = speaker.child.id();
-    let start = Instant::now();
-    loop {
-        let announced = metric(metrics, "ferrolb_speaker_announced_ips").unwrap_or(0.0) as u32;
-        if announced == n_svc {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "the speaker did not converge ({announced} of {n_svc} announced)"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let speaker = [SpeakerProc { child, metrics }];
+    let pid = speaker[0].child.id();
+    let took = wait_announced(&speaker, n_svc).await;
     println!(
         "converged: {n_svc} IPs announced by the speaker {:.1} s after start",
-        start.elapsed().as_secs_f64()
+        took.as_secs_f64()
     );
     // The takeover bursts (3 packets 200 ms apart per IP) and start-up Events settle.
     tokio::time::sleep(Duration::from_secs(5)).await;

@@ -354,8 +354,21 @@ async fn a_run_after_a_killed_lab_works() {
         .expect("the lab's run record");
     // An orphan namespace of the lab family, with no record at all, is stale too.
     let orphan = "flb9998y-br".to_string();
-    let _ = cmd::ip(&["netns", "del", &orphan]);
-    cmd::ip(&["netns", "add", &orphan]).unwrap();
+    // Labs of the other tests in this binary start meanwhile and sweep stale namespaces
+    // too: one may delete the orphan between `ip netns add` creating its file and
+    // bind-mounting it, which fails the add. Retry (bounded); if a sweep removes it
+    // after it exists, the assertion below holds all the same.
+    for attempt in 1..=5 {
+        let _ = cmd::ip(&["netns", "del", &orphan]);
+        match cmd::ip(&["netns", "add", &orphan]) {
+            Ok(_) => break,
+            Err(e) if attempt < 5 => {
+                eprintln!("creating the orphan namespace, attempt {attempt}: {e:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("cannot create the orphan namespace {orphan}: {e:?}"),
+        }
+    }
 
     // Kill the lab: no chance to clean up.
     nix::sys::signal::kill(

@@ -6,11 +6,10 @@
 //! [`rendezvous_score`]). Rendezvous hashing spreads IPs evenly over nodes and, when a
 //! node leaves, moves only the IPs that node held.
 //!
-//! Liveness is judged without comparing clocks between machines: [`PeerLiveness`]
-//! remembers, on the *local* monotonic clock, when it last saw each peer's Lease change,
-//! and [`SelfLease`] makes a speaker fall silent a safety margin *before* its peers can
-//! consider it dead, so that two nodes never answer for one IP at the same time because
-//! of a lost renewal.
+//! Who is alive comes from the speakers' membership on the node network (see
+//! `docs/membership.md` and [`crate::membership`]): [`liveness`] turns what the
+//! membership reports into each node's eligibility, and [`step`] is the speaker's whole
+//! election loop as a step function (observations and the clock in, a plan out).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -18,6 +17,12 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use ferrolb_config::LabelSelector;
+
+pub mod liveness;
+pub mod step;
+
+pub use liveness::{Member, NotLive, SelfGuard, SelfMode};
+pub use step::{NodeInfo, Observation, Plan, SpeakerStep, StepConfig};
 
 /// The well-known label with which a Node opts out of external load balancers.
 pub const EXCLUDE_LB_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
@@ -91,7 +96,7 @@ where
 pub struct NodeFacts {
     /// The Node's name (= the speaker's identity).
     pub name: String,
-    /// The node's speaker holds a live Lease (see [`PeerLiveness`] / [`SelfLease`]).
+    /// The node's speaker is alive in the membership and may announce (see [`liveness`]).
     pub speaker_live: bool,
     /// The Node object exists and its `Ready` condition is `True`.
     pub ready: bool,
@@ -169,7 +174,8 @@ pub struct ElectionPolicy {
 /// Why one node may not announce an IP. Ordered by the order in which they are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Ineligible {
-    /// No live speaker Lease for the node.
+    /// The node's speaker is not alive in the membership, has no view of the cluster,
+    /// is leaving, or is the only one cut off from the API server.
     SpeakerNotLive,
     /// The Node is not Ready (or unknown).
     NodeNotReady,
@@ -385,16 +391,6 @@ fn decide_ip(
     Err(NoAnnouncer::NoEligibleNode(counts))
 }
 
-/// The IPs `me` should answer for: its share of `election`, or nothing when its own
-/// Lease is not held (see [`SelfLease::held`]).
-pub fn my_announcements(election: &Election, me: &str, lease_held: bool) -> BTreeSet<IpAddr> {
-    if lease_held {
-        election.announced_by(me)
-    } else {
-        BTreeSet::new()
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Handover
 // ---------------------------------------------------------------------------------------
@@ -472,205 +468,6 @@ impl Handover {
     /// IPs currently held back.
     pub fn pending(&self) -> impl Iterator<Item = IpAddr> + '_ {
         self.pending.keys().copied()
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Liveness
-// ---------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone)]
-struct Peer {
-    token: String,
-    changed_at: Instant,
-    link_ok: bool,
-}
-
-/// Liveness of the speakers, judged from their Leases as observed locally.
-///
-/// A peer is live while less than `lease_duration` has passed, on this process's
-/// monotonic clock, since this process *observed* its Lease change (the `token`, its
-/// `renewTime`, changed). Timestamps written by the peer are never compared with the local
-/// clock, so clock skew between nodes cannot make a peer look alive or dead.
-///
-/// A Lease seen for the first time counts as just renewed: a starting speaker then
-/// leaves a peer's IPs alone for at most one lease duration instead of taking them from
-/// a live peer.
-#[derive(Debug, Clone)]
-pub struct PeerLiveness {
-    lease_duration: Duration,
-    peers: BTreeMap<String, Peer>,
-}
-
-/// A change of a peer as seen by [`PeerLiveness::observe`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Observed {
-    /// The Lease had not changed: nothing new.
-    Unchanged,
-    /// The Lease was renewed; liveness extended but otherwise the same.
-    Renewed,
-    /// The peer is new, came back to life, or its link state changed: re-elect.
-    Changed,
-}
-
-impl PeerLiveness {
-    /// A tracker that considers peers dead `lease_duration` after their last observed change.
-    pub fn new(lease_duration: Duration) -> Self {
-        Self {
-            lease_duration,
-            peers: BTreeMap::new(),
-        }
-    }
-
-    /// The configured lease duration.
-    pub fn lease_duration(&self) -> Duration {
-        self.lease_duration
-    }
-
-    /// Records that `node`'s Lease was seen at `now` with renewal `token` and link state.
-    pub fn observe(&mut self, node: &str, token: &str, link_ok: bool, now: Instant) -> Observed {
-        match self.peers.get_mut(node) {
-            None => {
-                self.peers.insert(
-                    node.to_owned(),
-                    Peer {
-                        token: token.to_owned(),
-                        changed_at: now,
-                        link_ok,
-                    },
-                );
-                Observed::Changed
-            }
-            Some(p) => {
-                let was_live = now.saturating_duration_since(p.changed_at) < self.lease_duration;
-                let link_changed = p.link_ok != link_ok;
-                p.link_ok = link_ok;
-                if p.token == token {
-                    return if link_changed {
-                        Observed::Changed
-                    } else {
-                        Observed::Unchanged
-                    };
-                }
-                p.token = token.to_owned();
-                p.changed_at = now;
-                if link_changed || !was_live {
-                    Observed::Changed
-                } else {
-                    Observed::Renewed
-                }
-            }
-        }
-    }
-
-    /// Forgets `node` (its Lease was deleted). Returns true when it was known.
-    pub fn forget(&mut self, node: &str) -> bool {
-        self.peers.remove(node).is_some()
-    }
-
-    /// Keeps only the nodes in `present` (after a full relist). Returns true when any
-    /// node was dropped.
-    pub fn retain(&mut self, present: &BTreeSet<String>) -> bool {
-        let before = self.peers.len();
-        self.peers.retain(|n, _| present.contains(n));
-        self.peers.len() != before
-    }
-
-    /// True when `node`'s Lease changed less than the lease duration ago.
-    pub fn is_live(&self, node: &str, now: Instant) -> bool {
-        self.peers
-            .get(node)
-            .is_some_and(|p| now.saturating_duration_since(p.changed_at) < self.lease_duration)
-    }
-
-    /// When `node`'s Lease was last seen to change.
-    pub fn last_change(&self, node: &str) -> Option<Instant> {
-        self.peers.get(node).map(|p| p.changed_at)
-    }
-
-    /// The link state `node` last published (true when unknown).
-    pub fn link_ok(&self, node: &str) -> bool {
-        self.peers.get(node).is_none_or(|p| p.link_ok)
-    }
-
-    /// Every known node with its liveness at `now`, sorted by name.
-    pub fn nodes(&self, now: Instant) -> impl Iterator<Item = (&str, bool)> {
-        self.peers.iter().map(move |(n, p)| {
-            (
-                n.as_str(),
-                now.saturating_duration_since(p.changed_at) < self.lease_duration,
-            )
-        })
-    }
-
-    /// The next instant after `now` at which some live peer expires, to re-elect then.
-    pub fn next_expiry(&self, now: Instant) -> Option<Instant> {
-        self.peers
-            .values()
-            .map(|p| p.changed_at + self.lease_duration)
-            .filter(|t| *t > now)
-            .min()
-    }
-}
-
-/// A speaker's judgement of its own Lease.
-///
-/// The Lease is *held* while both the last successful renewal (timed from when the
-/// request was **sent**, which is before any peer can have seen it) and the last time
-/// this speaker saw its own renewal come back through its watch are younger than
-/// `lease_duration - safety_margin`. A peer judges the same Lease dead only
-/// `lease_duration` after it observed the renewal, which is after it was sent: so this
-/// speaker always falls silent at least `safety_margin` before any peer takes its IPs
-/// over. The second condition covers a stalled watch: a speaker whose view of the
-/// cluster has stopped updating must not keep announcing from an old view.
-#[derive(Debug, Clone)]
-pub struct SelfLease {
-    hold_for: Duration,
-    renewed_sent_at: Option<Instant>,
-    seen_at: Option<Instant>,
-}
-
-impl SelfLease {
-    /// `safety_margin` must be smaller than `lease_duration`; it is clamped otherwise
-    /// (the Lease is then never held).
-    pub fn new(lease_duration: Duration, safety_margin: Duration) -> Self {
-        Self {
-            hold_for: lease_duration.saturating_sub(safety_margin),
-            renewed_sent_at: None,
-            seen_at: None,
-        }
-    }
-
-    /// A renewal sent at `sent_at` succeeded.
-    pub fn renewed(&mut self, sent_at: Instant) {
-        if self.renewed_sent_at.is_none_or(|t| sent_at > t) {
-            self.renewed_sent_at = Some(sent_at);
-        }
-    }
-
-    /// The speaker saw a new version of its own Lease through its watch at `now`.
-    pub fn seen(&mut self, now: Instant) {
-        if self.seen_at.is_none_or(|t| now > t) {
-            self.seen_at = Some(now);
-        }
-    }
-
-    /// The Lease was deleted or given up: not held until renewed and seen again.
-    pub fn release(&mut self) {
-        self.renewed_sent_at = None;
-        self.seen_at = None;
-    }
-
-    /// The instant at which the Lease stops being held, if it is held at all.
-    pub fn deadline(&self) -> Option<Instant> {
-        let a = self.renewed_sent_at?;
-        let b = self.seen_at?;
-        Some(a.min(b) + self.hold_for)
-    }
-
-    /// True while the speaker may announce.
-    pub fn held(&self, now: Instant) -> bool {
-        self.deadline().is_some_and(|d| now < d)
     }
 }
 
@@ -1004,19 +801,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn my_announcements_is_empty_without_lease() {
-        let nodes = mk_nodes(&["a"]);
-        let e = elect(
-            &nodes,
-            &[mk_service("s", &["192.0.2.1"])],
-            &ElectionPolicy::default(),
-        );
-        assert_eq!(my_announcements(&e, "a", true).len(), 1);
-        assert!(my_announcements(&e, "a", false).is_empty());
-        assert!(my_announcements(&e, "b", true).is_empty());
-    }
-
     // -- properties ----------------------------------------------------------------------
 
     fn arb_node() -> impl Strategy<Value = NodeFacts> {
@@ -1219,132 +1003,5 @@ mod tests {
         h.admit("me", &none, &none, |_| Some("peer"), |_| true, t0);
         assert_eq!(h.pending().count(), 0);
         assert_eq!(h.next_deadline(), None);
-    }
-
-    // -- liveness ------------------------------------------------------------------------
-
-    const D: Duration = Duration::from_millis(1500);
-
-    #[test]
-    fn peer_is_live_for_lease_duration_after_observed_change() {
-        let t0 = Instant::now();
-        let mut l = PeerLiveness::new(D);
-        assert_eq!(l.observe("a", "r1", true, t0), Observed::Changed);
-        assert!(l.is_live("a", t0 + D - Duration::from_millis(1)));
-        assert!(!l.is_live("a", t0 + D));
-        // Seeing the same token again (e.g. after a relist) does not extend liveness.
-        assert_eq!(
-            l.observe("a", "r1", true, t0 + Duration::from_secs(1)),
-            Observed::Unchanged
-        );
-        assert!(!l.is_live("a", t0 + D));
-        // A renewal does.
-        let t1 = t0 + Duration::from_millis(500);
-        assert_eq!(l.observe("a", "r2", true, t1), Observed::Renewed);
-        assert!(l.is_live("a", t1 + D - Duration::from_millis(1)));
-        assert_eq!(l.next_expiry(t1), Some(t1 + D));
-        assert!(!l.is_live("unknown", t0));
-    }
-
-    #[test]
-    fn peer_returning_from_dead_or_changing_link_triggers_reelection() {
-        let t0 = Instant::now();
-        let mut l = PeerLiveness::new(D);
-        l.observe("a", "r1", true, t0);
-        assert_eq!(l.observe("a", "r1", false, t0), Observed::Changed);
-        assert!(!l.link_ok("a"));
-        let late = t0 + D * 2;
-        assert_eq!(l.observe("a", "r2", false, late), Observed::Changed);
-        assert!(l.is_live("a", late));
-        assert!(l.forget("a"));
-        assert!(!l.is_live("a", late));
-        assert!(!l.forget("a"));
-    }
-
-    #[test]
-    fn retain_drops_vanished_leases() {
-        let t0 = Instant::now();
-        let mut l = PeerLiveness::new(D);
-        l.observe("a", "1", true, t0);
-        l.observe("b", "1", true, t0);
-        assert!(l.retain(&["a".to_string()].into()));
-        assert!(!l.retain(&["a".to_string()].into()));
-        let names: Vec<_> = l.nodes(t0).map(|(n, _)| n.to_string()).collect();
-        assert_eq!(names, vec!["a"]);
-    }
-
-    #[test]
-    fn next_expiry_skips_expired_peers() {
-        let t0 = Instant::now();
-        let mut l = PeerLiveness::new(D);
-        l.observe("old", "1", true, t0);
-        l.observe("new", "1", true, t0 + Duration::from_secs(1));
-        assert_eq!(
-            l.next_expiry(t0 + Duration::from_secs(2)),
-            Some(t0 + Duration::from_secs(1) + D)
-        );
-        assert_eq!(l.next_expiry(t0 + Duration::from_secs(10)), None);
-    }
-
-    #[test]
-    fn self_lease_goes_silent_before_peers_judge_it_dead() {
-        let margin = Duration::from_millis(500);
-        let sent = Instant::now();
-        let mut me = SelfLease::new(D, margin);
-        assert!(!me.held(sent), "not held before any renewal");
-        me.renewed(sent);
-        assert!(
-            !me.held(sent),
-            "not held before the renewal is seen in the watch"
-        );
-        // A peer observes the write some time after it was sent.
-        let observed = sent + Duration::from_millis(20);
-        me.seen(observed);
-        let mut peer = PeerLiveness::new(D);
-        peer.observe("me", "r1", true, observed);
-        assert!(me.held(observed));
-        // Find the instant where each judgement flips and compare.
-        let step = Duration::from_millis(1);
-        let mut t = observed;
-        while me.held(t) {
-            t += step;
-        }
-        let silent_at = t;
-        while peer.is_live("me", t) {
-            t += step;
-        }
-        let dead_at = t;
-        assert!(
-            dead_at >= silent_at + margin,
-            "silent at {silent_at:?}, peers take over at {dead_at:?}"
-        );
-        assert_eq!(me.deadline(), Some(sent + D - margin));
-    }
-
-    #[test]
-    fn self_lease_needs_both_renewal_and_watch() {
-        let t0 = Instant::now();
-        let mut me = SelfLease::new(D, Duration::from_millis(500));
-        me.renewed(t0);
-        me.seen(t0);
-        // Renewals keep succeeding but the watch stalls: silent after D - margin.
-        me.renewed(t0 + Duration::from_millis(900));
-        assert!(me.held(t0 + Duration::from_millis(999)));
-        assert!(!me.held(t0 + Duration::from_millis(1000)));
-        // An older renewal result arriving late does not move the deadline back.
-        me.seen(t0 + Duration::from_millis(900));
-        me.renewed(t0 + Duration::from_millis(100));
-        assert_eq!(me.deadline(), Some(t0 + Duration::from_millis(1900)));
-        me.release();
-        assert!(!me.held(t0 + Duration::from_millis(901)));
-    }
-
-    #[test]
-    fn self_lease_with_margin_not_below_duration_is_never_held() {
-        let t0 = Instant::now();
-        let mut me = SelfLease::new(D, D * 2);
-        me.renewed(t0);
-        me.seen(t0);
-        assert!(!me.held(t0));
     }
 }

@@ -2,7 +2,7 @@
 //! beside it (which is how the DaemonSet configures the speaker), and their validation
 //! into [`Settings`].
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -45,23 +45,69 @@ pub struct Cli {
     #[arg(long, env = "FERROLB_LB_CLASS", default_value = "ferrolb.io/lb")]
     pub lb_class: String,
 
-    /// Peers take this node's IPs over when its Lease has not changed for this long.
-    /// Bounds the failover time after a crash.
-    #[arg(long, env = "FERROLB_LEASE_DURATION", default_value = "1500ms", value_parser = parse_duration)]
+    /// How long a peer's report in its Lease (the peers it cannot hear) counts after
+    /// the Lease last changed; also the Lease's informational duration.
+    #[arg(long, env = "FERROLB_LEASE_DURATION", default_value = "30s", value_parser = parse_duration)]
     pub lease_duration: Duration,
 
-    /// How often the speaker renews its Lease: one API write per period per node.
-    #[arg(long, env = "FERROLB_RENEW_PERIOD", default_value = "500ms", value_parser = parse_duration)]
+    /// How often the speaker renews its Lease (for `kubectl get leases` and the reports
+    /// of unreachable peers): one API write per period per node. Liveness does not depend
+    /// on it (see --heartbeat-interval).
+    #[arg(long, env = "FERROLB_RENEW_PERIOD", default_value = "10s", value_parser = parse_duration)]
     pub renew_period: Duration,
 
-    /// The speaker stops answering when its last renewal is older than
-    /// lease-duration minus this margin, so it is silent before peers take over.
-    #[arg(long, env = "FERROLB_LEASE_SAFETY_MARGIN", default_value = "500ms", value_parser = parse_duration)]
-    pub lease_safety_margin: Duration,
+    /// No longer used (liveness moved to the node network); accepted so that existing
+    /// manifests keep working.
+    #[arg(long, env = "FERROLB_LEASE_SAFETY_MARGIN", hide = true, value_parser = parse_duration)]
+    pub lease_safety_margin: Option<Duration>,
 
-    /// Delay before retrying a failed renewal.
-    #[arg(long, env = "FERROLB_RENEW_RETRY", default_value = "100ms", value_parser = parse_duration)]
-    pub renew_retry: Duration,
+    /// No longer used; accepted so that existing manifests keep working.
+    #[arg(long, env = "FERROLB_RENEW_RETRY", hide = true, value_parser = parse_duration)]
+    pub renew_retry: Option<Duration>,
+
+    /// UDP port of the speakers' heartbeats on the node network (MetalLB's memberlist
+    /// uses 7946, so both can run side by side during a migration).
+    #[arg(long, env = "FERROLB_MEMBERSHIP_PORT", default_value_t = 7474)]
+    pub membership_port: u16,
+
+    /// Address the heartbeat socket binds (`::` also receives IPv4). Peers are reached
+    /// at their Node's first InternalIP.
+    #[arg(long, env = "FERROLB_MEMBERSHIP_BIND", default_value = "::")]
+    pub membership_bind: IpAddr,
+
+    /// Secret (in the config namespace) with the heartbeat key: data `primary` signs
+    /// and is accepted, `secondary` is accepted too (key rotation).
+    #[arg(long, env = "FERROLB_MEMBERSHIP_SECRET", default_value = "ferrolb-membership")]
+    pub membership_secret: String,
+
+    /// Name of the cluster in every heartbeat; heartbeats of another cluster are dropped.
+    #[arg(long, env = "FERROLB_CLUSTER_NAME", default_value = "default")]
+    pub cluster_name: String,
+
+    /// Interval between heartbeats to every peer (grows with the cluster so that a node
+    /// sends and receives at most 1,000 packets/s; see docs/membership.md).
+    #[arg(long, env = "FERROLB_HEARTBEAT_INTERVAL", default_value = "100ms", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
+
+    /// A peer not heard of (directly or through another peer) for this long is dead and
+    /// its addresses move: the bound on failover after a crash.
+    #[arg(long, env = "FERROLB_PEER_TIMEOUT", default_value = "400ms", value_parser = parse_duration)]
+    pub peer_timeout: Duration,
+
+    /// The API server view of a node whose last successful API request is older than
+    /// this is stale; a node alone in that state hands its addresses over.
+    #[arg(long, env = "FERROLB_API_STALE_AFTER", default_value = "5s", value_parser = parse_duration)]
+    pub api_stale_after: Duration,
+
+    /// How often the speaker checks that it reaches the API server (one GET /version).
+    #[arg(long, env = "FERROLB_API_PROBE_PERIOD", default_value = "500ms", value_parser = parse_duration)]
+    pub api_probe_period: Duration,
+
+    /// A node that hears fewer than half of its peers keeps its addresses but takes no
+    /// new ones, until its API view has been fresh this long with no peer reporting it
+    /// unreachable (then its peers are dead, not cut off from it).
+    #[arg(long, env = "FERROLB_MINORITY_CONFIRM", default_value = "3s", value_parser = parse_duration)]
+    pub minority_confirm: Duration,
 
     /// How long a node waits before answering for an IP it takes from a peer that is
     /// still running (a node joining or coming back), so that the peer stops first.
@@ -130,66 +176,79 @@ pub enum LogFormat {
     Json,
 }
 
-/// The Lease timers, validated against each other.
-///
-/// Defaults (1.5 s / 0.5 s / 0.5 s / 0.1 s) aim at a crash failover under 2 s end to
-/// end: peers take over at most `duration` after the last renewal they saw, plus a
-/// watch delivery (milliseconds) and the gratuitous ARP. A renewal every 0.5 s costs two
-/// API writes per node per second whatever the number of Services. The speaker stops
-/// answering `duration - margin` = 1 s after its last successful renewal was *sent*,
-/// i.e. it survives one lost renewal (plus retries) without flapping, and is silent at
-/// least 0.5 s before any peer starts answering, which absorbs scheduling and watch
-/// jitter so that two nodes never answer at once.
+/// The speaker's timers, validated against each other (defaults: docs/membership.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LeaseTimers {
-    /// Peers consider a Lease dead this long after they saw it change.
-    pub duration: Duration,
-    /// Renewal period.
+pub struct Timers {
+    /// How long a peer's Lease report counts after the Lease last changed.
+    pub lease_duration: Duration,
+    /// Lease renewal period.
     pub renew_period: Duration,
-    /// How much earlier than its peers the speaker judges its own Lease lost.
-    pub safety_margin: Duration,
-    /// Delay before retrying a failed renewal.
-    pub retry: Duration,
+    /// Heartbeat interval (at most; it grows with the cluster).
+    pub heartbeat_interval: Duration,
+    /// Peer timeout (at least; it grows with the interval).
+    pub peer_timeout: Duration,
+    /// API view staleness threshold.
+    pub api_stale_after: Duration,
+    /// API probe period.
+    pub api_probe_period: Duration,
+    /// How long a node in a minority waits before concluding that its peers are dead.
+    pub minority_confirm: Duration,
 }
 
-impl Default for LeaseTimers {
+impl Default for Timers {
     fn default() -> Self {
         Self {
-            duration: Duration::from_millis(1500),
-            renew_period: Duration::from_millis(500),
-            safety_margin: Duration::from_millis(500),
-            retry: Duration::from_millis(100),
+            lease_duration: Duration::from_secs(30),
+            renew_period: Duration::from_secs(10),
+            heartbeat_interval: Duration::from_millis(100),
+            peer_timeout: Duration::from_millis(400),
+            api_stale_after: Duration::from_secs(5),
+            api_probe_period: Duration::from_millis(500),
+            minority_confirm: Duration::from_secs(3),
         }
     }
 }
 
-impl LeaseTimers {
+impl Timers {
     /// Checks that the timers can work together.
     pub fn validate(&self) -> Result<(), SpeakerError> {
         let bad = |msg: String| Err(SpeakerError::InvalidFlag(msg));
-        if self.safety_margin >= self.duration {
+        if self.renew_period.saturating_mul(2) > self.lease_duration {
             return bad(format!(
-                "--lease-safety-margin ({:?}) must be shorter than --lease-duration ({:?})",
-                self.safety_margin, self.duration
+                "--renew-period ({:?}) must be at most half of --lease-duration ({:?}), or a \
+                 peer's report would lapse between two renewals",
+                self.renew_period, self.lease_duration
             ));
         }
-        let hold = self.duration - self.safety_margin;
-        if self.renew_period >= hold {
+        if self.heartbeat_interval.saturating_mul(2) > self.peer_timeout {
             return bad(format!(
-                "--renew-period ({:?}) must be shorter than --lease-duration minus \
-                 --lease-safety-margin ({hold:?}), or the speaker would stop answering \
-                 between two renewals",
-                self.renew_period
+                "--heartbeat-interval ({:?}) must be at most half of --peer-timeout ({:?}), or \
+                 one lost heartbeat would look like a dead peer",
+                self.heartbeat_interval, self.peer_timeout
             ));
         }
-        if self.retry > self.renew_period {
+        if self.api_probe_period.saturating_mul(2) > self.api_stale_after {
             return bad(format!(
-                "--renew-retry ({:?}) must not be longer than --renew-period ({:?})",
-                self.retry, self.renew_period
+                "--api-probe-period ({:?}) must be at most half of --api-stale-after ({:?}), \
+                 or one failed probe would make the API view stale",
+                self.api_probe_period, self.api_stale_after
             ));
         }
         Ok(())
     }
+}
+
+/// Where and how the speakers' heartbeats travel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipSettings {
+    /// Address the socket binds.
+    pub bind: IpAddr,
+    /// UDP port, the same on every node.
+    pub port: u16,
+    /// Name of the key Secret (in the config namespace).
+    pub secret: String,
+    /// Cluster name carried in every heartbeat.
+    pub cluster: String,
 }
 
 /// Gratuitous-announcement settings handed to the data plane.
@@ -216,8 +275,10 @@ pub struct Settings {
     pub config_name: String,
     /// Handled loadBalancerClass.
     pub lb_class: String,
-    /// Lease timers.
-    pub timers: LeaseTimers,
+    /// Timers.
+    pub timers: Timers,
+    /// The membership's socket, key and cluster name.
+    pub membership: MembershipSettings,
     /// Gratuitous-announcement settings.
     pub announce: AnnounceTimers,
     /// Interfaces given on the command line (empty: config or automatic).
@@ -239,7 +300,13 @@ impl Settings {
             config_namespace: "ferrolb-system".into(),
             config_name: "ferrolb-config".into(),
             lb_class: "ferrolb.io/lb".into(),
-            timers: LeaseTimers::default(),
+            timers: Timers::default(),
+            membership: MembershipSettings {
+                bind: IpAddr::from([0u16; 8]),
+                port: 7474,
+                secret: "ferrolb-membership".into(),
+                cluster: "default".into(),
+            },
             announce: AnnounceTimers {
                 gratuitous_count: 3,
                 gratuitous_interval: Duration::from_millis(200),
@@ -261,13 +328,28 @@ impl Cli {
                 "--node-name / NODE_NAME is empty".into(),
             ));
         }
-        let timers = LeaseTimers {
-            duration: self.lease_duration,
+        let timers = Timers {
+            lease_duration: self.lease_duration,
             renew_period: self.renew_period,
-            safety_margin: self.lease_safety_margin,
-            retry: self.renew_retry,
+            heartbeat_interval: self.heartbeat_interval,
+            peer_timeout: self.peer_timeout,
+            api_stale_after: self.api_stale_after,
+            api_probe_period: self.api_probe_period,
+            minority_confirm: self.minority_confirm,
         };
         timers.validate()?;
+        if self.membership_port == 0 {
+            return Err(SpeakerError::InvalidFlag(
+                "--membership-port must not be 0: every node uses the same port".into(),
+            ));
+        }
+        let cluster = self.cluster_name.trim();
+        if cluster.is_empty() || cluster.len() > 63 {
+            return Err(SpeakerError::InvalidFlag(format!(
+                "--cluster-name {:?} must be 1 to 63 bytes",
+                self.cluster_name
+            )));
+        }
         let interfaces: Vec<String> = self
             .interfaces
             .iter()
@@ -281,6 +363,12 @@ impl Cli {
             config_name: self.config_name.clone(),
             lb_class: self.lb_class.clone(),
             timers,
+            membership: MembershipSettings {
+                bind: self.membership_bind,
+                port: self.membership_port,
+                secret: self.membership_secret.clone(),
+                cluster: cluster.to_owned(),
+            },
             announce: AnnounceTimers {
                 gratuitous_count: self.gratuitous_count,
                 gratuitous_interval: self.gratuitous_interval,
@@ -335,6 +423,7 @@ mod tests {
         let s = cli.settings().unwrap();
         let d = Settings::new("n1");
         assert_eq!(s.timers, d.timers);
+        assert_eq!(s.membership, d.membership);
         assert_eq!(s.announce, d.announce);
         assert_eq!(s.namespace, d.namespace);
         assert_eq!(s.lb_class, d.lb_class);
@@ -360,35 +449,28 @@ mod tests {
 
     #[test]
     fn inconsistent_timers_are_refused_with_the_flag_named() {
+        let refused = |args: &[&str], flag: &str| {
+            let mut all = vec!["--node-name", "n"];
+            all.extend_from_slice(args);
+            let err = parse(&all).unwrap().settings().unwrap_err().to_string();
+            assert!(err.contains(flag), "{args:?}: {err}");
+        };
+        refused(&["--renew-period", "20s"], "--renew-period");
+        refused(&["--heartbeat-interval", "300ms"], "--heartbeat-interval");
+        refused(&["--api-probe-period", "3s"], "--api-probe-period");
+        refused(&["--membership-port", "0"], "--membership-port");
+        refused(&["--cluster-name", " "], "--cluster-name");
+        // The retired Lease flags are still accepted.
         let cli = parse(&[
             "--node-name",
             "n",
-            "--lease-duration",
-            "1s",
             "--lease-safety-margin",
             "1s",
+            "--renew-retry",
+            "900ms",
         ])
         .unwrap();
-        assert!(
-            cli.settings()
-                .unwrap_err()
-                .to_string()
-                .contains("--lease-safety-margin")
-        );
-        let cli = parse(&["--node-name", "n", "--renew-period", "1s"]).unwrap();
-        assert!(
-            cli.settings()
-                .unwrap_err()
-                .to_string()
-                .contains("--renew-period")
-        );
-        let cli = parse(&["--node-name", "n", "--renew-retry", "900ms"]).unwrap();
-        assert!(
-            cli.settings()
-                .unwrap_err()
-                .to_string()
-                .contains("--renew-retry")
-        );
+        assert!(cli.settings().is_ok());
     }
 
     #[test]

@@ -27,6 +27,15 @@ pub enum SpeakerError {
         #[source]
         source: std::io::Error,
     },
+    /// The heartbeat socket could not be bound.
+    #[error("membership socket {addr} (--membership-bind, --membership-port): {source}")]
+    Membership {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The data plane could not be started.
     #[error("data plane: {0}")]
     Dataplane(String),

@@ -12,11 +12,11 @@ use axum::routing::get;
 
 use crate::metrics::Metrics;
 
-/// Readiness of the speaker: caches synced and its own Lease held.
+/// Readiness of the speaker: caches synced and live in the membership.
 #[derive(Debug, Default)]
 pub struct Health {
     synced: AtomicBool,
-    lease_held: AtomicBool,
+    live: AtomicBool,
 }
 
 impl Health {
@@ -25,14 +25,14 @@ impl Health {
         self.synced.store(v, Ordering::SeqCst);
     }
 
-    /// The own Lease is (not) held.
-    pub fn set_lease_held(&self, v: bool) {
-        self.lease_held.store(v, Ordering::SeqCst);
+    /// This node may (not) announce.
+    pub fn set_live(&self, v: bool) {
+        self.live.store(v, Ordering::SeqCst);
     }
 
-    /// True when synced and holding the Lease.
+    /// True when synced and live.
     pub fn is_ready(&self) -> bool {
-        self.synced.load(Ordering::SeqCst) && self.lease_held.load(Ordering::SeqCst)
+        self.synced.load(Ordering::SeqCst) && self.live.load(Ordering::SeqCst)
     }
 }
 
@@ -117,7 +117,7 @@ mod tests {
         assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 503"));
         health.set_synced(true);
         assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 503"));
-        health.set_lease_held(true);
+        health.set_live(true);
         assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));
         metrics.announced_ips.set(7);
         let m = get(addr, "/metrics").await;

@@ -1,12 +1,15 @@
-//! The speaker's own Lease: one per node, named after it, renewed every renew period,
-//! and carrying the node's data-path state so that peers learn about a dead link
-//! through the API.
+//! The speaker's own Lease: one per node, named after it, renewed slowly (every renew
+//! period, 10 s by default) for `kubectl get leases`, and carrying the peers this node
+//! cannot hear on the node network (annotation [`UNREACHABLE_ANNOTATION`]).
+//!
+//! Liveness does not travel here any more (see `crate::membership`). The Lease is the
+//! channel between the two sides of a node-network partition while the API server is
+//! reachable: a node that hears none of its peers reads there that they cannot hear it
+//! either, and falls silent ([`Reports`]).
 //!
 //! Why not `kube-lease-manager`: it implements *leader election* on one shared Lease
 //! (acquire when expired, judged by comparing the holder's renewTime with the local
-//! clock). Here every speaker owns its own Lease and nobody else ever acquires it;
-//! liveness is judged by observers from locally timed changes
-//! ([`ferrolb_core::election::PeerLiveness`]), and the Lease also carries the link state.
+//! clock). Here every speaker owns its own Lease and nobody else ever acquires it.
 //! Plain get / create / replace (with the resourceVersion, so a concurrent writer is
 //! detected rather than overwritten) is all that is needed, and it keeps the number of
 //! writes at exactly one per renewal.
@@ -26,6 +29,9 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY_VALUE: &str = "ferrolb-speaker";
 /// Annotation with the node's data-path state: `up` or `down` (absent means up).
 pub const LINK_ANNOTATION: &str = "ferrolb.io/link";
+/// Annotation with the peers this node cannot hear on the node network, comma-separated
+/// (absent: none).
+pub const UNREACHABLE_ANNOTATION: &str = "ferrolb.io/unreachable";
 
 /// The label selector matching speaker Leases.
 pub fn lease_selector() -> String {
@@ -58,6 +64,8 @@ pub struct LeaseView {
     pub token: String,
     /// The node's data path works.
     pub link_ok: bool,
+    /// The peers the node cannot hear, sorted.
+    pub unreachable: Vec<String>,
 }
 
 /// Reads a speaker Lease; `None` when it names no holder.
@@ -86,10 +94,26 @@ pub fn read_lease(lease: &Lease) -> Option<LeaseView> {
         .as_ref()
         .and_then(|a| a.get(LINK_ANNOTATION))
         .is_none_or(|v| v != "down");
+    let mut unreachable: Vec<String> = lease
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(UNREACHABLE_ANNOTATION))
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    unreachable.sort();
+    unreachable.dedup();
     Some(LeaseView {
         node,
         token,
         link_ok,
+        unreachable,
     })
 }
 
@@ -101,6 +125,7 @@ pub fn renewed_lease(
     node: &str,
     duration: Duration,
     link_ok: bool,
+    unreachable: &[String],
     now: Timestamp,
 ) -> Lease {
     let mut lease = existing.cloned().unwrap_or_else(|| Lease {
@@ -124,6 +149,12 @@ pub fn renewed_lease(
             LINK_ANNOTATION.into(),
             if link_ok { "up" } else { "down" }.into(),
         );
+    let annotations = lease.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    if unreachable.is_empty() {
+        annotations.remove(UNREACHABLE_ANNOTATION);
+    } else {
+        annotations.insert(UNREACHABLE_ANNOTATION.into(), unreachable.join(","));
+    }
     let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
     if spec.holder_identity.as_deref() != Some(node) {
         spec.holder_identity = Some(node.to_owned());
@@ -169,7 +200,7 @@ impl LeaseWriter {
 
     /// Renews (creating it if needed). One API write in the common case; on a conflict
     /// or a vanished Lease it re-reads and retries once.
-    pub async fn renew(&mut self, link_ok: bool) -> Result<(), kube::Error> {
+    pub async fn renew(&mut self, link_ok: bool, unreachable: &[String]) -> Result<(), kube::Error> {
         let name = self.name();
         let mut retried = false;
         loop {
@@ -183,6 +214,7 @@ impl LeaseWriter {
                 &self.node,
                 self.duration,
                 link_ok,
+                unreachable,
                 Timestamp::now(),
             );
             let result = if current.is_some() {
@@ -229,6 +261,88 @@ impl LeaseWriter {
     }
 }
 
+/// The peers' reports of the nodes they cannot hear, as read from their Leases and
+/// timed on the local clock.
+///
+/// A report counts while its Lease keeps changing: a reporter renews every renew period,
+/// so a report whose Lease has not changed for `valid_for` is from a speaker that is gone
+/// (or cut off from the API server) and is ignored.
+#[derive(Debug, Clone)]
+pub struct Reports {
+    valid_for: Duration,
+    by_reporter: BTreeMap<String, Report>,
+}
+
+#[derive(Debug, Clone)]
+struct Report {
+    token: String,
+    unreachable: Vec<String>,
+    changed_at: std::time::Instant,
+}
+
+impl Reports {
+    /// Reports that count for `valid_for` after their Lease last changed.
+    pub fn new(valid_for: Duration) -> Self {
+        Self {
+            valid_for,
+            by_reporter: BTreeMap::new(),
+        }
+    }
+
+    /// Records `view` observed at `now`; true when what it reports changed.
+    pub fn observe(&mut self, view: &LeaseView, now: std::time::Instant) -> bool {
+        match self.by_reporter.get_mut(&view.node) {
+            Some(r) => {
+                if r.token != view.token {
+                    r.token.clone_from(&view.token);
+                    r.changed_at = now;
+                }
+                if r.unreachable != view.unreachable {
+                    r.unreachable.clone_from(&view.unreachable);
+                    return true;
+                }
+                false
+            }
+            None => {
+                self.by_reporter.insert(
+                    view.node.clone(),
+                    Report {
+                        token: view.token.clone(),
+                        unreachable: view.unreachable.clone(),
+                        changed_at: now,
+                    },
+                );
+                !view.unreachable.is_empty()
+            }
+        }
+    }
+
+    /// Forgets `node`'s report (its Lease was deleted).
+    pub fn forget(&mut self, node: &str) -> bool {
+        self.by_reporter
+            .remove(node)
+            .is_some_and(|r| !r.unreachable.is_empty())
+    }
+
+    /// Forgets the reports of nodes not in `present` (after a relist); true when a
+    /// report went with them.
+    pub fn retain(&mut self, present: &std::collections::BTreeSet<String>) -> bool {
+        let before: usize = self.by_reporter.values().map(|r| r.unreachable.len()).sum();
+        self.by_reporter.retain(|n, _| present.contains(n));
+        let after: usize = self.by_reporter.values().map(|r| r.unreachable.len()).sum();
+        before != after
+    }
+
+    /// Whether some other node's valid report at `now` says it cannot hear `node`.
+    pub fn claims(&self, node: &str, now: std::time::Instant) -> bool {
+        self.by_reporter.iter().any(|(reporter, r)| {
+            reporter != node
+                && now.saturating_duration_since(r.changed_at) < self.valid_for
+                && r.unreachable.iter().any(|n| n == node)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +367,7 @@ mod tests {
             "n1",
             Duration::from_millis(1500),
             false,
+            &[],
             now,
         );
         assert_eq!(l.metadata.name.as_deref(), Some("ferrolb-speaker-n1"));
@@ -274,10 +389,10 @@ mod tests {
     #[test]
     fn renewal_keeps_metadata_and_acquire_time() {
         let t0 = Timestamp::now();
-        let mut l = renewed_lease(None, "ns", "n1", Duration::from_secs(1), true, t0);
+        let mut l = renewed_lease(None, "ns", "n1", Duration::from_secs(1), true, &[], t0);
         l.metadata.resource_version = Some("41".into());
         let t1 = t0 + Duration::from_millis(500);
-        let r = renewed_lease(Some(&l), "ns", "n1", Duration::from_secs(1), true, t1);
+        let r = renewed_lease(Some(&l), "ns", "n1", Duration::from_secs(1), true, &[], t1);
         assert_eq!(r.metadata.resource_version.as_deref(), Some("41"));
         let spec = r.spec.as_ref().unwrap();
         assert_eq!(spec.acquire_time, Some(MicroTime(t0)));
@@ -290,8 +405,8 @@ mod tests {
     #[test]
     fn taking_over_a_foreign_holder_counts_a_transition() {
         let t0 = Timestamp::now();
-        let l = renewed_lease(None, "ns", "other", Duration::from_secs(1), true, t0);
-        let r = renewed_lease(Some(&l), "ns", "n1", Duration::from_secs(1), true, t0);
+        let l = renewed_lease(None, "ns", "other", Duration::from_secs(1), true, &[], t0);
+        let r = renewed_lease(Some(&l), "ns", "n1", Duration::from_secs(1), true, &[], t0);
         let spec = r.spec.as_ref().unwrap();
         assert_eq!(spec.holder_identity.as_deref(), Some("n1"));
         assert_eq!(spec.lease_transitions, Some(2));
@@ -305,6 +420,7 @@ mod tests {
             "n1",
             Duration::from_secs(1),
             true,
+            &[],
             Timestamp::now(),
         );
         l.metadata.annotations = None;
@@ -314,5 +430,66 @@ mod tests {
         assert!(!v.token.is_empty(), "falls back to renewTime");
         l.spec.as_mut().unwrap().holder_identity = None;
         assert!(read_lease(&l).is_none());
+    }
+
+    fn view(node: &str, token: &str, unreachable: &[&str]) -> LeaseView {
+        LeaseView {
+            node: node.into(),
+            token: token.into(),
+            link_ok: true,
+            unreachable: unreachable.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn unreachable_peers_round_trip_through_the_annotation() {
+        let now = Timestamp::now();
+        let l = renewed_lease(
+            None,
+            "ns",
+            "n1",
+            Duration::from_secs(30),
+            true,
+            &["n3".into(), "n2".into()],
+            now,
+        );
+        assert_eq!(
+            l.metadata.annotations.as_ref().unwrap()[UNREACHABLE_ANNOTATION],
+            "n3,n2"
+        );
+        assert_eq!(read_lease(&l).unwrap().unreachable, vec!["n2", "n3"]);
+        let r = renewed_lease(Some(&l), "ns", "n1", Duration::from_secs(30), true, &[], now);
+        assert!(
+            !r.metadata
+                .annotations
+                .as_ref()
+                .unwrap()
+                .contains_key(UNREACHABLE_ANNOTATION)
+        );
+        assert!(read_lease(&r).unwrap().unreachable.is_empty());
+    }
+
+    #[test]
+    fn reports_count_while_their_lease_keeps_changing() {
+        let t = std::time::Instant::now();
+        let valid = Duration::from_secs(30);
+        let mut r = Reports::new(valid);
+        assert!(r.observe(&view("n2", "1", &["n1"]), t), "a new claim");
+        assert!(r.claims("n1", t));
+        assert!(!r.claims("n2", t), "nobody claims n2");
+        // Renewed (new token), same claim: still valid later.
+        assert!(!r.observe(&view("n2", "2", &["n1"]), t + valid / 2));
+        assert!(r.claims("n1", t + valid));
+        // Not renewed any more: lapses.
+        assert!(!r.claims("n1", t + valid / 2 + valid));
+        // Withdrawn.
+        assert!(r.observe(&view("n2", "3", &[]), t + valid));
+        assert!(!r.claims("n1", t + valid));
+        // A node never counts its own claim about itself; deleting a Lease forgets it.
+        r.observe(&view("n1", "1", &["n1"]), t);
+        assert!(!r.claims("n1", t));
+        r.observe(&view("n3", "1", &["n1"]), t);
+        assert!(r.forget("n3"));
+        assert!(!r.claims("n1", t));
     }
 }

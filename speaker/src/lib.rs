@@ -6,19 +6,24 @@
 // `unsafe`.
 #![deny(unsafe_code)]
 
+pub mod api_probe;
 pub mod cli;
 pub mod dataplane;
 pub mod error;
+pub mod elector;
 pub mod events;
 pub mod facts;
 pub mod http;
 pub mod lease;
+pub mod membership;
 pub mod metrics;
 pub mod net;
+pub mod renew;
 pub mod run;
 pub mod slim;
+pub mod watch;
 
-pub use cli::{Cli, LeaseTimers, Settings};
+pub use cli::{Cli, MembershipSettings, Settings, Timers};
 pub use dataplane::{Dataplane, DataplaneCounters, RecordingDataplane};
 pub use error::SpeakerError;
 pub use run::Speaker;

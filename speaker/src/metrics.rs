@@ -18,6 +18,20 @@ pub struct ChangeLabels {
     pub change: &'static str,
 }
 
+/// Reason a heartbeat was dropped.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropLabels {
+    /// [`ferrolb_core::membership::DropReason::metric_label`].
+    pub reason: &'static str,
+}
+
+/// This node's mode.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModeLabels {
+    /// [`ferrolb_core::election::SelfMode::metric_label`].
+    pub mode: &'static str,
+}
+
 /// The speaker's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -25,8 +39,22 @@ pub struct Metrics {
     pub announced_ips: Gauge,
     /// Speakers this node considers live (itself included when its Lease is held).
     pub live_speakers: Gauge,
-    /// 1 while this node's own Lease is held.
-    pub lease_held: Gauge,
+    /// 1 while this node may announce (alive with a view, not frozen out or silenced).
+    pub live: Gauge,
+    /// 1 for this node's current mode (normal, frozen, silenced, no_view), 0 for the others.
+    pub mode: Family<ModeLabels, Gauge>,
+    /// 1 while this node's last successful API server request is recent.
+    pub api_view_fresh: Gauge,
+    /// Peers heard within the peer timeout.
+    pub membership_alive: Gauge,
+    /// Heartbeat datagrams sent.
+    pub heartbeats_sent: Counter,
+    /// Heartbeat datagrams that could not be sent.
+    pub heartbeat_send_errors: Counter,
+    /// Heartbeat datagrams received (before authentication).
+    pub heartbeats_received: Counter,
+    /// Heartbeat datagrams dropped, by reason.
+    pub heartbeats_dropped: Family<DropLabels, Counter>,
     /// Service IPs that no node can announce.
     pub ips_without_announcer: Gauge,
     /// IPs gained / lost by this node.
@@ -53,7 +81,14 @@ impl Metrics {
         let mut registry = Registry::with_prefix("ferrolb_speaker");
         let announced_ips = Gauge::default();
         let live_speakers = Gauge::default();
-        let lease_held = Gauge::default();
+        let live = Gauge::default();
+        let mode = Family::<ModeLabels, Gauge>::default();
+        let api_view_fresh = Gauge::default();
+        let membership_alive = Gauge::default();
+        let heartbeats_sent = Counter::default();
+        let heartbeat_send_errors = Counter::default();
+        let heartbeats_received = Counter::default();
+        let heartbeats_dropped = Family::<DropLabels, Counter>::default();
         let ips_without_announcer = Gauge::default();
         let leadership_changes = Family::<ChangeLabels, Counter>::default();
         let lease_renewals = Counter::default();
@@ -71,9 +106,40 @@ impl Metrics {
             live_speakers.clone(),
         );
         registry.register(
-            "lease_held",
-            "1 while this node's speaker Lease is held",
-            lease_held.clone(),
+            "live",
+            "1 while this node may announce (alive with a view, not silenced)",
+            live.clone(),
+        );
+        registry.register("mode", "1 for this node's current mode", mode.clone());
+        registry.register(
+            "api_view_fresh",
+            "1 while this node's last successful API server request is recent",
+            api_view_fresh.clone(),
+        );
+        registry.register(
+            "membership_alive_peers",
+            "Peers heard (directly or through a relay) within the peer timeout",
+            membership_alive.clone(),
+        );
+        registry.register(
+            "heartbeats_sent",
+            "Heartbeat datagrams sent",
+            heartbeats_sent.clone(),
+        );
+        registry.register(
+            "heartbeat_send_errors",
+            "Heartbeat datagrams that could not be sent",
+            heartbeat_send_errors.clone(),
+        );
+        registry.register(
+            "heartbeats_received",
+            "Heartbeat datagrams received, before authentication",
+            heartbeats_received.clone(),
+        );
+        registry.register(
+            "heartbeats_dropped",
+            "Heartbeat datagrams dropped (malformed, unauthenticated, replayed, other cluster), by reason",
+            heartbeats_dropped.clone(),
         );
         registry.register(
             "ips_without_announcer",
@@ -106,7 +172,14 @@ impl Metrics {
             registry,
             announced_ips,
             live_speakers,
-            lease_held,
+            live,
+            mode,
+            api_view_fresh,
+            membership_alive,
+            heartbeats_sent,
+            heartbeat_send_errors,
+            heartbeats_received,
+            heartbeats_dropped,
             ips_without_announcer,
             leadership_changes,
             lease_renewals,
@@ -124,6 +197,22 @@ impl Metrics {
         self.leadership_changes
             .get_or_create(&ChangeLabels { change: "lost" })
             .inc_by(lost as u64);
+    }
+
+    /// Counts a dropped heartbeat.
+    pub fn heartbeat_dropped(&self, reason: &'static str) {
+        self.heartbeats_dropped
+            .get_or_create(&DropLabels { reason })
+            .inc();
+    }
+
+    /// Sets the mode gauges: 1 for `current`, 0 for the others.
+    pub fn set_mode(&self, current: &'static str) {
+        for m in ["normal", "frozen", "silenced", "no_view"] {
+            self.mode
+                .get_or_create(&ModeLabels { mode: m })
+                .set(i64::from(m == current));
+        }
     }
 
     /// The OpenMetrics text exposition.
@@ -192,6 +281,9 @@ mod tests {
         m.announced_ips.set(3);
         m.record_changes(2, 1);
         m.lease_renew_failures.inc();
+        m.heartbeat_dropped("bad_mac");
+        m.heartbeat_dropped("bad_mac");
+        m.set_mode("frozen");
         let text = m.encode();
         for needle in [
             "ferrolb_speaker_announced_ips 3",
@@ -199,6 +291,9 @@ mod tests {
             "ferrolb_speaker_leadership_changes_total{change=\"lost\"} 1",
             "ferrolb_speaker_lease_renew_failures_total 1",
             "ferrolb_speaker_lease_renewals_total 0",
+            "ferrolb_speaker_heartbeats_dropped_total{reason=\"bad_mac\"} 2",
+            "ferrolb_speaker_mode{mode=\"frozen\"} 1",
+            "ferrolb_speaker_mode{mode=\"normal\"} 0",
             "ferrolb_speaker_arp_requests_seen_total 0",
             "ferrolb_speaker_arp_replies_sent_total 0",
             "ferrolb_speaker_ndp_solicitations_seen_total 0",

@@ -210,6 +210,34 @@ pub struct SlimNodeStatus {
     /// `status.conditions` (only `Ready` kept).
     #[serde(default)]
     pub conditions: Option<Vec<SlimNodeCondition>>,
+    /// `status.addresses` (only `InternalIP` kept): where peers send heartbeats.
+    #[serde(default)]
+    pub addresses: Option<Vec<SlimNodeAddress>>,
+}
+
+/// One Node address.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct SlimNodeAddress {
+    /// `type` (`InternalIP`, `ExternalIP`, `Hostname`, ...).
+    #[serde(rename = "type", default)]
+    pub type_: String,
+    /// `address`.
+    #[serde(default)]
+    pub address: String,
+}
+
+impl SlimNode {
+    /// The node's first `InternalIP` that parses as an address: where its speaker's
+    /// heartbeats are sent.
+    pub fn internal_ip(&self) -> Option<std::net::IpAddr> {
+        self.status
+            .as_ref()?
+            .addresses
+            .as_ref()?
+            .iter()
+            .filter(|a| a.type_ == "InternalIP")
+            .find_map(|a| a.address.parse().ok())
+    }
 }
 
 /// One Node condition.
@@ -272,8 +300,13 @@ pub fn trim_node(node: &mut SlimNode) {
     let labels = node.metadata.labels.take();
     node.metadata = identity(&mut node.metadata, true);
     node.metadata.labels = labels;
-    if let Some(cs) = node.status.as_mut().and_then(|s| s.conditions.as_mut()) {
-        cs.retain(|c| c.type_ == "Ready");
+    if let Some(status) = node.status.as_mut() {
+        if let Some(cs) = status.conditions.as_mut() {
+            cs.retain(|c| c.type_ == "Ready");
+        }
+        if let Some(addrs) = status.addresses.as_mut() {
+            addrs.retain(|a| a.type_ == "InternalIP");
+        }
     }
 }
 

@@ -63,11 +63,25 @@ fn leaving_is_detected_at_once() {
     s.wake_now(2);
     s.run_for(2 * MS); // one delivery delay
     for o in 0..2 {
-        assert!(!s.sees_alive(o, 2), "{o} must see node 2 dead as soon as it leaves");
-        let p = s.nodes[o].m.peers(s.now).find(|p| p.name == name(2)).unwrap();
+        assert!(
+            !s.sees_alive(o, 2),
+            "{o} must see node 2 dead as soon as it leaves"
+        );
+        let p = s.nodes[o]
+            .m
+            .peers(s.now)
+            .find(|p| p.name == name(2))
+            .unwrap();
         assert!(p.leaving);
-        assert_eq!(s.nodes[o].m.known(), 1, "a leaving peer is no longer a known member");
-        assert!(s.nodes[o].m.unreachable(s.now).is_empty(), "left is not unreachable");
+        assert_eq!(
+            s.nodes[o].m.known(),
+            1,
+            "a leaving peer is no longer a known member"
+        );
+        assert!(
+            s.nodes[o].m.unreachable(s.now).is_empty(),
+            "left is not unreachable"
+        );
     }
     // It keeps sending leaving heartbeats, and relays never revive it.
     s.run_for(Duration::from_secs(3));
@@ -132,7 +146,11 @@ fn isolation_of_one_node_of_three_loses_its_quorum_only() {
     assert_eq!(s.nodes[1].m.unreachable(s.now), vec![name(0)]);
     // The majority's heartbeats to node 0 are cut, so it cannot read the claim;
     // node 2 hears node 1 claim 0 unreachable, and nobody claims 2.
-    let p = s.nodes[2].m.peers(s.now).find(|p| p.name == name(1)).unwrap();
+    let p = s.nodes[2]
+        .m
+        .peers(s.now)
+        .find(|p| p.name == name(1))
+        .unwrap();
     assert!(!p.claims_me_unreachable);
 }
 
@@ -156,8 +174,15 @@ fn unreachable_claims_reach_the_node_they_name() {
     s.cut.insert((0, 2)); // ...nor does 2, but 0 still hears both
     s.run_for(Duration::from_secs(1));
     for o in 1..3 {
-        let p = s.nodes[0].m.peers(s.now).find(|p| p.name == name(o)).unwrap();
-        assert!(p.alive && p.claims_me_unreachable, "node {o} claims 0 unreachable");
+        let p = s.nodes[0]
+            .m
+            .peers(s.now)
+            .find(|p| p.name == name(o))
+            .unwrap();
+        assert!(
+            p.alive && p.claims_me_unreachable,
+            "node {o} claims 0 unreachable"
+        );
     }
     assert!(s.nodes[0].m.has_quorum(s.now), "0 still hears everybody");
 }
@@ -173,11 +198,19 @@ fn a_local_change_is_sent_to_every_peer_at_once() {
     let mut out = Vec::new();
     let next = a.poll(&keys, t0, &mut out);
     assert_eq!(out.len(), 1, "a node announces itself at its first poll");
-    assert!(b.receive(addr(0), &out[0].datagram, &keys, t0).unwrap().changed);
+    assert!(
+        b.receive(addr(0), &out[0].datagram, &keys, t0)
+            .unwrap()
+            .changed
+    );
     let mid = t0 + 10 * MS;
     assert!(next > mid);
     out.clear();
-    assert_eq!(a.poll(&keys, mid, &mut out), next, "nothing due mid-interval");
+    assert_eq!(
+        a.poll(&keys, mid, &mut out),
+        next,
+        "nothing due mid-interval"
+    );
     assert!(out.is_empty());
     let view = LocalState {
         has_view: true,
@@ -190,7 +223,9 @@ fn a_local_change_is_sent_to_every_peer_at_once() {
     a.poll(&keys, mid, &mut out);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].to, addr(1));
-    let r = b.receive(addr(0), &out[0].datagram, &keys, mid + MS).unwrap();
+    let r = b
+        .receive(addr(0), &out[0].datagram, &keys, mid + MS)
+        .unwrap();
     assert!(r.changed);
     // The reported age grows by the time since the report.
     let p = b.peers(mid + 3 * MS).next().unwrap();
@@ -198,8 +233,20 @@ fn a_local_change_is_sent_to_every_peer_at_once() {
     assert_eq!(p.api_age, Some(2 * MS));
     // API freshness crossing api_stale_after is a change; aging within it is not.
     let later = mid + Duration::from_secs(1);
-    assert!(!a.set_local(LocalState { api_age: Some(Duration::from_secs(1)), ..view }, later));
-    assert!(a.set_local(LocalState { api_age: Some(Duration::from_secs(6)), ..view }, later));
+    assert!(!a.set_local(
+        LocalState {
+            api_age: Some(Duration::from_secs(1)),
+            ..view
+        },
+        later
+    ));
+    assert!(a.set_local(
+        LocalState {
+            api_age: Some(Duration::from_secs(6)),
+            ..view
+        },
+        later
+    ));
 }
 
 #[test]
@@ -243,7 +290,11 @@ fn a_new_incarnation_replaces_the_old_one() {
     new.set_peers([("a".to_string(), addr(0))]);
     out.clear();
     new.poll(&keys, t0 + MS, &mut out);
-    assert!(a.receive(addr(1), &out[0].datagram, &keys, t0 + MS).unwrap().changed);
+    assert!(
+        a.receive(addr(1), &out[0].datagram, &keys, t0 + MS)
+            .unwrap()
+            .changed
+    );
     let p = a.peers(t0 + MS).next().unwrap();
     assert!(p.alive && !p.leaving);
 }
@@ -259,7 +310,11 @@ fn interval_and_timeout_grow_with_the_cluster() {
     for (n, interval_ms, timeout_ms) in cases {
         let mut m = Membership::new(&name(0), 1, MembershipConfig::default());
         m.set_peers((1..n).map(|j| (name(j), addr(j))));
-        assert_eq!(m.interval(), Duration::from_millis(interval_ms), "{n} nodes");
+        assert_eq!(
+            m.interval(),
+            Duration::from_millis(interval_ms),
+            "{n} nodes"
+        );
         assert_eq!(m.timeout(), Duration::from_millis(timeout_ms), "{n} nodes");
         // Within budget: sent + received per second by a node.
         let pps = 2.0 * (n - 1) as f64 / m.interval().as_secs_f64();

@@ -166,9 +166,9 @@ impl From<wire::Error> for DropReason {
         match e {
             wire::Error::BadMagic => DropReason::BadMagic,
             wire::Error::UnsupportedVersion(_) => DropReason::UnsupportedVersion,
-            wire::Error::Truncated { .. } | wire::Error::Malformed { .. } | wire::Error::Trailing(_) => {
-                DropReason::Malformed
-            }
+            wire::Error::Truncated { .. }
+            | wire::Error::Malformed { .. }
+            | wire::Error::Trailing(_) => DropReason::Malformed,
         }
     }
 }
@@ -370,11 +370,8 @@ impl Membership {
     /// The address book (from the Node objects): replaces it; peers no longer listed
     /// are forgotten. This node's own name is ignored.
     pub fn set_peers(&mut self, peers: impl IntoIterator<Item = (String, SocketAddr)>) {
-        let mut old: HashMap<String, Peer> = self
-            .peers
-            .drain(..)
-            .map(|p| (p.name.clone(), p))
-            .collect();
+        let mut old: HashMap<String, Peer> =
+            self.peers.drain(..).map(|p| (p.name.clone(), p)).collect();
         for (name, addr) in peers {
             if name == self.me || self.by_name_tmp_contains(&name) {
                 continue;
@@ -558,7 +555,9 @@ impl Membership {
         match (self.local.api_age, self.local_at) {
             (Some(age), Some(at)) => {
                 let ms = (age + now.saturating_duration_since(at)).as_millis();
-                u32::try_from(ms).unwrap_or(API_AGE_NEVER - 1).min(API_AGE_NEVER - 1)
+                u32::try_from(ms)
+                    .unwrap_or(API_AGE_NEVER - 1)
+                    .min(API_AGE_NEVER - 1)
             }
             _ => API_AGE_NEVER,
         }
@@ -574,7 +573,9 @@ impl Membership {
             &mut self.scratch_heard,
             |p| {
                 p.directly_alive(now, timeout).then(|| {
-                    let age = p.last_direct.map_or(0, |t| now.saturating_duration_since(t).as_millis());
+                    let age = p
+                        .last_direct
+                        .map_or(0, |t| now.saturating_duration_since(t).as_millis());
                     (p.hash, u16::try_from(age).unwrap_or(u16::MAX))
                 })
             },
@@ -687,9 +688,9 @@ impl Membership {
                 leaving: p.leaving_since.is_some(),
                 api_age: match (p.api_age_ms, p.last_direct) {
                     (API_AGE_NEVER, _) | (_, None) => None,
-                    (ms, Some(at)) => {
-                        Some(Duration::from_millis(u64::from(ms)) + now.saturating_duration_since(at))
-                    }
+                    (ms, Some(at)) => Some(
+                        Duration::from_millis(u64::from(ms)) + now.saturating_duration_since(at),
+                    ),
                 },
                 claims_me_unreachable: p.claims_me,
             }

@@ -7,4 +7,5 @@ pub mod annotations;
 pub mod api_access;
 pub mod duration;
 pub mod election;
+pub mod membership;
 pub mod wire;

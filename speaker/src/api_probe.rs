@@ -90,6 +90,9 @@ mod tests {
         c.succeeded(t);
         c.succeeded(t - Duration::from_secs(1));
         assert_eq!(c.last(), Some(t));
-        assert_eq!(c.age(t + Duration::from_secs(2)), Some(Duration::from_secs(2)));
+        assert_eq!(
+            c.age(t + Duration::from_secs(2)),
+            Some(Duration::from_secs(2))
+        );
     }
 }

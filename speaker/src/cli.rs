@@ -77,7 +77,11 @@ pub struct Cli {
 
     /// Secret (in the config namespace) with the heartbeat key: data `primary` signs
     /// and is accepted, `secondary` is accepted too (key rotation).
-    #[arg(long, env = "FERROLB_MEMBERSHIP_SECRET", default_value = "ferrolb-membership")]
+    #[arg(
+        long,
+        env = "FERROLB_MEMBERSHIP_SECRET",
+        default_value = "ferrolb-membership"
+    )]
     pub membership_secret: String,
 
     /// Name of the cluster in every heartbeat; heartbeats of another cluster are dropped.

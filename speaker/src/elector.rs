@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use ferrolb_config::L2Config;
 use ferrolb_core::election::{
-    ElectionPolicy, Member, NodeInfo, Observation, Plan, SelfMode, SpeakerStep, StepConfig,
+    ElectionPolicy, Member, NodeInfo, NotLive, Observation, Plan, SelfMode, SpeakerStep, StepConfig,
 };
-use ferrolb_core::membership::{Keyring, LocalState};
+use ferrolb_core::membership::Keyring;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::sync::{Notify, mpsc, watch};
@@ -24,7 +24,7 @@ use crate::events::{EventTracker, Notice};
 use crate::facts::{SliceIndex, node_ready, service_facts};
 use crate::http::Health;
 use crate::lease::Reports;
-use crate::membership::SharedMembership;
+use crate::membership::{LocalFlags, SharedMembership};
 use crate::metrics::Metrics;
 use crate::renew::Published;
 use crate::slim::{SlimEndpointSlice, SlimNode, SlimService};
@@ -79,7 +79,7 @@ struct LoopState {
     config: ConfigCache,
     interfaces: Option<Vec<String>>,
     peers: Vec<(String, SocketAddr)>,
-    secret_version: Option<Option<String>>,
+    secret_version: Option<Option<Option<String>>>,
     mode: Option<SelfMode>,
     synced: bool,
 }
@@ -107,6 +107,8 @@ impl Elector {
             // Peers that started with this node are heard within one timeout.
             settle: t.peer_timeout * 2 + t.heartbeat_interval,
             minority_confirm: t.minority_confirm,
+            // A node counts as reaching the API server again after two probes.
+            api_settle: t.api_probe_period * 2,
         });
         Self {
             settings,
@@ -145,11 +147,13 @@ impl Elector {
             let _ = stores.config.wait_until_ready().await;
             let _ = stores.secret.wait_until_ready().await;
         };
-        let mut ready = std::pin::pin!(ready);
+        // Fused: polled again after it completed, it stays pending instead of panicking.
+        let mut ready = std::pin::pin!(futures::FutureExt::fuse(ready));
         loop {
             let now = Instant::now();
             if !self.state.synced {
-                self.state.synced = futures::poll!(ready.as_mut()).is_ready();
+                self.state.synced = futures::future::FusedFuture::is_terminated(&*ready)
+                    || futures::poll!(ready.as_mut()).is_ready();
                 if self.state.synced {
                     self.health.set_synced(true);
                     tracing::info!(node = %self.settings.node_name, "caches synced");
@@ -177,27 +181,19 @@ impl Elector {
 
     /// Refreshes what changed, steps, applies the plan; returns when to step again.
     fn step_once(&mut self, now: Instant) -> Instant {
-        let s = &self.settings;
-        let t = s.timers;
         if self.state.synced {
             self.refresh_keys();
             self.refresh_config();
             self.refresh_peers();
         }
+        let s = &self.settings;
+        let t = s.timers;
         let warm_at = self.membership.warm_at();
         let api_age = self.contact.age(now);
         let api_fresh = api_age.is_some_and(|a| a <= t.api_stale_after);
-        let has_view = self.state.synced && self.membership.has_keys() && now >= warm_at;
+        let has_view =
+            self.state.synced && self.membership.has_keys() && warm_at.is_some_and(|w| now >= w);
         let link_ok = self.dataplane.link_ok();
-        self.membership.set_local(
-            LocalState {
-                has_view,
-                api_age,
-                link_ok,
-                leaving: false,
-            },
-            now,
-        );
         let view = self.membership.view(now);
         let reported = !view.quorum
             && self
@@ -210,6 +206,7 @@ impl Elector {
             alive: true,
             has_view,
             api_fresh,
+            api_recent: api_age.is_some_and(|a| a <= t.api_stale_after / 2),
             link_ok,
             leaving: false,
             claimed_unreachable: view.claims_me || reported,
@@ -261,11 +258,24 @@ impl Elector {
             *p = next;
             changed
         });
+        let resync = s.resync_period;
         self.apply(&plan, &before);
+        // Peers learn this node's state only now, after the plan is carried out: a node
+        // that stops answering says so after it stopped, so that no peer starts first.
+        self.membership.set_local(
+            LocalFlags {
+                has_view,
+                link_ok,
+                api_stale: plan.not_live == Some(NotLive::ApiStale),
+            },
+            now,
+        );
 
-        let mut wake_at = plan.wake_at.unwrap_or(now + s.resync_period);
-        if !has_view && now < warm_at {
-            wake_at = wake_at.min(warm_at);
+        let mut wake_at = plan.wake_at.unwrap_or(now + resync);
+        if let Some(w) = warm_at
+            && now < w
+        {
+            wake_at = wake_at.min(w);
         }
         if let Some(last) = self.contact.last()
             && api_fresh
@@ -326,12 +336,11 @@ impl Elector {
     /// new one, and peers switch to it as they see it).
     fn refresh_keys(&mut self) {
         let s = &self.settings;
-        let secret = self.stores.secret.get(
-            &ObjectRef::new(&s.membership.secret).within(&s.config_namespace),
-        );
-        let version = secret
-            .as_ref()
-            .map(|x| x.metadata.resource_version.clone());
+        let secret = self
+            .stores
+            .secret
+            .get(&ObjectRef::new(&s.membership.secret).within(&s.config_namespace));
+        let version = secret.as_ref().map(|x| x.metadata.resource_version.clone());
         if self.state.secret_version.as_ref() == Some(&version) {
             return;
         }
@@ -415,14 +424,18 @@ pub fn keyring_from_secret(secret: &Secret) -> Result<Keyring, String> {
     Keyring::new(primary, secondary).map_err(|e| e.to_string())
 }
 
-fn log_mode(me: &str, from: Option<SelfMode>, to: SelfMode, why: Option<ferrolb_core::election::NotLive>) {
+fn log_mode(me: &str, from: Option<SelfMode>, to: SelfMode, why: Option<NotLive>) {
     let why = why.map(|w| w.metric_label());
     match to {
         SelfMode::Normal => tracing::info!(node = %me, ?from, "announcing what the election gives"),
-        SelfMode::NoView => tracing::info!(node = %me, "no view of the cluster yet: announcing nothing"),
+        SelfMode::NoView => {
+            tracing::info!(node = %me, "no view of the cluster yet: announcing nothing")
+        }
         SelfMode::Frozen => tracing::warn!(node = %me,
             "hears fewer than half of its peers: keeping its addresses, taking no new ones"),
-        SelfMode::Silenced => tracing::warn!(node = %me, reason = ?why, "silenced: announcing nothing"),
+        SelfMode::Silenced => {
+            tracing::warn!(node = %me, reason = ?why, "silenced: announcing nothing")
+        }
     }
 }
 
@@ -453,4 +466,3 @@ impl ConfigCache {
         }
     }
 }
-

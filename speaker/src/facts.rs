@@ -219,6 +219,7 @@ pub(crate) mod tests {
                     type_: "Ready".into(),
                     status: if ready { "True" } else { "False" }.into(),
                 }]),
+                addresses: None,
             }),
         }
     }

@@ -200,7 +200,11 @@ impl LeaseWriter {
 
     /// Renews (creating it if needed). One API write in the common case; on a conflict
     /// or a vanished Lease it re-reads and retries once.
-    pub async fn renew(&mut self, link_ok: bool, unreachable: &[String]) -> Result<(), kube::Error> {
+    pub async fn renew(
+        &mut self,
+        link_ok: bool,
+        unreachable: &[String],
+    ) -> Result<(), kube::Error> {
         let name = self.name();
         let mut retried = false;
         loop {
@@ -458,7 +462,15 @@ mod tests {
             "n3,n2"
         );
         assert_eq!(read_lease(&l).unwrap().unreachable, vec!["n2", "n3"]);
-        let r = renewed_lease(Some(&l), "ns", "n1", Duration::from_secs(30), true, &[], now);
+        let r = renewed_lease(
+            Some(&l),
+            "ns",
+            "n1",
+            Duration::from_secs(30),
+            true,
+            &[],
+            now,
+        );
         assert!(
             !r.metadata
                 .annotations

@@ -9,8 +9,8 @@
 pub mod api_probe;
 pub mod cli;
 pub mod dataplane;
-pub mod error;
 pub mod elector;
+pub mod error;
 pub mod events;
 pub mod facts;
 pub mod http;

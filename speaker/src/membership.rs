@@ -6,13 +6,14 @@
 //! quorum) and writes the address book and the local state; this task wakes the loop
 //! whenever something the election reads changes.
 
-use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ferrolb_core::election::Member;
 use ferrolb_core::membership::{Keyring, LocalState, Membership, MembershipConfig, Outgoing};
+
+use crate::api_probe::ApiContact;
 use tokio::net::UdpSocket;
 use tokio::sync::Notify;
 
@@ -24,16 +25,34 @@ const MAX_DATAGRAM: usize = 9000;
 /// The membership shared between its task and the election loop.
 pub struct SharedMembership {
     state: Mutex<Membership>,
+    /// What the election loop last said of this node (view, link, whether it has
+    /// stopped for a stale API view); the API age is read from `contact` at every send,
+    /// so that heartbeats carry the current one.
+    flags: Mutex<LocalFlags>,
+    contact: Arc<ApiContact>,
     keys: Mutex<Option<Keyring>>,
     /// Wakes the membership task: the local state changed and peers must hear at once.
     poke: Notify,
     api_stale_after: Duration,
-    started: Instant,
+    /// When this node could first both authenticate and address heartbeats (keys and
+    /// address book installed): heard-of peers are only meaningful from then on.
+    ready_since: Mutex<(Option<Instant>, Option<Instant>)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Plain data: a panicking holder cannot leave it worse than stopping would.
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the election loop says of this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalFlags {
+    /// Its caches have listed (and it has keys and has listened long enough).
+    pub has_view: bool,
+    /// Its data path works.
+    pub link_ok: bool,
+    /// It has judged its own API view stale *and stopped answering* for it.
+    pub api_stale: bool,
 }
 
 /// What the election reads from the membership at one instant.
@@ -51,7 +70,7 @@ pub struct MembershipView {
 
 impl SharedMembership {
     /// A membership for `me`; its incarnation is the current wall-clock time in ms.
-    pub fn new(me: &str, config: MembershipConfig) -> Self {
+    pub fn new(me: &str, config: MembershipConfig, contact: Arc<ApiContact>) -> Self {
         let incarnation = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -59,15 +78,24 @@ impl SharedMembership {
         let api_stale_after = config.api_stale_after;
         Self {
             state: Mutex::new(Membership::new(me, incarnation, config)),
+            flags: Mutex::new(LocalFlags {
+                has_view: false,
+                link_ok: true,
+                api_stale: false,
+            }),
+            contact,
             keys: Mutex::new(None),
             poke: Notify::new(),
             api_stale_after,
-            started: Instant::now(),
+            ready_since: Mutex::new((None, None)),
         }
     }
 
     /// Installs the key ring (from the Secret); `None` when it is missing or invalid.
     pub fn set_keys(&self, keys: Option<Keyring>) {
+        if keys.is_some() {
+            lock(&self.ready_since).0.get_or_insert_with(Instant::now);
+        }
         *lock(&self.keys) = keys;
         self.poke.notify_one();
     }
@@ -79,22 +107,55 @@ impl SharedMembership {
 
     /// Replaces the address book.
     pub fn set_peers(&self, peers: Vec<(String, SocketAddr)>) {
+        lock(&self.ready_since).1.get_or_insert_with(Instant::now);
         lock(&self.state).set_peers(peers);
     }
 
-    /// Sets the local state; peers hear at once when it changed in a way they read.
-    pub fn set_local(&self, local: LocalState, now: Instant) {
-        if lock(&self.state).set_local(local, now) {
+    /// Sets what this node reports of itself; peers hear at once when it changed in a
+    /// way they read.
+    pub fn set_local(&self, flags: LocalFlags, now: Instant) {
+        *lock(&self.flags) = flags;
+        if self.refresh_local(now) {
             self.poke.notify_one();
         }
     }
 
+    /// Hands the current local state (with the API age as of `now`) to the protocol;
+    /// true when peers must hear at once.
+    ///
+    /// The staleness of this node's API view is the election loop's to declare, after it
+    /// stopped answering: until then the age sent stays below the threshold, and once
+    /// declared the node reports no contact at all. A peer therefore never takes this
+    /// node's addresses for a stale view before this node has let go of them.
+    fn refresh_local(&self, now: Instant) -> bool {
+        let flags = *lock(&self.flags);
+        let below = self
+            .api_stale_after
+            .saturating_sub(Duration::from_millis(1));
+        let api_age = if flags.api_stale {
+            None
+        } else {
+            self.contact.age(now).map(|a| a.min(below))
+        };
+        lock(&self.state).set_local(
+            LocalState {
+                has_view: flags.has_view,
+                api_age,
+                link_ok: flags.link_ok,
+                leaving: false,
+            },
+            now,
+        )
+    }
+
     /// The instant from which this node has listened long enough to have heard every
-    /// live peer (one peer timeout plus one interval after the socket opened): before
-    /// it, an unheard peer may be alive.
-    pub fn warm_at(&self) -> Instant {
+    /// live peer (one peer timeout plus one interval after it could first authenticate
+    /// and address heartbeats): before it, an unheard peer may be alive. `None` while it
+    /// cannot yet.
+    pub fn warm_at(&self) -> Option<Instant> {
+        let (keys, book) = *lock(&self.ready_since);
         let m = lock(&self.state);
-        self.started + m.timeout() + m.interval()
+        Some(keys?.max(book?) + m.timeout() + m.interval())
     }
 
     /// The current peer timeout.
@@ -106,6 +167,12 @@ impl SharedMembership {
     pub fn view(&self, now: Instant) -> MembershipView {
         let m = lock(&self.state);
         let claimed = m.claimed_unreachable(now);
+        // A peer is stale when *it* says so (its heartbeat is sent at once when its view
+        // turns stale, after it stopped answering), not when this node extrapolates its
+        // age: that could run a little ahead of the peer's own clock and take its IPs
+        // while it still answers. Extrapolation only catches a peer that stopped
+        // reporting, which the timeout turns into a dead one anyway.
+        let stale_after = self.api_stale_after + m.timeout();
         let mut claims_me = false;
         let peers = m
             .peers(now)
@@ -115,7 +182,8 @@ impl SharedMembership {
                     name: p.name.to_owned(),
                     alive: p.alive,
                     has_view: p.has_view,
-                    api_fresh: p.api_age.is_some_and(|a| a <= self.api_stale_after),
+                    api_fresh: p.api_age.is_some_and(|a| a <= stale_after),
+                    api_recent: p.api_age.is_some_and(|a| a <= self.api_stale_after / 2),
                     link_ok: p.link_ok,
                     leaving: p.leaving,
                     claimed_unreachable: claimed.contains(p.name),
@@ -196,6 +264,7 @@ pub async fn run(
     loop {
         let now = Instant::now();
         out.clear();
+        shared.refresh_local(now);
         let next = {
             let keys = lock(&shared.keys);
             match keys.as_ref() {
@@ -258,15 +327,6 @@ fn canonical(from: SocketAddr) -> SocketAddr {
     }
 }
 
-/// The names in `view` claimed unreachable by some live peer, plus this node if so.
-pub fn claimed_names(view: &MembershipView) -> BTreeSet<&str> {
-    view.peers
-        .iter()
-        .filter(|p| p.claimed_unreachable)
-        .map(|p| p.name.as_str())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,7 +342,10 @@ mod tests {
             canonical(mapped),
             SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11)), 7474)
         );
-        let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x11)), 7474);
+        let v6 = SocketAddr::new(
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x11)),
+            7474,
+        );
         assert_eq!(canonical(v6), v6);
     }
 }

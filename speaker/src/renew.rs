@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
@@ -38,11 +38,8 @@ pub async fn renew_loop(
     let mut failures = RenewFailures::default();
     loop {
         let current = published.borrow_and_update().clone();
-        let result = tokio::time::timeout(
-            period,
-            writer.renew(current.link_ok, &current.unreachable),
-        )
-        .await;
+        let result =
+            tokio::time::timeout(period, writer.renew(current.link_ok, &current.unreachable)).await;
         let error = match result {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(short_error(&e)),

@@ -93,18 +93,19 @@ impl Speaker {
                 source: e,
             })?;
         let socket = Arc::new(socket);
+        let contact = Arc::new(ApiContact::default());
         let membership = Arc::new(SharedMembership::new(
             &s.node_name,
             MembershipConfig {
                 cluster: s.membership.cluster.clone(),
                 heartbeat_interval: t.heartbeat_interval,
                 peer_timeout: t.peer_timeout,
-                packet_budget: ferrolb_core::membership::PACKET_BUDGET,
+                packet_budget: MembershipConfig::default().packet_budget,
                 api_stale_after: t.api_stale_after,
             },
+            contact.clone(),
         ));
         let wake = Arc::new(Notify::new());
-        let contact = Arc::new(ApiContact::default());
         let reports = Arc::new(Mutex::new(Reports::new(t.lease_duration)));
         let mut tasks = JoinSet::new();
 
@@ -153,6 +154,7 @@ impl Speaker {
             wake.clone(),
             self.metrics.clone(),
         ));
+        tasks.spawn(link_watch(self.dataplane.clone(), wake.clone()));
         tasks.spawn(probe_loop(
             self.client.clone(),
             contact.clone(),
@@ -171,7 +173,12 @@ impl Speaker {
             unreachable: Vec::new(),
         });
         let mut renewer = TaskGuard(tokio::spawn(renew_loop(
-            LeaseWriter::new(self.client.clone(), &s.namespace, &s.node_name, t.lease_duration),
+            LeaseWriter::new(
+                self.client.clone(),
+                &s.namespace,
+                &s.node_name,
+                t.lease_duration,
+            ),
             published_rx,
             self.metrics.clone(),
             s.node_name.clone(),
@@ -226,8 +233,12 @@ impl Speaker {
         // re-create it.
         renewer.0.abort();
         let _ = (&mut renewer.0).await;
-        let mut writer =
-            LeaseWriter::new(self.client.clone(), &s.namespace, &s.node_name, t.lease_duration);
+        let mut writer = LeaseWriter::new(
+            self.client.clone(),
+            &s.namespace,
+            &s.node_name,
+            t.lease_duration,
+        );
         match tokio::time::timeout(SHUTDOWN_API_TIMEOUT, writer.delete()).await {
             Ok(Ok(())) => tracing::info!(node = %s.node_name, "Lease deleted"),
             Ok(Err(e)) => tracing::warn!(error = %e, "could not delete the Lease"),
@@ -240,6 +251,24 @@ impl Speaker {
         let _ = tokio::time::timeout(SHUTDOWN_API_TIMEOUT, &mut publisher.0).await;
         tasks.abort_all();
         Ok(())
+    }
+}
+
+/// How often the data path's link state is looked at.
+const LINK_POLL: Duration = Duration::from_millis(50);
+
+/// Wakes the election loop when the data path's link changes state (the loop reads it
+/// and the next heartbeat tells the peers).
+async fn link_watch(dataplane: Arc<dyn Dataplane>, wake: Arc<Notify>) {
+    let mut link = dataplane.link_ok();
+    loop {
+        tokio::time::sleep(LINK_POLL).await;
+        let now = dataplane.link_ok();
+        if now != link {
+            tracing::warn!(link_ok = now, "data path changed state");
+            link = now;
+            wake.notify_one();
+        }
     }
 }
 

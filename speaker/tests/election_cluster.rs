@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use election_support::*;
-use ferrolb_speaker::Settings;
 
 const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
 
@@ -188,7 +187,7 @@ async fn exclude_label_can_be_ignored_by_flag() {
     )
     .await;
     c.add_service("svc", doc_ip(1), false, &["cp"]).await;
-    let mut settings = Settings::new("cp");
+    let mut settings = c.settings("cp");
     settings.ignore_exclude_lb_label = true;
     let s = c.speaker_with(settings, c.client.clone()).await;
     wait_until(

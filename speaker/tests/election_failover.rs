@@ -1,5 +1,6 @@
-//! Failover: a crashed, terminated, link-down or partitioned speaker's IPs move to
-//! the others, and at no instant do two speakers announce one IP.
+//! Failover: a crashed, terminated, link-down or API-partitioned speaker's IPs move
+//! to the others, an API server down for everyone moves nothing, and at no instant do
+//! two speakers announce one IP.
 
 mod election_support;
 
@@ -8,7 +9,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use election_support::*;
-use ferrolb_speaker::{LeaseTimers, Settings};
+use ferrolb_speaker::{Settings, Timers};
 
 const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
 const N_SVC: u32 = 24;
@@ -46,7 +47,7 @@ async fn settle(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_announcer_loses_its_ips_within_the_lease_duration_and_only_those_move() {
+async fn killed_announcer_loses_its_ips_within_the_peer_timeout_and_only_those_move() {
     let c = cluster_with_services().await;
     let mut speakers = Vec::new();
     for n in NODES {
@@ -75,10 +76,10 @@ async fn killed_announcer_loses_its_ips_within_the_lease_duration_and_only_those
         "takeover after a crash",
     )
     .await;
-    let lease = LeaseTimers::default().duration;
+    let timeout = Timers::default().peer_timeout;
     assert!(
-        took <= lease + Duration::from_millis(500),
-        "takeover took {took:?}, lease duration {lease:?}"
+        took <= timeout + Duration::from_millis(300),
+        "takeover took {took:?}, peer timeout {timeout:?}"
     );
     // Minimal movement: IPs of the survivors stayed where they were.
     let after = announcers(&live);
@@ -96,16 +97,15 @@ async fn killed_announcer_loses_its_ips_within_the_lease_duration_and_only_those
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_deletes_the_lease_and_hands_over_at_once() {
     let c = cluster_with_services().await;
-    // A long lease: a handover that waited for expiry would take 10 s.
-    let timers = LeaseTimers {
-        duration: Duration::from_secs(10),
-        renew_period: Duration::from_secs(1),
-        safety_margin: Duration::from_secs(2),
-        retry: Duration::from_millis(100),
+    // A long peer timeout: a handover that waited for it would take 4 s.
+    let timers = Timers {
+        heartbeat_interval: Duration::from_secs(1),
+        peer_timeout: Duration::from_secs(4),
+        ..Timers::default()
     };
     let mut speakers = Vec::new();
     for n in NODES {
-        let mut s = Settings::new(n);
+        let mut s = c.settings(n);
         s.timers = timers;
         speakers.push(c.speaker_with(s, c.client.clone()).await);
     }
@@ -140,8 +140,8 @@ async fn graceful_shutdown_deletes_the_lease_and_hands_over_at_once() {
     .await;
     let took = start.elapsed();
     assert!(
-        took < Duration::from_secs(3),
-        "handover took {took:?}: it waited for the Lease to expire"
+        took < Duration::from_secs(2),
+        "handover took {took:?}: it waited for the peer timeout"
     );
     let all: Vec<&SpeakerHandle> = speakers.iter().collect();
     for ip in all_ips() {
@@ -171,7 +171,7 @@ async fn link_down_hands_over_and_is_published_in_the_lease() {
         .copied()
         .filter(|n| *n != victim_node)
         .collect();
-    // Well within the lease duration: peers learn it from the Lease, not from expiry.
+    // Well within the peer timeout: peers learn it from the next heartbeat.
     settle(
         &all,
         &survivors,
@@ -202,68 +202,81 @@ async fn link_down_hands_over_and_is_published_in_the_lease() {
     }
 }
 
+/// Timers that make an API view stale in 1 s instead of 5 s.
+fn quick_api_timers() -> Timers {
+    Timers {
+        api_stale_after: Duration::from_secs(1),
+        api_probe_period: Duration::from_millis(200),
+        ..Timers::default()
+    }
+}
+
+/// The instant `s` last stopped announcing every IP of `ips` (its data plane history).
+fn stopped_at(s: &SpeakerHandle, ips: &[IpAddr]) -> Option<Instant> {
+    s.dp.history()
+        .iter()
+        .rev()
+        .find(|(_, set)| ips.iter().all(|ip| !set.contains(ip)))
+        .map(|(t, _)| *t)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn partitioned_speaker_stops_answering_before_peers_take_over() {
+async fn speaker_cut_off_alone_from_the_api_hands_over_coordinated() {
     let c = cluster_with_services().await;
     let proxy = Proxy::start(c.server.local_addr()).await;
     // node-a reaches the API server only through the proxy.
+    let mut settings: Vec<Settings> = NODES.iter().map(|n| c.settings(n)).collect();
+    for s in &mut settings {
+        s.timers = quick_api_timers();
+    }
     let mut speakers = vec![
-        c.speaker_with(Settings::new("node-a"), proxy.client().await)
+        c.speaker_with(settings[0].clone(), proxy.client().await)
             .await,
     ];
-    for n in &NODES[1..] {
-        speakers.push(c.speaker(n).await);
+    for s in &settings[1..] {
+        speakers.push(c.speaker_with(s.clone(), c.client.clone()).await);
     }
     let all: Vec<&SpeakerHandle> = speakers.iter().collect();
     settle(&all, &NODES, Duration::from_secs(10), "initial election").await;
     let before = announcers(&all);
-    assert!(before.values().any(|n| n == "node-a"), "node-a has IPs");
+    let a_ips: Vec<IpAddr> = before
+        .iter()
+        .filter(|(_, n)| *n == "node-a")
+        .map(|(ip, _)| *ip)
+        .collect();
+    assert!(!a_ips.is_empty(), "node-a has IPs");
 
-    let cut_at = Instant::now();
     proxy.cut();
-    let t = LeaseTimers::default();
     let silent = wait_until(
-        Duration::from_secs(3),
-        "partitioned node goes silent",
+        Duration::from_secs(4),
+        "node-a, alone without the API server, goes silent",
         || speakers[0].announced().is_empty(),
     )
     .await;
     assert!(
-        silent <= t.duration - t.safety_margin + Duration::from_millis(300),
-        "silent after {silent:?}"
+        silent >= Duration::from_millis(700),
+        "silent after {silent:?}: before its view was stale"
     );
-    settle(&all, &NODES[1..], Duration::from_secs(5), "peers take over").await;
-    // Nobody announced an IP while node-a still did.
+    settle(&all, &NODES[1..], Duration::from_secs(2), "peers take over").await;
     for ip in all_ips() {
         assert_no_overlap(&all, ip, &[]);
     }
-    // The silence came before the takeover, by about the safety margin.
+    // Coordinated: the peers start right after node-a stops (its heartbeat says so at
+    // once), not after any timeout.
+    let stop = stopped_at(&speakers[0], &a_ips).expect("node-a stopped");
     let mut first_takeover: Option<Instant> = None;
     for s in &speakers[1..] {
         for (at, set) in s.dp.history() {
-            if at > cut_at
-                && before
-                    .iter()
-                    .any(|(ip, n)| n == "node-a" && set.contains(ip))
-            {
+            if at > stop && a_ips.iter().any(|ip| set.contains(ip)) {
                 first_takeover = Some(first_takeover.map_or(at, |f: Instant| f.min(at)));
                 break;
             }
         }
     }
-    let stop = speakers[0]
-        .dp
-        .history()
-        .iter()
-        .rev()
-        .find(|(_, set)| set.is_empty())
-        .map(|(t, _)| *t)
-        .unwrap();
-    let takeover = first_takeover.expect("peers took node-a's IPs");
-    assert!(takeover > stop, "takeover before node-a went silent");
+    let gap = first_takeover.expect("peers took node-a's IPs") - stop;
+    assert!(gap <= Duration::from_millis(200), "silent gap {gap:?}");
 
-    // Healed: node-a comes back into the election and gets its IPs back, still never
-    // overlapping.
+    // Healed: node-a gets its IPs back, still never overlapping.
     proxy.heal();
     settle(
         &all,
@@ -274,6 +287,115 @@ async fn partitioned_speaker_stops_answering_before_peers_take_over() {
     .await;
     for ip in all_ips() {
         assert_no_overlap(&all, ip, &[]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_down_for_everyone_moves_nothing_and_a_crash_still_fails_over() {
+    let c = cluster_with_services().await;
+    let proxy = Proxy::start(c.server.local_addr()).await;
+    let mut speakers = Vec::new();
+    for n in NODES {
+        let mut s = c.settings(n);
+        s.timers = quick_api_timers();
+        speakers.push(c.speaker_with(s, proxy.client().await).await);
+    }
+    let all: Vec<&SpeakerHandle> = speakers.iter().collect();
+    settle(&all, &NODES, Duration::from_secs(10), "initial election").await;
+    let before = announcers(&all);
+    let sets_before: Vec<_> = speakers.iter().map(|s| s.announced()).collect();
+
+    let cut_at = Instant::now();
+    proxy.cut();
+    // Three times the staleness threshold: every view is stale, nothing moves.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sets_during: Vec<_> = speakers.iter().map(|s| s.announced()).collect();
+    assert_eq!(
+        sets_during, sets_before,
+        "nothing moved while the API server was down"
+    );
+    for s in &speakers {
+        assert!(
+            s.dp.history().iter().all(|(at, _)| *at < cut_at),
+            "{}: changed its announcements during the outage",
+            s.node
+        );
+    }
+
+    // A node dies while the API server is still down: its IPs move on the cached view.
+    let victim_node = before[&doc_ip(0)].clone();
+    let victim = speakers.iter().position(|s| s.node == victim_node).unwrap();
+    let killed_at = Instant::now();
+    speakers[victim].kill();
+    let survivors: Vec<&str> = NODES
+        .iter()
+        .copied()
+        .filter(|n| *n != victim_node)
+        .collect();
+    let live: Vec<&SpeakerHandle> = speakers.iter().filter(|s| s.node != victim_node).collect();
+    let took = settle(
+        &live,
+        &survivors,
+        Duration::from_secs(3),
+        "takeover without the API",
+    )
+    .await;
+    assert!(
+        took <= Timers::default().peer_timeout + Duration::from_millis(300),
+        "took {took:?}"
+    );
+    let all: Vec<&SpeakerHandle> = speakers.iter().collect();
+    for ip in all_ips() {
+        assert_no_overlap(&all, ip, &[(victim_node.as_str(), killed_at)]);
+    }
+
+    // The API server returns: nothing moves, since the cluster did not change.
+    let after = announcers(&live);
+    proxy.heal();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        announcers(&live),
+        after,
+        "nothing moved when the API server returned"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speaker_starting_without_the_api_announces_nothing_and_peers_keep_serving() {
+    let c = cluster_with_services().await;
+    let proxy = Proxy::start(c.server.local_addr()).await;
+    let mut speakers = vec![c.speaker("node-b").await, c.speaker("node-c").await];
+    {
+        let refs: Vec<&SpeakerHandle> = speakers.iter().collect();
+        settle(&refs, &NODES[1..], Duration::from_secs(10), "two speakers").await;
+    }
+    proxy.cut();
+    speakers.push(
+        c.speaker_with(c.settings("node-a"), proxy.client().await)
+            .await,
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        speakers[2]
+            .dp
+            .history()
+            .iter()
+            .all(|(_, set)| set.is_empty()),
+        "a speaker without a view announced something"
+    );
+    let refs: Vec<&SpeakerHandle> = speakers.iter().collect();
+    settle(
+        &refs,
+        &NODES[1..],
+        Duration::from_millis(100),
+        "peers still serve everything",
+    )
+    .await;
+    // With the API server back it joins.
+    proxy.heal();
+    settle(&refs, &NODES, Duration::from_secs(10), "node-a joins").await;
+    for ip in all_ips() {
+        assert_no_overlap(&refs, ip, &[]);
     }
 }
 

@@ -24,8 +24,11 @@ pub struct Member {
     pub alive: bool,
     /// Its caches have listed from the API server at least once.
     pub has_view: bool,
-    /// Its last successful API server contact is recent.
+    /// Its last successful API server contact is younger than the staleness threshold.
     pub api_fresh: bool,
+    /// Its last successful API server contact is younger than half the threshold, and
+    /// has been for a while (see [`api_majority_fresh`]).
+    pub api_recent: bool,
     /// Its announcing data path works.
     pub link_ok: bool,
     /// It said goodbye (SIGTERM).
@@ -42,6 +45,7 @@ impl Member {
             alive: true,
             has_view: true,
             api_fresh: true,
+            api_recent: true,
             link_ok: true,
             leaving: false,
             claimed_unreachable: false,
@@ -77,18 +81,26 @@ impl NotLive {
     }
 }
 
-/// Whether a strict majority of the live members that have a view reach the API server.
-/// False when the API server is down for everyone (or for most): then nobody is left out
-/// for a stale view, and nothing moves.
+/// Whether a strict majority of the live members that have a view reach the API server
+/// *recently* ([`Member::api_recent`]). False when the API server is down for everyone
+/// (or for most): then nobody is left out for a stale view, and nothing moves.
+///
+/// Recent, not merely fresh, is a hysteresis: when the API server goes down for
+/// everyone, the nodes' views turn stale one after the other, within one probe period;
+/// the first to turn stale must not see the others as fresh and hand its addresses over.
+/// Their contacts are then older than half the threshold, so they no longer count as
+/// recent. Likewise when the API server comes back, a node counts as recent only after
+/// it has been for a settle time, so that the last node to reconnect is not judged
+/// alone while the others have just reconnected.
 pub fn api_majority_fresh<'a>(members: impl IntoIterator<Item = &'a Member>) -> bool {
-    let (mut fresh, mut total) = (0usize, 0usize);
+    let (mut recent, mut total) = (0usize, 0usize);
     for m in members {
         if m.alive && m.has_view && !m.leaving {
             total += 1;
-            fresh += usize::from(m.api_fresh);
+            recent += usize::from(m.api_recent);
         }
     }
-    fresh * 2 > total
+    recent * 2 > total
 }
 
 /// The verdict on `m`, given whether most members reach the API server.
@@ -237,12 +249,17 @@ mod tests {
     fn one_node_cut_off_is_stale_but_everyone_cut_off_is_not() {
         let mut ms = members(3);
         ms[0].api_fresh = false;
-        assert!(api_majority_fresh(&ms), "2 of 3 fresh");
+        ms[0].api_recent = false;
+        assert!(api_majority_fresh(&ms), "2 of 3 recent");
         assert_eq!(judge(&ms[0], true), Err(NotLive::ApiStale));
-        ms[1].api_fresh = false;
-        assert!(!api_majority_fresh(&ms), "1 of 3 fresh");
+        ms[1].api_recent = false;
+        assert!(
+            !api_majority_fresh(&ms),
+            "1 of 3 recent, although 2 are fresh"
+        );
         for m in &mut ms {
             m.api_fresh = false;
+            m.api_recent = false;
         }
         assert!(!api_majority_fresh(&ms));
         let maj = api_majority_fresh(&ms);
@@ -252,7 +269,7 @@ mod tests {
     #[test]
     fn dead_leaving_and_viewless_members_do_not_count_for_the_api_majority() {
         let mut ms = members(4);
-        ms[0].api_fresh = false;
+        ms[0].api_recent = false;
         ms[1].alive = false;
         ms[2].leaving = true;
         // Of the live members with a view (n0, n3), one is fresh: not a strict majority.

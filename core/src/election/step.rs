@@ -10,6 +10,11 @@
 //! - **First election**: before this node's first election, the previous announcer of
 //!   an IP is the one the election gives *without* this node (what its peers were doing
 //!   before it joined), so that a joining node waits for the handover delay.
+//! - **Joining**: for the handover delay after this node first has a view, it takes no
+//!   IP it does not already answer for. Peers that gained their view at the same
+//!   instant (a cluster starting, or every speaker restarted at once) would otherwise
+//!   each see the others still without a view and all take the same IPs; the delay
+//!   lets their heartbeats cross first.
 //! - **Handover** ([`Handover`]): an IP won from a peer that is still running is
 //!   answered only after the handover delay; from a dead, leaving, silenced or link-down
 //!   peer at once.
@@ -36,6 +41,9 @@ pub struct StepConfig {
     /// How long a node in a minority waits, with a fresh API view and no report
     /// against it, before concluding that its peers are dead.
     pub minority_confirm: Duration,
+    /// How long a member must have been recent ([`Member::api_recent`]) to count for
+    /// the API majority (see [`api_majority_fresh`]).
+    pub api_settle: Duration,
 }
 
 /// A Node object as the election reads it.
@@ -99,6 +107,7 @@ pub struct SpeakerStep {
     previous: Option<Election>,
     current: BTreeSet<IpAddr>,
     view_since: Option<Instant>,
+    recent_since: BTreeMap<String, Instant>,
 }
 
 impl SpeakerStep {
@@ -111,6 +120,7 @@ impl SpeakerStep {
             previous: None,
             current: BTreeSet::new(),
             view_since: None,
+            recent_since: BTreeMap::new(),
         }
     }
 
@@ -123,7 +133,32 @@ impl SpeakerStep {
     pub fn step(&mut self, obs: &Observation<'_>) -> Plan {
         let me = self.cfg.me.as_str();
         let now = obs.now;
-        let majority_fresh = api_majority_fresh(obs.peers.iter().chain([obs.me]));
+        // Recent counts only once it has lasted the settle time (observed here).
+        self.recent_since.retain(|name, _| {
+            obs.peers
+                .iter()
+                .chain([obs.me])
+                .any(|m| m.name == *name && m.api_recent)
+        });
+        let mut settling: Option<Instant> = None;
+        let settled: Vec<Member> = obs
+            .peers
+            .iter()
+            .chain([obs.me])
+            .map(|m| {
+                let mut m = m.clone();
+                if m.api_recent {
+                    let since = *self.recent_since.entry(m.name.clone()).or_insert(now);
+                    let at = since + self.cfg.api_settle;
+                    if now < at {
+                        m.api_recent = false;
+                        settling = Some(settling.map_or(at, |s| s.min(at)));
+                    }
+                }
+                m
+            })
+            .collect();
+        let majority_fresh = api_majority_fresh(&settled);
         let my_verdict = judge(obs.me, majority_fresh);
         let mode = self
             .guard
@@ -203,7 +238,11 @@ impl SpeakerStep {
             running,
             now,
         );
-        let announce: BTreeSet<IpAddr> = if mode == SelfMode::Frozen {
+        let joining_until = self
+            .view_since
+            .map(|t| t + self.cfg.handover_delay)
+            .filter(|t| now < *t);
+        let announce: BTreeSet<IpAddr> = if mode == SelfMode::Frozen || joining_until.is_some() {
             admitted.intersection(&self.current).copied().collect()
         } else {
             admitted
@@ -221,6 +260,8 @@ impl SpeakerStep {
             self.handover.next_deadline(),
             self.guard.deadline(),
             settle_at.filter(|t| *t > now),
+            joining_until,
+            settling,
         ]
         .into_iter()
         .flatten()
@@ -256,6 +297,7 @@ mod tests {
             handover_delay: DELAY,
             settle: SETTLE,
             minority_confirm: CONFIRM,
+            api_settle: Duration::ZERO,
         }
     }
 
@@ -371,6 +413,25 @@ mod tests {
     }
 
     #[test]
+    fn nodes_gaining_their_view_together_wait_and_never_take_the_same_ip() {
+        let t = Instant::now();
+        let mut w = World::new();
+        // Nobody had a view: nothing is announced by anyone.
+        for m in w.members.values_mut() {
+            m.has_view = false;
+        }
+        w.members.get_mut("a").unwrap().has_view = true;
+        let mut a = SpeakerStep::new(cfg("a"));
+        let plan = w.step(&mut a, "a", t);
+        assert!(plan.announce.is_empty(), "joining: takes nothing yet");
+        assert_eq!(plan.wake_at, Some(t + DELAY));
+        // Meanwhile c gained its view too, and a hears it before its delay ends.
+        w.members.get_mut("c").unwrap().has_view = true;
+        let plan = w.step(&mut a, "a", t + DELAY);
+        assert_eq!(plan.announce, owned_by(&w, "a", &["a", "c"]));
+    }
+
+    #[test]
     fn a_dead_peers_ips_are_taken_at_once_and_only_those_move() {
         let t = Instant::now();
         let mut w = World::new();
@@ -390,7 +451,9 @@ mod tests {
         let mut a = SpeakerStep::new(cfg("a"));
         w.step(&mut a, "a", t);
         w.step(&mut a, "a", t + DELAY);
-        w.members.get_mut("b").unwrap().api_fresh = false;
+        let b = w.members.get_mut("b").unwrap();
+        b.api_fresh = false;
+        b.api_recent = false;
         let plan = w.step(&mut a, "a", t + DELAY * 2);
         assert_eq!(
             plan.announce,
@@ -417,6 +480,19 @@ mod tests {
             w.step(s, n, t);
             before.insert(*n, w.step(s, n, t + DELAY).announce);
         }
+        // The views turn stale one after the other: none is recent any more when the
+        // first one crosses the threshold.
+        for m in w.members.values_mut() {
+            m.api_recent = false;
+        }
+        w.members.get_mut("b").unwrap().api_fresh = false;
+        for (n, s) in &mut steps {
+            let plan = w.step(s, n, t + Duration::from_secs(59));
+            assert_eq!(
+                plan.announce, before[n],
+                "{n} keeps its IPs while b turns stale first"
+            );
+        }
         for m in w.members.values_mut() {
             m.api_fresh = false;
         }
@@ -427,6 +503,45 @@ mod tests {
         }
         let all: BTreeSet<IpAddr> = before.values().flatten().copied().collect();
         assert_eq!(all.len(), 12, "every IP answered exactly once");
+    }
+
+    #[test]
+    fn the_last_node_to_reconnect_is_not_judged_alone() {
+        let t = Instant::now();
+        let mut w = World::new();
+        for m in w.members.values_mut() {
+            m.api_fresh = false;
+            m.api_recent = false;
+        }
+        let mut c = SpeakerStep::new(StepConfig {
+            api_settle: Duration::from_secs(1),
+            ..cfg("c")
+        });
+        w.step(&mut c, "c", t);
+        let held = w.step(&mut c, "c", t + DELAY).announce;
+        assert!(!held.is_empty());
+        // a and b reconnect; c is a probe period late.
+        for n in ["a", "b"] {
+            let m = w.members.get_mut(n).unwrap();
+            m.api_fresh = true;
+            m.api_recent = true;
+        }
+        let t1 = t + Duration::from_secs(10);
+        let plan = w.step(&mut c, "c", t1);
+        assert_eq!(plan.mode, SelfMode::Normal, "a and b are not settled yet");
+        assert_eq!(plan.announce, held);
+        assert_eq!(plan.wake_at, Some(t1 + Duration::from_secs(1)));
+        let m = w.members.get_mut("c").unwrap();
+        m.api_fresh = true;
+        m.api_recent = true;
+        let plan = w.step(&mut c, "c", t1 + Duration::from_millis(500));
+        assert_eq!(plan.announce, held, "reconnected in time: nothing moved");
+        // Had c stayed cut off, it would have been judged alone once a and b settled.
+        let m = w.members.get_mut("c").unwrap();
+        m.api_fresh = false;
+        m.api_recent = false;
+        let plan = w.step(&mut c, "c", t1 + Duration::from_secs(1));
+        assert_eq!(plan.not_live, Some(NotLive::ApiStale));
     }
 
     #[test]

@@ -210,6 +210,8 @@ struct Peer {
     flags: Flags,
     api_age_ms: u32,
     claims_me: bool,
+    /// Name hashes its latest heartbeat lists as unreachable (reused buffer).
+    claims: Vec<u64>,
     /// When this node learnt it is leaving (cleared by a new incarnation).
     leaving_since: Option<Instant>,
 }
@@ -221,6 +223,7 @@ struct Observed {
     flags: Flags,
     api_fresh: bool,
     claims_me: bool,
+    claims_len: usize,
 }
 
 impl Peer {
@@ -237,6 +240,7 @@ impl Peer {
             flags: Flags::default(),
             api_age_ms: API_AGE_NEVER,
             claims_me: false,
+            claims: Vec::new(),
             leaving_since: None,
         }
     }
@@ -270,6 +274,7 @@ impl Peer {
             flags: self.flags,
             api_fresh: u128::from(self.api_age_ms) < stale_after.as_millis(),
             claims_me: self.claims_me,
+            claims_len: self.claims.len(),
         }
     }
 }
@@ -512,11 +517,18 @@ impl Membership {
         peer.flags = h.flags;
         peer.api_age_ms = h.api_age_ms;
         peer.claims_me = hb.unreachable.contains(my_hash);
+        let claims_before = peer.claims.len();
+        let same_claims = claims_before == hb.unreachable.len()
+            && peer.claims.iter().copied().eq(hb.unreachable.iter());
+        if !same_claims {
+            peer.claims.clear();
+            peer.claims.extend(hb.unreachable.iter());
+        }
         if h.flags.leaving && peer.leaving_since.is_none() {
             peer.leaving_since = Some(now);
         }
         let sender_hash = peer.hash;
-        let mut changed = before != peer.observed(now, timeout, stale_after);
+        let mut changed = before != peer.observed(now, timeout, stale_after) || !same_claims;
 
         for (hash, age_ms) in hb.heard.iter() {
             if hash == my_hash || hash == sender_hash {
@@ -695,6 +707,24 @@ impl Membership {
                 claims_me_unreachable: p.claims_me,
             }
         })
+    }
+
+    /// The peers that some live peer's latest heartbeat lists as unreachable (claims
+    /// travel with every heartbeat, so that every node excludes a peer that any of them
+    /// cannot hear, and a partial partition ends with one consistent election).
+    pub fn claimed_unreachable(&self, now: Instant) -> std::collections::HashSet<&str> {
+        let timeout = self.timeout;
+        let mut out = std::collections::HashSet::new();
+        for p in self.peers.iter().filter(|p| p.alive(now, timeout)) {
+            for h in &p.claims {
+                if let Some(&i) = self.by_hash.get(h)
+                    && self.peers[i].hash != p.hash
+                {
+                    out.insert(self.peers[i].name.as_str());
+                }
+            }
+        }
+        out
     }
 
     /// Peers heard at least once by this incarnation and not left/forgotten, alive or not.

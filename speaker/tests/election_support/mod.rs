@@ -26,10 +26,48 @@ use tokio::task::JoinHandle;
 
 pub const NS: &str = "ferrolb-system";
 
-/// An embedded API server with the speaker namespace created.
+/// An embedded API server with the speaker namespace and the membership Secret
+/// created. Speakers run in-process, each with its heartbeat socket on its own loopback
+/// address (its Node's InternalIP, 127.0.0.x) and the cluster's port.
 pub struct Cluster {
     pub server: RunningApiServer,
     pub client: Client,
+    /// The heartbeat port of this cluster's speakers.
+    pub port: u16,
+    addrs: Mutex<BTreeMap<String, std::net::Ipv4Addr>>,
+}
+
+/// A UDP port free on every 127.0.0.x address now (bound on 0.0.0.0, then released).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free UDP port")
+        .port()
+}
+
+/// The membership Secret with a key made for this test run.
+pub fn membership_secret(key: &[u8]) -> k8s_openapi::api::core::v1::Secret {
+    k8s_openapi::api::core::v1::Secret {
+        metadata: ObjectMeta {
+            name: Some("ferrolb-membership".into()),
+            namespace: Some(NS.into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            "primary".to_string(),
+            k8s_openapi::ByteString(key.to_vec()),
+        )])),
+        ..Default::default()
+    }
+}
+
+/// A key unique to this process and instant (tests only; never a real secret).
+pub fn test_key() -> Vec<u8> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("ferrolb-test-key-{}-{nanos:032}", std::process::id()).into_bytes()
 }
 
 impl Cluster {
@@ -56,7 +94,34 @@ impl Cluster {
             .create(&PostParams::default(), &ns)
             .await
             .expect("namespace");
-        Self { server, client }
+        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), NS)
+            .create(&PostParams::default(), &membership_secret(&test_key()))
+            .await
+            .expect("membership secret");
+        Self {
+            server,
+            client,
+            port: free_udp_port(),
+            addrs: Mutex::default(),
+        }
+    }
+
+    /// The loopback address standing for `node`'s InternalIP.
+    pub fn node_addr(&self, node: &str) -> std::net::Ipv4Addr {
+        let mut addrs = self.addrs.lock().unwrap();
+        let next = addrs.len() as u8 + 10;
+        *addrs
+            .entry(node.to_string())
+            .or_insert(std::net::Ipv4Addr::new(127, 0, 0, next))
+    }
+
+    /// Default settings for `node`'s speaker in this cluster.
+    pub fn settings(&self, node: &str) -> Settings {
+        let mut s = Settings::new(node);
+        s.namespace = NS.into();
+        s.membership.bind = IpAddr::V4(self.node_addr(node));
+        s.membership.port = self.port;
+        s
     }
 
     pub async fn add_node(&self, name: &str, ready: bool, labels: &[(&str, &str)]) {
@@ -87,6 +152,10 @@ impl Cluster {
                 type_: "Ready".into(),
                 status: if ready { "True" } else { "False" }.into(),
                 ..Default::default()
+            }]),
+            addresses: Some(vec![k8s_openapi::api::core::v1::NodeAddress {
+                type_: "InternalIP".into(),
+                address: self.node_addr(name).to_string(),
             }]),
             ..Default::default()
         };
@@ -282,7 +351,7 @@ impl Cluster {
     }
 
     pub async fn speaker(&self, node: &str) -> SpeakerHandle {
-        self.speaker_with(Settings::new(node), self.client.clone())
+        self.speaker_with(self.settings(node), self.client.clone())
             .await
     }
 }

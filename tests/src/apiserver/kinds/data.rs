@@ -21,6 +21,42 @@ fn valid_config_key(k: &str) -> bool {
 }
 
 /// ConfigMap keys (`[-._a-zA-Z0-9]+`, unique across data and binaryData) and total size (1 MiB).
+/// Defaults and validates a Secret as the API server does: `stringData` is merged into
+/// `data` (base64) and dropped, `type` defaults to `Opaque`, keys must be valid config
+/// keys.
+pub fn prepare_secret(obj: &mut Value) -> Vec<FieldError> {
+    use base64::Engine as _;
+    let mut errs = Vec::new();
+    if let Some(strings) = obj.get("stringData").and_then(Value::as_object).cloned() {
+        for (k, v) in strings {
+            let text = v.as_str().unwrap_or_default();
+            obj["data"][k.as_str()] =
+                Value::String(base64::engine::general_purpose::STANDARD.encode(text));
+        }
+    }
+    if let Some(o) = obj.as_object_mut() {
+        o.remove("stringData");
+    }
+    if obj["type"].as_str().unwrap_or_default().is_empty() {
+        obj["type"] = Value::String("Opaque".into());
+    }
+    for k in obj["data"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+    {
+        if !valid_config_key(k) {
+            errs.push(FieldError::invalid(
+                format!("data[{k}]"),
+                k.as_str(),
+                "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
+            ));
+        }
+    }
+    errs
+}
+
 pub fn validate_configmap(obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let mut total = 0usize;

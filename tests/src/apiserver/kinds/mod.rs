@@ -59,6 +59,7 @@ pub fn decode(def: &ResourceDef, v: &Value, strict: bool) -> Result<Value, Strin
         ("", "Node") => round_trip::<core::Node>(v),
         ("", "Service") => round_trip::<core::Service>(v),
         ("", "ConfigMap") => round_trip::<core::ConfigMap>(v),
+        ("", "Secret") => round_trip::<core::Secret>(v),
         ("", "Event") => round_trip::<core::Event>(v),
         ("", "Endpoints") => round_trip::<core::Endpoints>(v),
         ("", "Pod") => round_trip::<core::Pod>(v),
@@ -216,6 +217,7 @@ pub fn prepare_create(def: &ResourceDef, obj: &mut Value, store: &Store) -> Vec<
         }
         "leases" => validate_lease(obj),
         "configmaps" => data::validate_configmap(obj),
+        "secrets" => data::prepare_secret(obj),
         "endpointslices" => data::validate_endpointslice(None, obj),
         "deployments" => {
             workload::default_deployment(obj);
@@ -249,6 +251,17 @@ pub fn prepare_update(
                         ));
                     }
                 }
+            }
+            errs
+        }
+        "secrets" => {
+            let mut errs = data::prepare_secret(new);
+            if old["type"] != new["type"] {
+                errs.push(FieldError::invalid(
+                    "type",
+                    new["type"].to_string(),
+                    "field is immutable",
+                ));
             }
             errs
         }

@@ -6,7 +6,7 @@
 //! ([`Membership::set_local`]), and asks it what to send ([`Membership::poll`]); the
 //! clock is an `Instant` passed in, never read here.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -190,6 +190,10 @@ pub struct Received {
     pub changed: bool,
 }
 
+/// Maps keyed by node name or name hash: foldhash (randomly seeded per process), as the
+/// allocator's; the names come from authenticated peers only.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Most forgotten peers whose replay state is kept (so that a datagram captured before a
 /// peer was forgotten cannot be replayed once it is).
 const MAX_TOMBSTONES: usize = 4096;
@@ -296,6 +300,8 @@ pub struct Membership {
     /// Leaving rounds still to send at once.
     leave_rounds: u8,
     next_send: Option<Instant>,
+    /// Latest clock reading passed in (set_peers has none of its own).
+    last_now: Option<Instant>,
     last_scheduled: Option<Instant>,
     heard_cursor: usize,
     unreachable_cursor: usize,
@@ -348,9 +354,9 @@ impl Membership {
             interval,
             timeout,
             peers: Vec::new(),
-            by_name: HashMap::new(),
-            by_hash: HashMap::new(),
-            tombstones: HashMap::new(),
+            by_name: HashMap::default(),
+            by_hash: HashMap::default(),
+            tombstones: HashMap::default(),
             local: LocalState::default(),
             local_at: None,
             leaving: false,
@@ -358,6 +364,7 @@ impl Membership {
             urgent: true,
             leave_rounds: 0,
             next_send: None,
+            last_now: None,
             last_scheduled: None,
             heard_cursor: 0,
             unreachable_cursor: 0,
@@ -368,12 +375,15 @@ impl Membership {
     }
 
     /// The address book (from the Node objects): replaces it; peers no longer listed
-    /// are forgotten. This node's own name is ignored.
+    /// are forgotten (their replay state is kept aside). Authenticated senders that were
+    /// never listed (their Node not seen yet) are kept while directly alive. This node's
+    /// own name is ignored; a name listed twice keeps its first address.
     pub fn set_peers(&mut self, peers: impl IntoIterator<Item = (String, SocketAddr)>) {
         let mut old: HashMap<String, Peer> =
             self.peers.drain(..).map(|p| (p.name.clone(), p)).collect();
+        let mut listed = HashSet::new();
         for (name, addr) in peers {
-            if name == self.me || self.by_name_tmp_contains(&name) {
+            if name == self.me || !listed.insert(name.clone()) {
                 continue;
             }
             let mut peer = match old.remove(&name) {
@@ -391,6 +401,14 @@ impl Membership {
             self.peers.push(peer);
         }
         for (name, p) in old {
+            let unlisted_alive = p.book_addr.is_none()
+                && self
+                    .last_now
+                    .is_some_and(|now| p.directly_alive(now, self.timeout));
+            if unlisted_alive {
+                self.peers.push(p);
+                continue;
+            }
             if p.incarnation != 0 || p.sequence != 0 {
                 if self.tombstones.len() >= MAX_TOMBSTONES {
                     // Bounded memory; losing one entry only reopens a replay window for
@@ -403,15 +421,10 @@ impl Membership {
             }
         }
         self.reindex();
-        let nodes = self.peers.len() + 1;
+        // N counts the address book only: every node computes it from the same Nodes.
+        let nodes = self.peers.iter().filter(|p| p.book_addr.is_some()).count() + 1;
         self.interval = self.config.interval_for(nodes);
         self.timeout = self.config.timeout_for(nodes);
-    }
-
-    /// Whether `name` was already pushed by the current `set_peers` (duplicates in the
-    /// address book keep their first address).
-    fn by_name_tmp_contains(&self, name: &str) -> bool {
-        self.peers.iter().any(|p| p.name == name)
     }
 
     fn reindex(&mut self) {
@@ -437,6 +450,7 @@ impl Membership {
             || fresh(&old) != fresh(&local);
         self.local = local;
         self.local_at = Some(now);
+        self.last_now = self.last_now.max(Some(now));
         if local.leaving && !self.leaving {
             self.leave(now);
         } else if changed {
@@ -463,6 +477,7 @@ impl Membership {
         keys: &Keyring,
         now: Instant,
     ) -> Result<Received, DropReason> {
+        self.last_now = self.last_now.max(Some(now));
         let hb = Heartbeat::parse(datagram)?;
         keys.verify(hb.header.key_id, hb.signed, hb.mac)?;
         let h = &hb.header;
@@ -630,6 +645,7 @@ impl Membership {
     /// Appends the datagrams due at `now` to `out`; returns when to call again (next send
     /// or next expiry of a live peer).
     pub fn poll(&mut self, keys: &Keyring, now: Instant, out: &mut Vec<Outgoing>) -> Instant {
+        self.last_now = self.last_now.max(Some(now));
         let mut rounds = 0u8;
         if self.leave_rounds > 0 {
             rounds = std::mem::take(&mut self.leave_rounds);

@@ -420,3 +420,22 @@ fn an_unlisted_live_sender_survives_an_address_book_update() {
         Err(ferrolb_core::membership::DropReason::Replayed)
     );
 }
+
+#[test]
+fn absurd_periods_are_bounded_instead_of_overflowing_the_clock() {
+    let config = MembershipConfig {
+        heartbeat_interval: Duration::MAX,
+        peer_timeout: Duration::MAX,
+        packet_budget: 0,
+        ..MembershipConfig::default()
+    };
+    let keys = Keyring::new(KEY, None).unwrap();
+    let t = std::time::Instant::now();
+    let mut m = Membership::new("a", 1, config);
+    m.set_peers((1..500).map(|j| (name(j), addr(j))));
+    assert_eq!(m.interval(), ferrolb_core::membership::detector::MAX_PERIOD);
+    let mut out = Vec::new();
+    let next = m.poll(&keys, t, &mut out);
+    assert!(next > t && out.len() == 499);
+    assert!(m.has_quorum(t));
+}

@@ -44,17 +44,21 @@ impl Default for MembershipConfig {
 
 impl MembershipConfig {
     /// Interval for a cluster of `nodes` nodes (this one included):
-    /// max(heartbeat_interval, 2·(nodes−1)/packet_budget).
+    /// max(heartbeat_interval, 2·(nodes−1)/packet_budget), at most [`MAX_PERIOD`] (a
+    /// budget of 0 counts as 1).
     pub fn interval_for(&self, nodes: usize) -> Duration {
         let budget = u64::from(self.packet_budget.max(1));
         let peers = nodes.saturating_sub(1) as u64;
         let spread = Duration::from_nanos(peers.saturating_mul(2_000_000_000) / budget);
-        self.heartbeat_interval.max(spread)
+        self.heartbeat_interval.max(spread).min(MAX_PERIOD)
     }
 
-    /// Peer timeout for a cluster of `nodes` nodes: max(peer_timeout, 3 × interval).
+    /// Peer timeout for a cluster of `nodes` nodes: max(peer_timeout, 3 × interval), at
+    /// most 3 × [`MAX_PERIOD`].
     pub fn timeout_for(&self, nodes: usize) -> Duration {
-        self.peer_timeout.max(self.interval_for(nodes) * 3)
+        self.peer_timeout
+            .min(MAX_PERIOD * 3)
+            .max(self.interval_for(nodes) * 3)
     }
 
     /// Checks that `me` and the cluster name fit the wire format (a node whose names
@@ -72,6 +76,10 @@ impl MembershipConfig {
         wire::emit_unsigned(&mut Vec::new(), &header, &[], &[])
     }
 }
+
+/// Longest interval: bounds every deadline computed from the configuration, so that
+/// adding it to an `Instant` cannot overflow whatever a flag says.
+pub const MAX_PERIOD: Duration = Duration::from_secs(3600);
 
 /// The local node's state, as its heartbeats report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -501,15 +501,13 @@ impl Membership {
             None => {
                 // Authenticated but not in the address book: a peer whose Node this node
                 // has not seen yet. Kept, and replied to at its source address.
-                let mut p = Peer::new(h.sender.to_string(), None);
                 if let Some(&(inc, seq)) = self.tombstones.get(h.sender)
                     && (h.incarnation, h.sequence) <= (inc, seq)
                 {
                     return Err(DropReason::Replayed);
                 }
                 self.tombstones.remove(h.sender);
-                p.incarnation = 0;
-                self.peers.push(p);
+                self.peers.push(Peer::new(h.sender.to_string(), None));
                 let i = self.peers.len() - 1;
                 self.by_name.insert(h.sender.to_string(), i);
                 self.by_hash.entry(self.peers[i].hash).or_insert(i);

@@ -439,3 +439,52 @@ fn absurd_periods_are_bounded_instead_of_overflowing_the_clock() {
     assert!(next > t && out.len() == 499);
     assert!(m.has_quorum(t));
 }
+
+#[test]
+fn nodes_started_together_send_at_different_phases() {
+    let keys = Keyring::new(KEY, None).unwrap();
+    let t = std::time::Instant::now();
+    let mut phases = std::collections::HashSet::new();
+    for i in 0..10 {
+        let mut m = Membership::new(&name(i), 1, MembershipConfig::default());
+        m.set_peers([(name(99), addr(99))]);
+        let first = m.poll(&keys, t, &mut Vec::new());
+        assert!(first > t && first <= t + m.interval());
+        phases.insert(first);
+    }
+    assert_eq!(phases.len(), 10, "each node's phase comes from its name");
+}
+
+#[test]
+fn beyond_64_dead_peers_the_unreachable_list_rotates() {
+    use ferrolb_core::membership::name_hash;
+    use ferrolb_core::membership::wire::Heartbeat;
+    let keys = Keyring::new(KEY, None).unwrap();
+    let t = std::time::Instant::now();
+    let names: Vec<String> = (1..=100).map(name).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut hub = member("hub", &refs);
+    for n in &names {
+        let mut m = member(n, &["hub"]);
+        let d = first_datagram(&mut m, &keys, t);
+        hub.receive(addr(0), &d, &keys, t).unwrap();
+    }
+    let late = t + Duration::from_secs(2);
+    assert_eq!(hub.unreachable(late).len(), 100);
+    let mut covered = std::collections::HashSet::new();
+    for round in 0..2 {
+        let view = LocalState {
+            link_ok: round % 2 == 1,
+            ..LocalState::default()
+        };
+        hub.set_local(view, late);
+        let mut out = Vec::new();
+        hub.poll(&keys, late, &mut out);
+        let hb = Heartbeat::parse(&out[0].datagram).unwrap();
+        assert_eq!(hb.unreachable.len(), 64);
+        assert!(hb.heard.is_empty(), "dead peers are not relayed");
+        covered.extend(hb.unreachable.iter());
+    }
+    let all: std::collections::HashSet<u64> = names.iter().map(|n| name_hash(n)).collect();
+    assert_eq!(covered, all, "two rounds name all 100 dead peers");
+}

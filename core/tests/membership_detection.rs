@@ -321,3 +321,170 @@ fn interval_and_timeout_grow_with_the_cluster() {
         assert!(pps <= 1000.0 + 1e-6, "{n} nodes: {pps} packets/s");
     }
 }
+
+fn member(me: &str, peers: &[&str]) -> Membership {
+    let mut m = Membership::new(me, 1, MembershipConfig::default());
+    m.set_peers(
+        peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.to_string(), addr(i + 1))),
+    );
+    m
+}
+
+fn first_datagram(m: &mut Membership, keys: &Keyring, t: std::time::Instant) -> Vec<u8> {
+    let mut out = Vec::new();
+    m.poll(keys, t, &mut out);
+    out.into_iter().next().expect("a datagram").datagram
+}
+
+#[test]
+fn a_relay_that_missed_the_leaving_does_not_revive_the_leaver() {
+    let keys = Keyring::new(KEY, None).unwrap();
+    let t = std::time::Instant::now();
+    let mut a = member("a", &["b", "c"]);
+    let mut b = member("b", &["a", "c"]);
+    let mut c = member("c", &["a", "b"]);
+    let hello = first_datagram(&mut c, &keys, t);
+    b.receive(addr(2), &hello, &keys, t).unwrap();
+    a.receive(addr(2), &hello, &keys, t).unwrap();
+    c.leave(t + MS);
+    let bye = first_datagram(&mut c, &keys, t + MS);
+    a.receive(addr(2), &bye, &keys, t + 2 * MS).unwrap();
+    // b has not heard the leaving yet and relays c as heard 3 ms ago.
+    let relay = first_datagram(&mut b, &keys, t + 3 * MS);
+    a.receive(addr(1), &relay, &keys, t + 4 * MS).unwrap();
+    let pc = a.peers(t + 4 * MS).find(|p| p.name == "c").unwrap();
+    assert!(!pc.alive && pc.leaving);
+    assert!(a.peers(t + 4 * MS).find(|p| p.name == "b").unwrap().alive);
+}
+
+#[test]
+fn beyond_128_heard_peers_the_heard_list_rotates() {
+    use ferrolb_core::membership::name_hash;
+    use ferrolb_core::membership::wire::Heartbeat;
+    let keys = Keyring::new(KEY, None).unwrap();
+    let t = std::time::Instant::now();
+    let names: Vec<String> = (1..=200).map(name).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut hub = member("hub", &refs);
+    for n in &names {
+        let mut m = member(n, &["hub"]);
+        let d = first_datagram(&mut m, &keys, t);
+        hub.receive(addr(0), &d, &keys, t).unwrap();
+    }
+    let mut covered = std::collections::HashSet::new();
+    for round in 0..2 {
+        // A local change asks for an immediate round.
+        let view = LocalState {
+            has_view: round % 2 == 1,
+            ..LocalState::default()
+        };
+        assert!(hub.set_local(view, t) || round == 0);
+        let mut out = Vec::new();
+        hub.poll(&keys, t + MS * round, &mut out);
+        let hb = Heartbeat::parse(&out[0].datagram).unwrap();
+        assert_eq!(hb.heard.len(), 128);
+        covered.extend(hb.heard.iter().map(|(h, _)| h));
+    }
+    let all: std::collections::HashSet<u64> = names.iter().map(|n| name_hash(n)).collect();
+    assert_eq!(covered, all, "two rounds relay all 200 peers");
+}
+
+#[test]
+fn an_unlisted_live_sender_survives_an_address_book_update() {
+    let keys = Keyring::new(KEY, None).unwrap();
+    let t = std::time::Instant::now();
+    let mut a = member("a", &["c"]);
+    let mut b = member("b", &["a"]);
+    let d = first_datagram(&mut b, &keys, t);
+    a.receive(addr(9), &d, &keys, t).unwrap();
+    a.set_peers([("c".to_string(), addr(2))]);
+    assert_eq!(a.known(), 1);
+    assert_eq!(a.interval(), MembershipConfig::default().interval_for(2));
+    let mut out = Vec::new();
+    a.poll(&keys, t + MS, &mut out);
+    assert!(
+        out.iter().any(|o| o.to == addr(9)),
+        "still answered: {out:?}"
+    );
+    // Once dead, an unlisted sender is forgotten at the next update, but its replay
+    // state is kept: its old datagram cannot bring it back.
+    let late = t + Duration::from_secs(5);
+    a.poll(&keys, late, &mut Vec::new());
+    a.set_peers([("c".to_string(), addr(2))]);
+    assert_eq!(a.peers(late).count(), 1);
+    assert_eq!(
+        a.receive(addr(9), &d, &keys, late),
+        Err(ferrolb_core::membership::DropReason::Replayed)
+    );
+}
+
+#[test]
+fn absurd_periods_are_bounded_instead_of_overflowing_the_clock() {
+    let config = MembershipConfig {
+        heartbeat_interval: Duration::MAX,
+        peer_timeout: Duration::MAX,
+        packet_budget: 0,
+        ..MembershipConfig::default()
+    };
+    let keys = Keyring::new(KEY, None).unwrap();
+    let t = std::time::Instant::now();
+    let mut m = Membership::new("a", 1, config);
+    m.set_peers((1..500).map(|j| (name(j), addr(j))));
+    assert_eq!(m.interval(), ferrolb_core::membership::detector::MAX_PERIOD);
+    let mut out = Vec::new();
+    let next = m.poll(&keys, t, &mut out);
+    assert!(next > t && out.len() == 499);
+    assert!(m.has_quorum(t));
+}
+
+#[test]
+fn nodes_started_together_send_at_different_phases() {
+    let keys = Keyring::new(KEY, None).unwrap();
+    let t = std::time::Instant::now();
+    let mut phases = std::collections::HashSet::new();
+    for i in 0..10 {
+        let mut m = Membership::new(&name(i), 1, MembershipConfig::default());
+        m.set_peers([(name(99), addr(99))]);
+        let first = m.poll(&keys, t, &mut Vec::new());
+        assert!(first > t && first <= t + m.interval());
+        phases.insert(first);
+    }
+    assert_eq!(phases.len(), 10, "each node's phase comes from its name");
+}
+
+#[test]
+fn beyond_64_dead_peers_the_unreachable_list_rotates() {
+    use ferrolb_core::membership::name_hash;
+    use ferrolb_core::membership::wire::Heartbeat;
+    let keys = Keyring::new(KEY, None).unwrap();
+    let t = std::time::Instant::now();
+    let names: Vec<String> = (1..=100).map(name).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut hub = member("hub", &refs);
+    for n in &names {
+        let mut m = member(n, &["hub"]);
+        let d = first_datagram(&mut m, &keys, t);
+        hub.receive(addr(0), &d, &keys, t).unwrap();
+    }
+    let late = t + Duration::from_secs(2);
+    assert_eq!(hub.unreachable(late).len(), 100);
+    let mut covered = std::collections::HashSet::new();
+    for round in 0..2 {
+        let view = LocalState {
+            link_ok: round % 2 == 1,
+            ..LocalState::default()
+        };
+        hub.set_local(view, late);
+        let mut out = Vec::new();
+        hub.poll(&keys, late, &mut out);
+        let hb = Heartbeat::parse(&out[0].datagram).unwrap();
+        assert_eq!(hb.unreachable.len(), 64);
+        assert!(hb.heard.is_empty(), "dead peers are not relayed");
+        covered.extend(hb.unreachable.iter());
+    }
+    let all: std::collections::HashSet<u64> = names.iter().map(|n| name_hash(n)).collect();
+    assert_eq!(covered, all, "two rounds name all 100 dead peers");
+}

@@ -6,7 +6,7 @@
 //! ([`Membership::set_local`]), and asks it what to send ([`Membership::poll`]); the
 //! clock is an `Instant` passed in, never read here.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -44,17 +44,21 @@ impl Default for MembershipConfig {
 
 impl MembershipConfig {
     /// Interval for a cluster of `nodes` nodes (this one included):
-    /// max(heartbeat_interval, 2·(nodes−1)/packet_budget).
+    /// max(heartbeat_interval, 2·(nodes−1)/packet_budget), at most [`MAX_PERIOD`] (a
+    /// budget of 0 counts as 1).
     pub fn interval_for(&self, nodes: usize) -> Duration {
         let budget = u64::from(self.packet_budget.max(1));
         let peers = nodes.saturating_sub(1) as u64;
         let spread = Duration::from_nanos(peers.saturating_mul(2_000_000_000) / budget);
-        self.heartbeat_interval.max(spread)
+        self.heartbeat_interval.max(spread).min(MAX_PERIOD)
     }
 
-    /// Peer timeout for a cluster of `nodes` nodes: max(peer_timeout, 3 × interval).
+    /// Peer timeout for a cluster of `nodes` nodes: max(peer_timeout, 3 × interval), at
+    /// most 3 × [`MAX_PERIOD`].
     pub fn timeout_for(&self, nodes: usize) -> Duration {
-        self.peer_timeout.max(self.interval_for(nodes) * 3)
+        self.peer_timeout
+            .min(MAX_PERIOD * 3)
+            .max(self.interval_for(nodes) * 3)
     }
 
     /// Checks that `me` and the cluster name fit the wire format (a node whose names
@@ -72,6 +76,10 @@ impl MembershipConfig {
         wire::emit_unsigned(&mut Vec::new(), &header, &[], &[])
     }
 }
+
+/// Longest interval: bounds every deadline computed from the configuration, so that
+/// adding it to an `Instant` cannot overflow whatever a flag says.
+pub const MAX_PERIOD: Duration = Duration::from_secs(3600);
 
 /// The local node's state, as its heartbeats report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -190,6 +198,10 @@ pub struct Received {
     pub changed: bool,
 }
 
+/// Maps keyed by node name or name hash: foldhash (randomly seeded per process), as the
+/// allocator's; the names come from authenticated peers only.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Most forgotten peers whose replay state is kept (so that a datagram captured before a
 /// peer was forgotten cannot be replayed once it is).
 const MAX_TOMBSTONES: usize = 4096;
@@ -301,6 +313,8 @@ pub struct Membership {
     /// Leaving rounds still to send at once.
     leave_rounds: u8,
     next_send: Option<Instant>,
+    /// Latest clock reading passed in (set_peers has none of its own).
+    last_now: Option<Instant>,
     last_scheduled: Option<Instant>,
     heard_cursor: usize,
     unreachable_cursor: usize,
@@ -353,9 +367,9 @@ impl Membership {
             interval,
             timeout,
             peers: Vec::new(),
-            by_name: HashMap::new(),
-            by_hash: HashMap::new(),
-            tombstones: HashMap::new(),
+            by_name: HashMap::default(),
+            by_hash: HashMap::default(),
+            tombstones: HashMap::default(),
             local: LocalState::default(),
             local_at: None,
             leaving: false,
@@ -363,6 +377,7 @@ impl Membership {
             urgent: true,
             leave_rounds: 0,
             next_send: None,
+            last_now: None,
             last_scheduled: None,
             heard_cursor: 0,
             unreachable_cursor: 0,
@@ -373,12 +388,15 @@ impl Membership {
     }
 
     /// The address book (from the Node objects): replaces it; peers no longer listed
-    /// are forgotten. This node's own name is ignored.
+    /// are forgotten (their replay state is kept aside). Authenticated senders that were
+    /// never listed (their Node not seen yet) are kept while directly alive. This node's
+    /// own name is ignored; a name listed twice keeps its first address.
     pub fn set_peers(&mut self, peers: impl IntoIterator<Item = (String, SocketAddr)>) {
         let mut old: HashMap<String, Peer> =
             self.peers.drain(..).map(|p| (p.name.clone(), p)).collect();
+        let mut listed = HashSet::new();
         for (name, addr) in peers {
-            if name == self.me || self.by_name_tmp_contains(&name) {
+            if name == self.me || !listed.insert(name.clone()) {
                 continue;
             }
             let mut peer = match old.remove(&name) {
@@ -396,6 +414,14 @@ impl Membership {
             self.peers.push(peer);
         }
         for (name, p) in old {
+            let unlisted_alive = p.book_addr.is_none()
+                && self
+                    .last_now
+                    .is_some_and(|now| p.directly_alive(now, self.timeout));
+            if unlisted_alive {
+                self.peers.push(p);
+                continue;
+            }
             if p.incarnation != 0 || p.sequence != 0 {
                 if self.tombstones.len() >= MAX_TOMBSTONES {
                     // Bounded memory; losing one entry only reopens a replay window for
@@ -408,15 +434,10 @@ impl Membership {
             }
         }
         self.reindex();
-        let nodes = self.peers.len() + 1;
+        // N counts the address book only: every node computes it from the same Nodes.
+        let nodes = self.peers.iter().filter(|p| p.book_addr.is_some()).count() + 1;
         self.interval = self.config.interval_for(nodes);
         self.timeout = self.config.timeout_for(nodes);
-    }
-
-    /// Whether `name` was already pushed by the current `set_peers` (duplicates in the
-    /// address book keep their first address).
-    fn by_name_tmp_contains(&self, name: &str) -> bool {
-        self.peers.iter().any(|p| p.name == name)
     }
 
     fn reindex(&mut self) {
@@ -442,6 +463,7 @@ impl Membership {
             || fresh(&old) != fresh(&local);
         self.local = local;
         self.local_at = Some(now);
+        self.last_now = self.last_now.max(Some(now));
         if local.leaving && !self.leaving {
             self.leave(now);
         } else if changed {
@@ -468,6 +490,7 @@ impl Membership {
         keys: &Keyring,
         now: Instant,
     ) -> Result<Received, DropReason> {
+        self.last_now = self.last_now.max(Some(now));
         let hb = Heartbeat::parse(datagram)?;
         keys.verify(hb.header.key_id, hb.signed, hb.mac)?;
         let h = &hb.header;
@@ -483,15 +506,13 @@ impl Membership {
             None => {
                 // Authenticated but not in the address book: a peer whose Node this node
                 // has not seen yet. Kept, and replied to at its source address.
-                let mut p = Peer::new(h.sender.to_string(), None);
                 if let Some(&(inc, seq)) = self.tombstones.get(h.sender)
                     && (h.incarnation, h.sequence) <= (inc, seq)
                 {
                     return Err(DropReason::Replayed);
                 }
                 self.tombstones.remove(h.sender);
-                p.incarnation = 0;
-                self.peers.push(p);
+                self.peers.push(Peer::new(h.sender.to_string(), None));
                 let i = self.peers.len() - 1;
                 self.by_name.insert(h.sender.to_string(), i);
                 self.by_hash.entry(self.peers[i].hash).or_insert(i);
@@ -642,6 +663,7 @@ impl Membership {
     /// Appends the datagrams due at `now` to `out`; returns when to call again (next send
     /// or next expiry of a live peer).
     pub fn poll(&mut self, keys: &Keyring, now: Instant, out: &mut Vec<Outgoing>) -> Instant {
+        self.last_now = self.last_now.max(Some(now));
         let mut rounds = 0u8;
         if self.leave_rounds > 0 {
             rounds = std::mem::take(&mut self.leave_rounds);

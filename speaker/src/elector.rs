@@ -78,7 +78,7 @@ struct LoopState {
     step: SpeakerStep,
     config: ConfigCache,
     interfaces: Option<Vec<String>>,
-    peers: Vec<(String, SocketAddr)>,
+    peers: Option<Vec<(String, SocketAddr)>>,
     secret_version: Option<Option<Option<String>>>,
     mode: Option<SelfMode>,
     synced: bool,
@@ -127,7 +127,7 @@ impl Elector {
                 step,
                 config: ConfigCache::default(),
                 interfaces: None,
-                peers: Vec::new(),
+                peers: None,
                 secret_version: None,
                 mode: None,
                 synced: false,
@@ -401,9 +401,9 @@ impl Elector {
             })
             .collect();
         peers.sort();
-        if peers != self.state.peers {
+        if self.state.peers.as_ref() != Some(&peers) {
             self.membership.set_peers(peers.clone());
-            self.state.peers = peers;
+            self.state.peers = Some(peers);
         }
     }
 }

@@ -94,17 +94,20 @@ impl Speaker {
             })?;
         let socket = Arc::new(socket);
         let contact = Arc::new(ApiContact::default());
-        let membership = Arc::new(SharedMembership::new(
-            &s.node_name,
-            MembershipConfig {
-                cluster: s.membership.cluster.clone(),
-                heartbeat_interval: t.heartbeat_interval,
-                peer_timeout: t.peer_timeout,
-                packet_budget: MembershipConfig::default().packet_budget,
-                api_stale_after: t.api_stale_after,
-            },
-            contact.clone(),
-        ));
+        let config = MembershipConfig {
+            cluster: s.membership.cluster.clone(),
+            heartbeat_interval: t.heartbeat_interval,
+            peer_timeout: t.peer_timeout,
+            packet_budget: MembershipConfig::default().packet_budget,
+            api_stale_after: t.api_stale_after,
+        };
+        config.check(&s.node_name).map_err(|e| {
+            SpeakerError::InvalidFlag(format!(
+                "--node-name {:?} / --cluster-name {:?} do not fit in a heartbeat: {e}",
+                s.node_name, s.membership.cluster
+            ))
+        })?;
+        let membership = Arc::new(SharedMembership::new(&s.node_name, config, contact.clone()));
         let wake = Arc::new(Notify::new());
         let reports = Arc::new(Mutex::new(Reports::new(t.lease_duration)));
         let mut tasks = JoinSet::new();

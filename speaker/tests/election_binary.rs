@@ -17,7 +17,7 @@ fn inconsistent_timers_are_refused_naming_the_flag() {
             "--node-name",
             "n1",
             "--renew-period",
-            "2s",
+            "20s",
             "--log-format",
             "text",
         ])
@@ -59,6 +59,12 @@ async fn sigterm_deletes_the_lease_and_exits_cleanly() {
             "--no-dataplane",
             "--metrics-addr",
             "127.0.0.1:0",
+            "--namespace",
+            NS,
+            "--membership-bind",
+            &c.node_addr("bin-node").to_string(),
+            "--membership-port",
+            &c.port.to_string(),
         ])
         .arg("--kubeconfig")
         .arg(&kubeconfig)

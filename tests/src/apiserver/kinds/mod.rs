@@ -59,6 +59,7 @@ pub fn decode(def: &ResourceDef, v: &Value, strict: bool) -> Result<Value, Strin
         ("", "Node") => round_trip::<core::Node>(v),
         ("", "Service") => round_trip::<core::Service>(v),
         ("", "ConfigMap") => round_trip::<core::ConfigMap>(v),
+        ("", "Secret") => round_trip::<core::Secret>(v),
         ("", "Event") => round_trip::<core::Event>(v),
         ("", "Endpoints") => round_trip::<core::Endpoints>(v),
         ("", "Pod") => round_trip::<core::Pod>(v),

@@ -26,10 +26,10 @@ async fn losing_the_api_for_longer_than_the_lease_steps_down_and_leads_again_wit
         (c.metric("ferrolb_leader").await? == 1.0).then_some(())
     })
     .await;
-    for name in ["a", "b"] {
-        create_service(&lab.client, mk_service(name)).await;
-    }
+    // One after the other: reconciles run concurrently, so the order is the test's.
+    create_service(&lab.client, mk_service("a")).await;
     assert_eq!(wait_ips(&lab.client, "a", 1).await, ["192.0.2.10"]);
+    create_service(&lab.client, mk_service("b")).await;
     assert_eq!(wait_ips(&lab.client, "b", 1).await, ["192.0.2.11"]);
     assert_eq!(c.metric("ferrolb_leader_stepdowns_total").await, Some(0.0));
 

@@ -25,8 +25,13 @@ pub struct Cli {
     #[arg(long, env = "FERROLB_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
 
-    /// Namespace of the speakers' Leases.
-    #[arg(long, env = "FERROLB_NAMESPACE", default_value = "ferrolb-system")]
+    /// Namespace of the speakers' Leases: one of their own, so that the speakers'
+    /// RBAC grants nothing on the controller's leader Lease.
+    #[arg(
+        long,
+        env = "FERROLB_NAMESPACE",
+        default_value = "ferrolb-speaker-leases"
+    )]
     pub namespace: String,
 
     /// Namespace of the pool ConfigMap.

@@ -658,13 +658,29 @@ mod tests {
         // The membership Secret: the controller reads it by name and creates it;
         // the speaker watches it by name; no other Secret is readable.
         let secret = |verb, name| req("", "secrets", verb, ns, name);
-        assert!(permits(CONTROLLER, &i, &secret("get", Some("ferrolb-membership"))));
+        assert!(permits(
+            CONTROLLER,
+            &i,
+            &secret("get", Some("ferrolb-membership"))
+        ));
         assert!(permits(CONTROLLER, &i, &secret("create", None)));
         assert!(!permits(CONTROLLER, &i, &secret("get", Some("other"))));
-        assert!(!permits(CONTROLLER, &i, &secret("update", Some("ferrolb-membership"))));
-        assert!(permits(SPEAKER, &i, &secret("watch", Some("ferrolb-membership"))));
+        assert!(!permits(
+            CONTROLLER,
+            &i,
+            &secret("update", Some("ferrolb-membership"))
+        ));
+        assert!(permits(
+            SPEAKER,
+            &i,
+            &secret("watch", Some("ferrolb-membership"))
+        ));
         assert!(!permits(SPEAKER, &i, &secret("list", None)));
-        assert!(!permits(SPEAKER, &i, &secret("get", Some("ferrolb-membership"))));
+        assert!(!permits(
+            SPEAKER,
+            &i,
+            &secret("get", Some("ferrolb-membership"))
+        ));
         assert!(!permits(
             SPEAKER,
             &i,

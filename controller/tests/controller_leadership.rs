@@ -171,3 +171,86 @@ async fn a_new_install_gets_a_membership_secret_at_start() {
     .await;
     assert_eq!(primary(&s).len(), 32);
 }
+
+/// Holds the controller's Lease as "intruder", renewing it every 300 ms, until dropped.
+struct Intruder(tokio::task::JoinHandle<()>);
+
+impl Intruder {
+    async fn take(client: kube::Client) -> Self {
+        use k8s_openapi::api::coordination::v1::Lease;
+        let api = Api::<Lease>::namespaced(client, NS);
+        async fn grab(api: &Api<Lease>) -> bool {
+            let Ok(mut l) = api.get("ferrolb-controller").await else {
+                return false;
+            };
+            let spec = l.spec.get_or_insert_with(Default::default);
+            spec.holder_identity = Some("intruder".into());
+            spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+                k8s_openapi::jiff::Timestamp::now(),
+            ));
+            api.replace("ferrolb-controller", &PostParams::default(), &l)
+                .await
+                .is_ok()
+        }
+        wait_for(
+            "the intruder takes the Lease",
+            Duration::from_secs(5),
+            || async { grab(&api).await.then_some(()) },
+        )
+        .await;
+        Intruder(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                grab(&api).await;
+            }
+        }))
+    }
+}
+
+impl Drop for Intruder {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_sees_another_holder_writes_nothing_until_it_leads_again() {
+    let lab = Lab::start().await;
+    set_config(&lab.client, POOL).await;
+    let mut c = ControllerProc::start(&lab.kubeconfig, "c1");
+    wait_for("c1 leads", Duration::from_secs(10), || async {
+        (c.metric("ferrolb_leader").await? == 1.0).then_some(())
+    })
+    .await;
+    create_service(&lab.client, mk_service("a")).await;
+    assert_eq!(wait_ips(&lab.client, "a", 1).await, ["192.0.2.10"]);
+
+    let intruder = Intruder::take(lab.client.clone()).await;
+    wait_for("step-down", Duration::from_secs(5), || async {
+        (c.metric("ferrolb_leader_stepdowns_total").await? == 1.0).then_some(())
+    })
+    .await;
+    assert_eq!(c.metric("ferrolb_leader").await, Some(0.0));
+    // The API is reachable, but a former leader writes no status and no Event.
+    create_service(&lab.client, mk_service("during")).await;
+    tokio::time::sleep(2 * LEASE).await;
+    let during = get_service(&lab.client, "during").await;
+    assert!(ingress_ips(&during).is_empty() && condition(&during).is_none());
+    assert!(
+        events_for(&lab.client, "default", "during")
+            .await
+            .is_empty()
+    );
+    assert!(c.running());
+
+    // The intruder stops renewing: one lease duration later c1 takes over, rebuilds
+    // from a fresh list, and allocates without moving "a".
+    drop(intruder);
+    assert_eq!(wait_ips(&lab.client, "during", 1).await, ["192.0.2.11"]);
+    assert_eq!(
+        ingress_ips(&get_service(&lab.client, "a").await),
+        ["192.0.2.10"]
+    );
+    assert_eq!(c.metric("ferrolb_leader").await, Some(1.0));
+    assert!(c.running());
+}

@@ -43,11 +43,12 @@ async fn losing_the_api_for_longer_than_the_lease_steps_down_and_leads_again_wit
     .await;
     eprintln!("stepped down {:?} after the cut", cut_at.elapsed());
     assert_eq!(c.metric("ferrolb_leader").await, Some(0.0));
-    // While out of reach, someone else (as a new leader would) gives .12 to a
-    // Service the controller has never seen: its next term must not hand .12 out.
+    // While out of reach: a Service "pending" is created, then someone else (as a
+    // new leader would) gives .12 to a younger Service "other". Neither is in the
+    // controller's cache.
+    create_service(&lab.client, mk_service("pending")).await;
     create_service(&lab.client, mk_service("other")).await;
-    let taken =
-        json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.12", "ipMode": "VIP"}]}}});
+    let taken = json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.12", "ipMode": "VIP"}]}}});
     Api::<Service>::namespaced(lab.client.clone(), "default")
         .patch_status("other", &PatchParams::default(), &Patch::Merge(&taken))
         .await
@@ -58,14 +59,25 @@ async fn losing_the_api_for_longer_than_the_lease_steps_down_and_leads_again_wit
     let (code, _) = c.http_get("/readyz").await.expect("/readyz answers");
     assert_eq!(code, 200, "a stepped-down replica stays a ready standby");
 
-    // The API is back: it leads again (same process), and only then allocates.
-    fwd.restore();
+    // The API is back for new requests, while the watches still hang on their
+    // swallowed connections: the cache is stale. It leads again (same process)
+    // and rebuilds from a fresh list, which knows that "other" holds .12; a
+    // rebuild from the cache would not, and would give .12 to "pending", first in
+    // the watch once it resumes.
+    fwd.restore_keeping_held();
     wait_for("c1 leads again", Duration::from_secs(10), || async {
         (c.metric("ferrolb_leader").await? == 1.0).then_some(())
     })
     .await;
+    wait_for("rebuilt", Duration::from_secs(10), || async {
+        c.http_get("/readyz").await.filter(|r| r.0 == 200)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    fwd.release_held();
+    assert_eq!(wait_ips(&lab.client, "pending", 1).await, ["192.0.2.13"]);
     create_service(&lab.client, mk_service("new")).await;
-    assert_eq!(wait_ips(&lab.client, "new", 1).await, ["192.0.2.13"]);
+    assert_eq!(wait_ips(&lab.client, "new", 1).await, ["192.0.2.14"]);
     assert_eq!(
         ingress_ips(&get_service(&lab.client, "a").await),
         ["192.0.2.10"]

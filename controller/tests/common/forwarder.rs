@@ -13,6 +13,8 @@ pub struct Forwarder {
     /// Where the controller connects.
     pub addr: SocketAddr,
     cut: watch::Sender<bool>,
+    /// Bumped to close the connections held while cut.
+    release: watch::Sender<u64>,
     task: JoinHandle<()>,
 }
 
@@ -24,18 +26,20 @@ impl Forwarder {
             .expect("bind forwarder");
         let addr = listener.local_addr().unwrap();
         let (cut, _) = watch::channel(false);
-        let cut_tx = cut.clone();
+        let (release, _) = watch::channel(0u64);
+        let (cut_tx, release_tx) = (cut.clone(), release.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((mut inbound, _)) = listener.accept().await else {
                     continue;
                 };
                 let mut cut_rx = cut_tx.subscribe();
+                let mut release_rx = release_tx.subscribe();
                 tokio::spawn(async move {
                     if *cut_rx.borrow() {
                         // A black hole, as a partition looks to the client: the
-                        // connection is accepted and never answered until restored.
-                        let _ = cut_rx.wait_for(|c| !*c).await;
+                        // connection is accepted and never answered until released.
+                        let _ = release_rx.changed().await;
                         return;
                     }
                     let Ok(mut outbound) = TcpStream::connect(target).await else {
@@ -48,7 +52,12 @@ impl Forwarder {
                 });
             }
         });
-        Forwarder { addr, cut, task }
+        Forwarder {
+            addr,
+            cut,
+            release,
+            task,
+        }
     }
 
     /// Drops every open connection and black-holes new ones.
@@ -56,9 +65,21 @@ impl Forwarder {
         self.cut.send_replace(true);
     }
 
+    /// Relays new connections again; those held while cut stay held (their
+    /// requests, such as watches, still hang) until [`Self::release_held`].
+    pub fn restore_keeping_held(&self) {
+        self.cut.send_replace(false);
+    }
+
+    /// Closes the connections held while cut: their clients see an error and retry.
+    pub fn release_held(&self) {
+        self.release.send_modify(|g| *g += 1);
+    }
+
     /// Relays again; connections held while cut are closed.
     pub fn restore(&self) {
-        self.cut.send_replace(false);
+        self.restore_keeping_held();
+        self.release_held();
     }
 }
 

@@ -341,7 +341,11 @@ mod tests {
         let d = Settings::new("n1");
         assert_eq!(s.timers, d.timers);
         assert_eq!(s.announce, d.announce);
-        assert_eq!(s.namespace, d.namespace);
+        // The one difference: the binary's Leases default to their own namespace
+        // (deploy/ creates it); Settings::new keeps the tests' ferrolb-system until
+        // the speaker's test harness creates ferrolb-speaker-leases.
+        assert_eq!(s.namespace, "ferrolb-speaker-leases");
+        assert_eq!(d.namespace, "ferrolb-system");
         assert_eq!(s.lb_class, d.lb_class);
         assert_eq!(s.resync_period, d.resync_period);
         assert_eq!(s.handover_delay, d.handover_delay);

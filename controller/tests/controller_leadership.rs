@@ -48,7 +48,8 @@ async fn losing_the_api_for_longer_than_the_lease_steps_down_and_leads_again_wit
     // controller's cache.
     create_service(&lab.client, mk_service("pending")).await;
     create_service(&lab.client, mk_service("other")).await;
-    let taken = json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.12", "ipMode": "VIP"}]}}});
+    let taken =
+        json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.12", "ipMode": "VIP"}]}}});
     Api::<Service>::namespaced(lab.client.clone(), "default")
         .patch_status("other", &PatchParams::default(), &Patch::Merge(&taken))
         .await

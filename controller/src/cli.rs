@@ -72,6 +72,15 @@ pub struct RunArgs {
     )]
     pub lb_class: String,
 
+    /// Name of the Secret (in the config namespace) holding the speakers' membership key; the leader creates it when missing and never overwrites it.
+    #[arg(
+        long,
+        env = "FERROLB_MEMBERSHIP_SECRET",
+        default_value = "ferrolb-membership",
+        global = true
+    )]
+    pub membership_secret: String,
+
     /// Namespace of the leader-election Lease (defaults to the config namespace).
     #[arg(long, env = "FERROLB_LEADER_NAMESPACE", global = true)]
     pub leader_namespace: Option<String>,

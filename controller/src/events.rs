@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
 use crate::metrics::Metrics;
@@ -63,9 +63,19 @@ impl EventQueue {
     }
 }
 
-/// Publishes queued Events one at a time until every sender is gone.
-pub async fn publish_all(recorder: Recorder, mut rx: mpsc::Receiver<Pending>) {
+/// Publishes queued Events one at a time until every sender is gone, while
+/// `leading`: Events queued before a step-down are discarded, and one being
+/// sent when it happens is cancelled, so that a former leader writes nothing.
+pub async fn publish_all(
+    recorder: Recorder,
+    mut rx: mpsc::Receiver<Pending>,
+    leading: watch::Receiver<bool>,
+) {
     while let Some(p) = rx.recv().await {
+        if !*leading.borrow() {
+            debug!(reason = %p.reason, "not leading: queued event discarded");
+            continue;
+        }
         let ev = Event {
             type_: if p.warning {
                 EventType::Warning
@@ -77,8 +87,16 @@ pub async fn publish_all(recorder: Recorder, mut rx: mpsc::Receiver<Pending>) {
             action: p.action,
             secondary: None,
         };
-        if let Err(e) = recorder.publish(&ev, &p.regarding).await {
-            warn!(error = %e, reason = %ev.reason, "publishing event failed");
+        let mut lost = leading.clone();
+        tokio::select! {
+            r = recorder.publish(&ev, &p.regarding) => {
+                if let Err(e) = r {
+                    warn!(error = %e, reason = %ev.reason, "publishing event failed");
+                }
+            }
+            _ = lost.wait_for(|l| !*l) => {
+                debug!(reason = %ev.reason, "stepped down: event being published cancelled");
+            }
         }
     }
 }

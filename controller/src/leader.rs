@@ -8,6 +8,12 @@
 //! Conflict) and expiry judged on the *local* monotonic clock from the moment a
 //! change of the Lease was observed, so clock skew between nodes cannot make two
 //! replicas leaders at once.
+//!
+//! The decisions are [`LeaderState::step`], a step function on plain data (what
+//! the last API call answered, and the clock, in; the next call and whether we
+//! lead, out). [`Elector`] is the thin shell that makes the calls. Losing the
+//! Lease is not fatal: the replica steps down (stops writing at once) and keeps
+//! campaigning, so that a few API blips never end in a restart loop.
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 use tokio::sync::watch;
+use tokio::time::timeout_at;
 use tracing::{info, warn};
 
 /// What the Lease record looked like when last observed, and when (locally).
@@ -29,7 +36,7 @@ pub struct Observed {
     pub at: Instant,
 }
 
-/// What the elector should do next.
+/// What the elector should do with a Lease it read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     /// We hold the Lease: renew it.
@@ -40,7 +47,7 @@ pub enum Step {
     Wait,
 }
 
-/// Decides the next step from the last observation, judged on the local clock.
+/// Decides what to do with the last observation, judged on the local clock.
 pub fn decide(obs: &Observed, me: &str, duration: Duration, now: Instant) -> Step {
     match obs.holder.as_deref() {
         Some(h) if h == me => Step::Renew,
@@ -50,10 +57,171 @@ pub fn decide(obs: &Observed, me: &str, duration: Duration, now: Instant) -> Ste
     }
 }
 
+/// The Lease as read from the API server: the two fields the election needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseView {
+    /// `spec.holderIdentity`.
+    pub holder: Option<String>,
+    /// `metadata.resourceVersion`.
+    pub resource_version: String,
+}
+
+/// What the last API call answered (or that the clock alone moved).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Woken up after a pause (or at start): only the clock is new.
+    Tick,
+    /// The Lease was read; `None` when it does not exist.
+    Read(Option<LeaseView>),
+    /// Reading failed or timed out.
+    ReadFailed,
+    /// The write planned last succeeded.
+    Written,
+    /// The write planned last was refused because the Lease changed under us
+    /// (409 Conflict, or AlreadyExists on create): someone else wrote it.
+    Conflict,
+    /// The write planned last failed otherwise or timed out; it may still have
+    /// been applied, which the next read shows.
+    WriteFailed,
+}
+
+/// The next API call, or a pause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Read the Lease.
+    Read,
+    /// Create the Lease, held by us.
+    Create,
+    /// Replace the Lease with one held by us, guarded by this resourceVersion.
+    Replace {
+        /// The version read; a write by anyone since makes ours fail with 409.
+        resource_version: String,
+    },
+    /// Nothing to do before this instant (then feed [`Input::Tick`]).
+    SleepUntil(Instant),
+}
+
+/// The outcome of one step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// What to do next.
+    pub action: Action,
+    /// Whether this replica leads now, and may write.
+    pub leading: bool,
+    /// While leading: the instant leadership ends unless a renewal is confirmed
+    /// first. The shell cuts any API call at this instant and steps down.
+    pub lead_until: Option<Instant>,
+}
+
+/// The elector's state: the last observation of the Lease and our own term.
+#[derive(Debug, Clone)]
+pub struct LeaderState {
+    me: String,
+    duration: Duration,
+    renew_period: Duration,
+    observed: Option<Observed>,
+    /// We lead until this instant: the start of our last confirmed write plus
+    /// the lease duration. Others judge expiry from when they *saw* that write,
+    /// which is later, so we always stop first.
+    lead_until: Option<Instant>,
+    /// When the write in flight was planned (before it was sent).
+    write_started: Option<Instant>,
+}
+
+impl LeaderState {
+    /// A replica with this identity, not leading, knowing nothing yet.
+    pub fn new(me: impl Into<String>, duration: Duration, renew_period: Duration) -> Self {
+        Self {
+            me: me.into(),
+            duration,
+            renew_period,
+            observed: None,
+            lead_until: None,
+            write_started: None,
+        }
+    }
+
+    /// Pause between rounds: the renew period while leading; a candidate polls
+    /// at least every second so that it takes over soon after expiry.
+    fn pause(&self) -> Duration {
+        if self.lead_until.is_some() {
+            self.renew_period
+        } else {
+            self.renew_period.min(Duration::from_secs(1))
+        }
+    }
+
+    fn write(&mut self, now: Instant, action: Action) -> Action {
+        self.write_started = Some(now);
+        action
+    }
+
+    /// Takes one input at local time `now` and plans the next call.
+    pub fn step(&mut self, input: Input, now: Instant) -> Plan {
+        let action = match input {
+            Input::Tick => Action::Read,
+            Input::ReadFailed => Action::SleepUntil(now + self.pause()),
+            Input::Read(None) => self.write(now, Action::Create),
+            Input::Read(Some(view)) => {
+                if self
+                    .observed
+                    .as_ref()
+                    .is_none_or(|o| o.resource_version != view.resource_version)
+                {
+                    self.observed = Some(Observed {
+                        holder: view.holder,
+                        resource_version: view.resource_version.clone(),
+                        at: now,
+                    });
+                }
+                let obs = self.observed.as_ref().expect("set above");
+                match decide(obs, &self.me, self.duration, now) {
+                    Step::Wait => {
+                        // Someone else holds a live Lease: if we led, not any more.
+                        self.lead_until = None;
+                        Action::SleepUntil(now + self.pause())
+                    }
+                    Step::Renew | Step::Acquire => self.write(
+                        now,
+                        Action::Replace {
+                            resource_version: view.resource_version,
+                        },
+                    ),
+                }
+            }
+            Input::Written => {
+                if let Some(t) = self.write_started.take() {
+                    self.lead_until = Some(t + self.duration);
+                }
+                Action::SleepUntil(now + self.pause())
+            }
+            Input::Conflict => {
+                // The Lease changed under us: whoever wrote it may lead now.
+                self.write_started = None;
+                self.lead_until = None;
+                Action::Read
+            }
+            Input::WriteFailed => {
+                self.write_started = None;
+                Action::SleepUntil(now + self.pause())
+            }
+        };
+        if self.lead_until.is_some_and(|t| now >= t) {
+            self.lead_until = None;
+        }
+        Plan {
+            action,
+            leading: self.lead_until.is_some(),
+            lead_until: self.lead_until,
+        }
+    }
+}
+
 /// Runs leader election for ever, publishing `true` on `tx` while this replica leads.
 ///
-/// A leader that could not renew within `duration` of its last successful renew
-/// publishes `false` (the caller stops writing, and exits).
+/// A leader whose renewal is not confirmed within the lease duration of its last
+/// confirmed one, or that sees another holder, publishes `false` at that
+/// instant (the caller stops writing) and keeps campaigning.
 #[derive(Clone)]
 pub struct Elector {
     pub api: Api<Lease>,
@@ -64,91 +232,62 @@ pub struct Elector {
 }
 
 impl Elector {
-    /// Campaigns and keeps the lease; never returns unless `tx` has no receivers.
+    /// Campaigns and keeps the lease; returns only when `tx` has no receivers.
     pub async fn run(self, tx: watch::Sender<bool>) {
-        let mut observed: Option<Observed> = None;
-        let mut last_renew: Option<Instant> = None;
+        let mut state = LeaderState::new(&self.identity, self.duration, self.renew_period);
+        let mut input = Input::Tick;
+        let mut lease: Option<Lease> = None;
         loop {
             if tx.is_closed() {
                 return;
             }
-            let leading = self.step(&mut observed, &mut last_renew).await;
-            if *tx.borrow() != leading {
-                info!(identity = %self.identity, leading, "leadership changed");
-                let _ = tx.send(leading);
+            let plan = state.step(input, Instant::now());
+            if *tx.borrow() != plan.leading {
+                info!(identity = %self.identity, leading = plan.leading, "leadership changed");
+                let _ = tx.send(plan.leading);
             }
-            let pause = if leading {
-                self.renew_period
-            } else {
-                self.renew_period.min(Duration::from_secs(1))
-            };
-            tokio::time::sleep(pause).await;
-        }
-    }
-
-    /// One round; returns whether we lead afterwards.
-    async fn step(
-        &self,
-        observed: &mut Option<Observed>,
-        last_renew: &mut Option<Instant>,
-    ) -> bool {
-        let now = Instant::now();
-        let still_valid =
-            |last: &Option<Instant>| last.is_some_and(|t| now.duration_since(t) < self.duration);
-        let current = match self.api.get_opt(&self.name).await {
-            Ok(c) => c,
-            Err(e) => {
-                warn!(error = %e, lease = %self.name, "reading leader lease failed");
-                return still_valid(last_renew);
-            }
-        };
-        let Some(lease) = current else {
-            return match self
-                .api
-                .create(&PostParams::default(), &self.record(None))
-                .await
-            {
-                Ok(_) => {
-                    *last_renew = Some(now);
-                    true
+            // No call may outlive our term: at its end we must have stepped down.
+            // A candidate's calls are bounded by the lease duration, so that a
+            // request the network swallowed does not stall the campaign.
+            let limit = tokio::time::Instant::from_std(
+                plan.lead_until
+                    .unwrap_or_else(|| Instant::now() + self.duration)
+                    .min(Instant::now() + self.duration),
+            );
+            input = match plan.action {
+                Action::SleepUntil(t) => {
+                    let t = plan.lead_until.map_or(t, |l| l.min(t));
+                    tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await;
+                    Input::Tick
                 }
-                Err(e) => {
-                    warn!(error = %e, "creating leader lease failed");
-                    false
+                Action::Read => match timeout_at(limit, self.api.get_opt(&self.name)).await {
+                    Ok(Ok(l)) => {
+                        let view = l.as_ref().map(view);
+                        lease = l;
+                        Input::Read(view)
+                    }
+                    Ok(Err(e)) => {
+                        warn!(error = %e, lease = %self.name, "reading leader lease failed");
+                        Input::ReadFailed
+                    }
+                    Err(_) => {
+                        warn!(lease = %self.name, "reading leader lease timed out");
+                        Input::ReadFailed
+                    }
+                },
+                Action::Create => {
+                    let (pp, record) = (PostParams::default(), self.record(None));
+                    let call = self.api.create(&pp, &record);
+                    write_outcome(timeout_at(limit, call).await, "creating")
+                }
+                Action::Replace { resource_version } => {
+                    let mut next = self.record(lease.as_ref());
+                    next.metadata.resource_version = Some(resource_version);
+                    let pp = PostParams::default();
+                    let call = self.api.replace(&self.name, &pp, &next);
+                    write_outcome(timeout_at(limit, call).await, "renewing")
                 }
             };
-        };
-        let rv = lease.metadata.resource_version.clone().unwrap_or_default();
-        let holder = lease.spec.as_ref().and_then(|s| s.holder_identity.clone());
-        if observed.as_ref().is_none_or(|o| o.resource_version != rv) {
-            *observed = Some(Observed {
-                holder: holder.clone(),
-                resource_version: rv.clone(),
-                at: now,
-            });
-        }
-        let obs = observed.as_ref().expect("set above");
-        let step = decide(obs, &self.identity, self.duration, now);
-        if step == Step::Wait {
-            *last_renew = None;
-            return false;
-        }
-        let mut next = self.record(Some(&lease));
-        next.metadata.resource_version = Some(rv);
-        match self
-            .api
-            .replace(&self.name, &PostParams::default(), &next)
-            .await
-        {
-            Ok(_) => {
-                *last_renew = Some(now);
-                true
-            }
-            Err(e) => {
-                // A 409 means another replica wrote first: it leads.
-                warn!(error = %e, ?step, "writing leader lease failed");
-                step == Step::Renew && still_valid(last_renew)
-            }
         }
     }
 
@@ -204,6 +343,35 @@ impl Elector {
     }
 }
 
+fn view(l: &Lease) -> LeaseView {
+    LeaseView {
+        holder: l.spec.as_ref().and_then(|s| s.holder_identity.clone()),
+        resource_version: l.metadata.resource_version.clone().unwrap_or_default(),
+    }
+}
+
+/// Maps the answer to a write of the Lease onto the state machine's input.
+fn write_outcome(
+    res: Result<Result<Lease, kube::Error>, tokio::time::error::Elapsed>,
+    what: &str,
+) -> Input {
+    match res {
+        Ok(Ok(_)) => Input::Written,
+        Ok(Err(kube::Error::Api(s))) if s.code == 409 => {
+            info!(what, "leader lease changed under us (409): re-reading");
+            Input::Conflict
+        }
+        Ok(Err(e)) => {
+            warn!(error = %e, what, "writing leader lease failed");
+            Input::WriteFailed
+        }
+        Err(_) => {
+            warn!(what, "writing leader lease timed out");
+            Input::WriteFailed
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,5 +402,122 @@ mod tests {
         let d = Duration::from_secs(15);
         assert_eq!(decide(&obs(None, t0), "b", d, t0), Step::Acquire);
         assert_eq!(decide(&obs(Some(""), t0), "b", d, t0), Step::Acquire);
+    }
+
+    fn lease(holder: &str, rv: &str) -> Input {
+        Input::Read(Some(LeaseView {
+            holder: Some(holder.into()),
+            resource_version: rv.into(),
+        }))
+    }
+
+    fn replace(rv: &str) -> Action {
+        Action::Replace {
+            resource_version: rv.into(),
+        }
+    }
+
+    const D: Duration = Duration::from_secs(15);
+    const R: Duration = Duration::from_secs(2);
+    const S: Duration = Duration::from_secs(1);
+
+    /// A replica that created the Lease at `t0` and leads.
+    fn leader(t0: Instant) -> LeaderState {
+        let mut st = LeaderState::new("a", D, R);
+        assert_eq!(st.step(Input::Tick, t0).action, Action::Read);
+        let p = st.step(Input::Read(None), t0);
+        assert_eq!((p.action, p.leading), (Action::Create, false));
+        let p = st.step(Input::Written, t0 + S);
+        assert!(p.leading);
+        // The term counts from when the write was planned, not confirmed.
+        assert_eq!(p.lead_until, Some(t0 + D));
+        assert_eq!(p.action, Action::SleepUntil(t0 + S + R));
+        st
+    }
+
+    #[test]
+    fn a_leader_that_cannot_renew_steps_down_at_its_deadline_and_keeps_campaigning() {
+        let t0 = Instant::now();
+        let mut st = leader(t0);
+        // The API is gone: reads fail, the leader keeps leading until its deadline.
+        let p = st.step(Input::ReadFailed, t0 + Duration::from_secs(5));
+        assert!(p.leading);
+        assert_eq!(p.lead_until, Some(t0 + D));
+        let p = st.step(Input::ReadFailed, t0 + D - Duration::from_millis(1));
+        assert!(p.leading);
+        // At the deadline (the shell wakes then, or cuts a hung call): stepped down.
+        let p = st.step(Input::Tick, t0 + D);
+        assert!(!p.leading);
+        assert_eq!(p.lead_until, None);
+        assert_eq!(p.action, Action::Read, "it keeps trying");
+        let p = st.step(Input::ReadFailed, t0 + D + S);
+        assert!(!p.leading);
+        assert_eq!(p.action, Action::SleepUntil(t0 + D + S + S));
+        // The API is back and the Lease still names us at the version we wrote:
+        // the guarded renewal succeeds only if nobody wrote since, and then we lead again.
+        let t1 = t0 + Duration::from_secs(40);
+        let p = st.step(lease("a", "7"), t1);
+        assert_eq!((p.action, p.leading), (replace("7"), false));
+        let p = st.step(Input::Written, t1 + S);
+        assert!(p.leading);
+        assert_eq!(p.lead_until, Some(t1 + D));
+    }
+
+    #[test]
+    fn a_renewal_confirmed_after_the_deadline_does_not_extend_the_term() {
+        let t0 = Instant::now();
+        let mut st = leader(t0);
+        let t1 = t0 + Duration::from_secs(3);
+        assert_eq!(st.step(lease("a", "2"), t1).action, replace("2"));
+        // Its answer arrives later than one lease duration after it was sent.
+        let p = st.step(Input::Written, t1 + D);
+        assert!(!p.leading, "{p:?}");
+    }
+
+    #[test]
+    fn another_holder_or_a_conflict_ends_the_term_at_once() {
+        let t0 = Instant::now();
+        let mut st = leader(t0);
+        let p = st.step(lease("b", "9"), t0 + S);
+        assert!(!p.leading);
+        assert_eq!(p.action, Action::SleepUntil(t0 + S + S));
+
+        let mut st = leader(t0);
+        assert_eq!(st.step(lease("a", "2"), t0 + S).action, replace("2"));
+        let p = st.step(Input::Conflict, t0 + S);
+        assert_eq!((p.action, p.leading), (Action::Read, false));
+    }
+
+    #[test]
+    fn a_failed_renewal_keeps_the_term_until_its_deadline() {
+        let t0 = Instant::now();
+        let mut st = leader(t0);
+        assert_eq!(st.step(lease("a", "2"), t0 + R).action, replace("2"));
+        let p = st.step(Input::WriteFailed, t0 + R + S);
+        assert!(p.leading);
+        assert_eq!(p.lead_until, Some(t0 + D));
+        assert_eq!(p.action, Action::SleepUntil(t0 + R + S + R));
+    }
+
+    #[test]
+    fn a_candidate_takes_an_expired_lease_only_after_a_full_local_duration() {
+        let t0 = Instant::now();
+        let mut st = LeaderState::new("b", D, R);
+        assert_eq!(st.step(Input::Tick, t0).action, Action::Read);
+        let p = st.step(lease("a", "5"), t0);
+        assert_eq!((p.action, p.leading), (Action::SleepUntil(t0 + S), false));
+        // Same version seen again, just before expiry: still waiting.
+        let p = st.step(lease("a", "5"), t0 + D - S);
+        assert!(matches!(p.action, Action::SleepUntil(_)));
+        // A renewal by "a" (new version) restarts the local clock.
+        let t1 = t0 + D - S;
+        st.step(lease("a", "6"), t1);
+        assert!(matches!(
+            st.step(lease("a", "6"), t0 + D).action,
+            Action::SleepUntil(_)
+        ));
+        // One full duration after the last change was seen: taken.
+        assert_eq!(st.step(lease("a", "6"), t1 + D).action, replace("6"));
+        assert!(st.step(Input::Written, t1 + D + S).leading);
     }
 }

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod events;
 pub mod http;
 pub mod leader;
+pub mod membership;
 pub mod metrics;
 pub mod reconcile;
 pub mod run;

@@ -48,6 +48,9 @@ pub struct Metrics {
     pub config_stale: Gauge,
     /// 1 on the replica that holds the leader Lease.
     pub leader: Gauge,
+    /// Terms of leadership that ended without a shutdown (Lease not renewed in
+    /// time, or taken by another replica).
+    pub stepdowns: Counter,
     pub reconcile_duration: Histogram,
     /// Events dropped because the queue of Events to publish was full.
     pub events_dropped: Counter,
@@ -73,6 +76,7 @@ impl Metrics {
             config_reloads: Family::default(),
             config_stale: Gauge::default(),
             leader: Gauge::default(),
+            stepdowns: Counter::default(),
             reconcile_duration: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             events_dropped: Counter::default(),
             registry: Registry::default(),
@@ -106,6 +110,11 @@ impl Metrics {
             m.config_stale.clone(),
         );
         registry.register("leader", "1 on the replica that leads", m.leader.clone());
+        registry.register(
+            "leader_stepdowns",
+            "Times this replica lost leadership and stepped down",
+            m.stepdowns.clone(),
+        );
         registry.register(
             "reconcile_duration_seconds",
             "Time to reconcile one Service",

@@ -6,6 +6,14 @@
 //! release IPs at once, and each relist sweeps allocations whose Service is
 //! gone (a delete missed while the watch was down). The pool ConfigMap has a
 //! watch of its own; a change re-triggers every Service.
+//!
+//! Leadership comes in terms. A replica that loses its Lease (a renewal not
+//! confirmed in time, or another holder) ends the term at once: the reconciler
+//! and every write in flight are dropped, queued Events are discarded, and the
+//! allocator is emptied. The process stays up, a ready standby, and campaigns
+//! again; its next term rebuilds the allocator from a fresh list of Services
+//! (its watch may have missed changes while the API was out of reach) before it
+//! allocates anything.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,9 +22,9 @@ use ferrolb_config::{Config, parse_configmap_data};
 use ferrolb_core::alloc::Allocator;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -24,7 +32,6 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::UnboundedReceiverStream;
 use tracing::{debug, error, info, warn};
 
 use crate::cli::RunArgs;
@@ -49,9 +56,10 @@ pub enum Error {
     Client(#[from] ferrolb_process::ClientError),
     #[error("metrics endpoint: {0}")]
     Io(#[from] std::io::Error),
-    #[error("leadership lost: exiting so that only the new leader writes")]
-    LostLeadership,
 }
+
+/// How often, at most, the leader checks that the membership Secret exists.
+const MEMBERSHIP_CHECK_MAX_PERIOD: Duration = Duration::from_secs(30);
 
 /// The allocator with the configuration it was built from.
 struct Engine {
@@ -59,6 +67,9 @@ struct Engine {
     config: Option<Config>,
     /// True once the allocator was rebuilt from the Services' status.
     rebuilt: bool,
+    /// Set when a term ended: the cache may have missed changes while the API
+    /// was out of reach, so the next rebuild must come from a fresh list.
+    needs_fresh_list: bool,
 }
 
 impl Engine {
@@ -293,22 +304,45 @@ impl Ctx {
         {
             return;
         }
+        if self.engine.lock().expect("lock").needs_fresh_list {
+            return; // the term's fresh list rebuilds it
+        }
+        self.rebuild_from(&store.state(), "cache");
+    }
+
+    /// Rebuilds the allocator from these Services' status, once per term and
+    /// only with a configuration (without one nothing is allocated, and the
+    /// configuration's arrival rebuilds).
+    fn rebuild_from(&self, services: &[Arc<Service>], source: &str) {
         let mut e = self.engine.lock().expect("lock");
+        e.needs_fresh_list = false;
         if e.rebuilt || e.config.is_none() {
             return;
         }
         let t = Instant::now();
-        let services = store.state();
         let Engine { alloc, .. } = &mut *e;
-        let adopted = reconcile::rebuild(alloc, &services, &self.class);
+        let adopted = reconcile::rebuild(alloc, services, &self.class);
         e.rebuilt = true;
         self.update_pool_metrics(&e);
         info!(
             services = services.len(),
             adopted,
+            source,
             elapsed_ms = t.elapsed().as_millis() as u64,
             "allocator rebuilt from Service status"
         );
+    }
+
+    /// The term ended: forget every allocation (the next leader, maybe us,
+    /// rebuilds from the Services' status) and every pending retry.
+    fn step_down(&self) {
+        let mut e = self.engine.lock().expect("lock");
+        e.alloc = Allocator::new(e.config.clone().unwrap_or_default());
+        e.rebuilt = false;
+        e.needs_fresh_list = true;
+        self.update_pool_metrics(&e);
+        drop(e);
+        self.failed.lock().expect("lock").clear();
     }
 }
 
@@ -345,6 +379,10 @@ async fn reconcile_one(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error
         ctx.metrics.releases.inc();
         ctx.retry_failed();
     }
+    if !ctx.leading() {
+        // Stepped down while deciding: the next leader rebuilds from the status.
+        return Ok(Action::await_change());
+    }
     if let Some(wanted) = &decision.wanted
         && let Some(patch) = status::patch(&svc, wanted, Timestamp::now())
     {
@@ -360,7 +398,7 @@ async fn reconcile_one(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error
         )
         .await?;
     }
-    if !decision.notes.is_empty() {
+    if !decision.notes.is_empty() && ctx.leading() {
         let svc_ref = svc.object_ref(&());
         for n in decision.notes {
             let action = if n.reason == "IPReleased" {
@@ -389,7 +427,7 @@ pub async fn client(args: &RunArgs) -> Result<Client, Error> {
     Ok(ferrolb_process::kube_client(args.kubeconfig.as_deref()).await?)
 }
 
-/// Runs the controller until SIGTERM/SIGINT or loss of leadership.
+/// Runs the controller until SIGTERM/SIGINT; losing leadership only ends a term.
 pub async fn run(args: RunArgs) -> Result<(), Error> {
     let client = client(&args).await?;
     let metrics = Arc::new(Metrics::new());
@@ -424,13 +462,18 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
             instance: Some(identity.clone()),
         },
     );
-    tokio::spawn(crate::events::publish_all(recorder, events_rx));
+    tokio::spawn(crate::events::publish_all(
+        recorder,
+        events_rx,
+        lead_rx.clone(),
+    ));
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         engine: Mutex::new(Engine {
             alloc: Allocator::new(Config::default()),
             config: None,
             rebuilt: false,
+            needs_fresh_list: false,
         }),
         events,
         metrics: metrics.clone(),
@@ -513,7 +556,6 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     futures::pin_mut!(shutdown);
 
     // Standby: caches warm, waiting for the Lease.
-    let mut lead_wait = lead_rx.clone();
     let _ = svc_reader.wait_until_ready().await;
     ctx.services_synced
         .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -522,62 +564,182 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     if !ctx.leading() {
         health.set_ready(true);
     }
-    tokio::select! {
-        _ = lead_wait.wait_for(|l| *l) => {}
-        _ = &mut shutdown => return Ok(()),
-    }
-    health.set_ready(false);
-    metrics.leader.set(1);
-    info!(identity = %identity, "leading: rebuilding the allocator");
-    ctx.ensure_rebuilt(&svc_reader);
-    health.set_ready(true);
 
-    let retry_stream = UnboundedReceiverStream::new(retry_rx);
-    let trigger = UnboundedReceiverStream::new(touch_rx).map(Ok::<_, watcher::Error>);
-    ctx.trigger_needed(&svc_reader);
-    let controller = Controller::for_stream(trigger, svc_reader.clone())
-        // Bounded: a config change re-triggers every Service, and 10,000 reconciles
-        // in flight at once would each hold a request future (kilobytes) at the same
-        // time, a memory peak that the allocator keeps long after. 64 in flight
-        // still writes thousands of statuses per second.
-        .with_config(
-            kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY),
-        )
-        .reconcile_on(retry_stream)
-        .run(reconcile_one, error_policy, ctx.clone())
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                debug!(error = %e, "reconcile error");
+    let term = Term {
+        ctx: ctx.clone(),
+        store: svc_reader.clone(),
+        health: health.clone(),
+        touch_rx: Arc::new(tokio::sync::Mutex::new(touch_rx)),
+        retry_rx: Arc::new(tokio::sync::Mutex::new(retry_rx)),
+        resync_period: args.resync_period,
+        secrets: Api::namespaced(client.clone(), &args.config_namespace),
+        secret_name: args.membership_secret.clone(),
+        secret_namespace: args.config_namespace.clone(),
+    };
+    loop {
+        let mut lead_wait = lead_rx.clone();
+        tokio::select! {
+            _ = lead_wait.wait_for(|l| *l) => {}
+            _ = &mut shutdown => return Ok(()),
+        }
+        let mut lost = lead_rx.clone();
+        tokio::select! {
+            biased;
+            _ = lost.wait_for(|l| !*l) => {
+                // Dropping the term's future cancelled the reconciler and every
+                // write it had in flight; the Event worker discards the rest.
+                metrics.leader.set(0);
+                metrics.stepdowns.inc();
+                ctx.step_down();
+                health.set_ready(true);
+                warn!(identity = %identity, "leadership lost: stepped down, writing nothing; campaigning again");
             }
-        });
+            _ = &mut shutdown => {
+                info!("shutting down: releasing the leader lease");
+                elector.release().await;
+                return Ok(());
+            }
+            _ = term.lead() => return Ok(()),
+        }
+    }
+}
 
-    // Periodic sweep for deletes missed while not watching.
-    let sweeper = {
-        let ctx = ctx.clone();
-        let store = svc_reader.clone();
-        let period = args.resync_period;
-        async move {
-            let mut t = tokio::time::interval(period);
+/// What one term of leadership works with.
+struct Term {
+    ctx: Arc<Ctx>,
+    store: Store<Service>,
+    health: Arc<Health>,
+    /// The Service watch's triggers and the retries; each term takes them over
+    /// (the lock), so that one channel serves every term.
+    touch_rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Service>>>,
+    retry_rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<ObjectRef<Service>>>>,
+    resync_period: Duration,
+    secrets: Api<Secret>,
+    secret_name: String,
+    secret_namespace: String,
+}
+
+impl Term {
+    /// Leads: rebuilds the allocator, then reconciles until the future is
+    /// dropped (leadership lost, or shutdown). Returns only if the Service
+    /// triggers end, which they do not while the process runs.
+    async fn lead(&self) {
+        let ctx = &self.ctx;
+        self.health.set_ready(false);
+        ctx.metrics.leader.set(1);
+        if ctx.engine.lock().expect("lock").needs_fresh_list {
+            info!("leading again: rebuilding the allocator from a fresh list of Services");
+            let services = list_services_until_ok(&ctx.client).await;
+            ctx.rebuild_from(&services, "fresh list");
+        } else {
+            info!("leading: rebuilding the allocator");
+            ctx.ensure_rebuilt(&self.store);
+        }
+        self.health.set_ready(true);
+
+        let mut touch = self.touch_rx.clone().lock_owned().await;
+        let mut retry = self.retry_rx.clone().lock_owned().await;
+        // What an earlier term left queued is stale; trigger_needed finds all there is to do.
+        while touch.try_recv().is_ok() {}
+        while retry.try_recv().is_ok() {}
+        ctx.trigger_needed(&self.store);
+        let trigger = futures::stream::unfold(touch, |mut rx| async move {
+            let s = rx.recv().await?;
+            Some((Ok::<_, watcher::Error>(s), rx))
+        });
+        let retry_stream = futures::stream::unfold(retry, |mut rx| async move {
+            let r = rx.recv().await?;
+            Some((r, rx))
+        });
+        let controller = Controller::for_stream(trigger, self.store.clone())
+            // Bounded: a config change re-triggers every Service, and 10,000 reconciles
+            // in flight at once would each hold a request future (kilobytes) at the same
+            // time, a memory peak that the allocator keeps long after. 64 in flight
+            // still writes thousands of statuses per second.
+            .with_config(
+                kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY),
+            )
+            .reconcile_on(retry_stream)
+            .run(reconcile_one, error_policy, ctx.clone())
+            .for_each(|res| async move {
+                if let Err(e) = res {
+                    debug!(error = %e, "reconcile error");
+                }
+            });
+
+        // Periodic sweep for deletes missed while not watching. Not at once: after
+        // an outage the cache may still lack Services the fresh list adopted, and
+        // a sweep now would free their IPs; by the first period the watch caught up.
+        let sweeper = async {
+            let first = tokio::time::Instant::now() + self.resync_period;
+            let mut t = tokio::time::interval_at(first, self.resync_period);
             loop {
                 t.tick().await;
-                ctx.sweep(&store);
+                ctx.sweep(&self.store);
             }
-        }
-    };
+        };
 
-    let mut lost = lead_rx.clone();
-    tokio::select! {
-        _ = controller => {}
-        _ = sweeper => {}
-        _ = lost.wait_for(|l| !*l) => {
-            return Err(Error::LostLeadership);
-        }
-        _ = &mut shutdown => {
-            info!("shutting down: releasing the leader lease");
-            elector.release().await;
+        let membership = async {
+            let mut t = tokio::time::interval(self.resync_period.min(MEMBERSHIP_CHECK_MAX_PERIOD));
+            loop {
+                t.tick().await;
+                self.ensure_membership_secret().await;
+            }
+        };
+
+        tokio::select! {
+            _ = controller => {}
+            _ = sweeper => {}
+            _ = membership => {}
         }
     }
-    Ok(())
+
+    /// Creates the membership Secret when missing; never touches an existing one.
+    async fn ensure_membership_secret(&self) {
+        let (name, ns) = (&self.secret_name, &self.secret_namespace);
+        match crate::membership::ensure(&self.secrets, name, ns).await {
+            Ok(crate::membership::Outcome::Created) => {
+                info!(secret = %format!("{ns}/{name}"), "membership Secret was missing: created with a new random key");
+            }
+            Ok(crate::membership::Outcome::Present) => {}
+            Ok(crate::membership::Outcome::Unusable(why)) => {
+                warn!(secret = %format!("{ns}/{name}"), problem = %why, "membership Secret unusable by speakers; left as it is");
+            }
+            Err(e) => warn!(error = %e, "membership Secret check failed; retrying"),
+        }
+    }
+}
+
+/// Lists every Service, page by page, trimmed as the cache keeps them; retries
+/// every second until the API answers (the caller drops this on step-down).
+async fn list_services_until_ok(client: &Client) -> Vec<Arc<Service>> {
+    let api = Api::<Service>::all(client.clone());
+    loop {
+        match list_services(&api).await {
+            Ok(s) => return s,
+            Err(e) => {
+                warn!(error = %e, "listing Services for the rebuild failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn list_services(api: &Api<Service>) -> Result<Vec<Arc<Service>>, kube::Error> {
+    let mut out = Vec::new();
+    let mut lp = ListParams::default().limit(100);
+    loop {
+        let page = api.list(&lp).await?;
+        let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
+        out.extend(page.items.into_iter().map(|mut s| {
+            service::trim(&mut s);
+            Arc::new(s)
+        }));
+        match next {
+            Some(c) => lp = lp.continue_token(&c),
+            None => return Ok(out),
+        }
+    }
 }
 
 fn watcher<K>(

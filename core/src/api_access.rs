@@ -20,7 +20,8 @@ pub enum Ns {
     Config,
     /// The controller's leader-election namespace (`--leader-namespace`).
     ControllerLeader,
-    /// The speakers' Lease namespace (the speaker's `--namespace`).
+    /// The speakers' Lease namespace (the speaker's `--namespace`), apart from
+    /// the controller's so that the speakers' Lease rights never cover its Lease.
     Speaker,
 }
 
@@ -45,6 +46,10 @@ pub enum Names {
     ConfigMap,
     /// Only the controller's leader Lease (`--leader-lease`).
     ControllerLease,
+    /// Only the membership Secret (the controller's `--membership-secret`),
+    /// the key speakers sign heartbeats with. The speaker lists and watches it
+    /// with `fieldSelector=metadata.name=<name>`, as it does the ConfigMap.
+    MembershipSecret,
 }
 
 /// One kind of API call: these verbs on this resource, in this scope.
@@ -74,6 +79,9 @@ pub struct ApiAccess {
 /// - Events: kube-runtime's `Recorder` creates `events.k8s.io/v1` Events in the
 ///   namespace of the object they are about (any Service's, the ConfigMap's) and
 ///   patches them to count repeats.
+/// - The membership Secret, in the config namespace: read by name while leading,
+///   and created when missing (`create` cannot be limited by name in RBAC); never
+///   updated, so an operator's keys are never overwritten.
 pub const CONTROLLER: &[ApiAccess] = &[
     ApiAccess {
         group: "",
@@ -117,6 +125,20 @@ pub const CONTROLLER: &[ApiAccess] = &[
         scope: Scope::Cluster,
         names: Names::Any,
     },
+    ApiAccess {
+        group: "",
+        resource: "secrets",
+        verbs: &["create"],
+        scope: Scope::Namespace(Ns::Config),
+        names: Names::Any,
+    },
+    ApiAccess {
+        group: "",
+        resource: "secrets",
+        verbs: &["get"],
+        scope: Scope::Namespace(Ns::Config),
+        names: Names::MembershipSecret,
+    },
 ];
 
 /// What the speaker calls.
@@ -125,9 +147,12 @@ pub const CONTROLLER: &[ApiAccess] = &[
 ///   (the election needs every Service's IPs, every Service's ready endpoints
 ///   for `externalTrafficPolicy`, and every Node's readiness and labels).
 /// - The pool ConfigMap (its `l2` section): a watch selected by name.
-/// - Leases in its namespace: a watch of every speaker's Lease (peer liveness),
-///   and its own Lease read, created, renewed with `replace`, and deleted on
-///   SIGTERM. The names follow the node names, so they cannot be listed in RBAC.
+/// - The membership Secret (its heartbeat key): a watch selected by name.
+/// - Leases in its namespace (`ferrolb-speaker-leases`, which holds nothing
+///   else): a watch of every speaker's Lease (peer liveness), and its own Lease
+///   read, created, renewed with `replace`, and deleted on SIGTERM. The names
+///   follow the node names, so they cannot be listed in RBAC; the namespace of
+///   their own is what keeps the controller's Lease out of the speakers' reach.
 /// - Events on Services (which node announces) and on its Node (the kernel would
 ///   answer ARP itself); a Node's Events go to the `default` namespace.
 pub const SPEAKER: &[ApiAccess] = &[
@@ -158,6 +183,13 @@ pub const SPEAKER: &[ApiAccess] = &[
         verbs: &["list", "watch"],
         scope: Scope::Namespace(Ns::Config),
         names: Names::ConfigMap,
+    },
+    ApiAccess {
+        group: "",
+        resource: "secrets",
+        verbs: &["list", "watch"],
+        scope: Scope::Namespace(Ns::Config),
+        names: Names::MembershipSecret,
     },
     ApiAccess {
         group: "coordination.k8s.io",
@@ -206,6 +238,8 @@ pub struct Install {
     pub leader_lease: String,
     /// The speaker's `--namespace`.
     pub speaker_namespace: String,
+    /// The controller's `--membership-secret`.
+    pub membership_secret: String,
 }
 
 impl Default for Install {
@@ -215,7 +249,8 @@ impl Default for Install {
             config_name: "ferrolb-config".into(),
             leader_namespace: "ferrolb-system".into(),
             leader_lease: "ferrolb-controller".into(),
-            speaker_namespace: "ferrolb-system".into(),
+            speaker_namespace: "ferrolb-speaker-leases".into(),
+            membership_secret: "ferrolb-membership".into(),
         }
     }
 }
@@ -244,6 +279,7 @@ impl Install {
             Names::Any => None,
             Names::ConfigMap => Some(&self.config_name),
             Names::ControllerLease => Some(&self.leader_lease),
+            Names::MembershipSecret => Some(&self.membership_secret),
         }
     }
 }
@@ -463,7 +499,7 @@ mod tests {
     }
 
     #[test]
-    fn the_controller_writes_only_service_status_leases_and_events() {
+    fn the_controller_writes_only_service_status_leases_events_and_the_secret() {
         let writes = ["create", "update", "patch", "delete", "deletecollection"];
         for a in CONTROLLER {
             if a.verbs.iter().any(|v| writes.contains(v)) {
@@ -473,15 +509,20 @@ mod tests {
                         ("", "services/status")
                             | ("coordination.k8s.io", "leases")
                             | ("events.k8s.io", "events")
+                            | ("", "secrets")
                     ),
                     "controller writes {}",
                     a.resource
                 );
+                // The Secret is only ever created, never overwritten.
+                if a.resource == "secrets" {
+                    assert_eq!(a.verbs, ["create"]);
+                }
             }
         }
-        // The speaker never writes a Service in any way.
+        // The speaker never writes a Service or a Secret in any way.
         for a in SPEAKER {
-            if a.resource.starts_with("services") {
+            if a.resource.starts_with("services") || a.resource == "secrets" {
                 assert!(a.verbs.iter().all(|v| !writes.contains(v)));
             }
         }
@@ -495,6 +536,7 @@ mod tests {
             leader_namespace: "lead".into(),
             leader_lease: "lock".into(),
             speaker_namespace: "spk".into(),
+            membership_secret: "keys".into(),
         };
         let rules = policy_rules(CONTROLLER, &install);
         assert_eq!(rules.len(), CONTROLLER.len());
@@ -515,6 +557,9 @@ mod tests {
         let speaker = policy_rules(SPEAKER, &install);
         let leases = speaker.iter().find(|r| r.resources == ["leases"]).unwrap();
         assert_eq!(leases.namespace.as_deref(), Some("spk"));
+        let secret = speaker.iter().find(|r| r.resources == ["secrets"]).unwrap();
+        assert_eq!(secret.namespace.as_deref(), Some("cfg"));
+        assert_eq!(secret.resource_names, vec!["keys".to_owned()]);
     }
 
     #[test]
@@ -593,13 +638,49 @@ mod tests {
             &i,
             &lease("delete", Some("ferrolb-controller"))
         ));
-        // The speaker manages any Lease in its namespace, and reads no ConfigMap but its own.
+        // The speaker manages any Lease in its own namespace, none in ferrolb-system
+        // (where the controller's is), and reads no ConfigMap but its own.
+        let spk_ns = Some("ferrolb-speaker-leases");
+        let spk_lease = |verb, name| req("coordination.k8s.io", "leases", verb, spk_ns, name);
         assert!(permits(
             SPEAKER,
             &i,
-            &lease("delete", Some("ferrolb-speaker-n1"))
+            &spk_lease("delete", Some("ferrolb-speaker-n1"))
         ));
-        assert!(permits(SPEAKER, &i, &lease("watch", None)));
+        assert!(permits(SPEAKER, &i, &spk_lease("watch", None)));
+        for verb in ["get", "update", "delete", "watch"] {
+            assert!(!permits(
+                SPEAKER,
+                &i,
+                &lease(verb, Some("ferrolb-controller"))
+            ));
+        }
+        // The membership Secret: the controller reads it by name and creates it;
+        // the speaker watches it by name; no other Secret is readable.
+        let secret = |verb, name| req("", "secrets", verb, ns, name);
+        assert!(permits(
+            CONTROLLER,
+            &i,
+            &secret("get", Some("ferrolb-membership"))
+        ));
+        assert!(permits(CONTROLLER, &i, &secret("create", None)));
+        assert!(!permits(CONTROLLER, &i, &secret("get", Some("other"))));
+        assert!(!permits(
+            CONTROLLER,
+            &i,
+            &secret("update", Some("ferrolb-membership"))
+        ));
+        assert!(permits(
+            SPEAKER,
+            &i,
+            &secret("watch", Some("ferrolb-membership"))
+        ));
+        assert!(!permits(SPEAKER, &i, &secret("list", None)));
+        assert!(!permits(
+            SPEAKER,
+            &i,
+            &secret("get", Some("ferrolb-membership"))
+        ));
         assert!(!permits(
             SPEAKER,
             &i,

@@ -25,8 +25,13 @@ pub struct Cli {
     #[arg(long, env = "FERROLB_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
 
-    /// Namespace of the speakers' Leases.
-    #[arg(long, env = "FERROLB_NAMESPACE", default_value = "ferrolb-system")]
+    /// Namespace of the speakers' Leases: one of their own, so that the speakers'
+    /// RBAC grants nothing on the controller's leader Lease.
+    #[arg(
+        long,
+        env = "FERROLB_NAMESPACE",
+        default_value = "ferrolb-speaker-leases"
+    )]
     pub namespace: String,
 
     /// Namespace of the pool ConfigMap.
@@ -429,7 +434,11 @@ mod tests {
         assert_eq!(s.timers, d.timers);
         assert_eq!(s.membership, d.membership);
         assert_eq!(s.announce, d.announce);
-        assert_eq!(s.namespace, d.namespace);
+        // The one difference: the binary's Leases default to their own namespace
+        // (deploy/ creates it); Settings::new keeps the tests' ferrolb-system until
+        // the speaker's test harness creates ferrolb-speaker-leases.
+        assert_eq!(s.namespace, "ferrolb-speaker-leases");
+        assert_eq!(d.namespace, "ferrolb-system");
         assert_eq!(s.lb_class, d.lb_class);
         assert_eq!(s.resync_period, d.resync_period);
         assert_eq!(s.handover_delay, d.handover_delay);

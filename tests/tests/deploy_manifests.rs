@@ -19,14 +19,18 @@ fn kustomize_renders_every_object_into_its_type() {
     let docs = render();
     let m = Manifests::from_values(&docs).unwrap_or_else(|e| panic!("{e}"));
     let count = |k: &str| docs.iter().filter(|d| kind(d) == k).count();
-    assert_eq!(m.namespaces.len(), 1);
-    assert_eq!(m.namespaces[0].metadata.name.as_deref(), Some(NAMESPACE));
+    let ns_names: BTreeSet<_> = m
+        .namespaces
+        .iter()
+        .filter_map(|n| n.metadata.name.as_deref())
+        .collect();
+    assert_eq!(ns_names, BTreeSet::from([NAMESPACE, LEASE_NAMESPACE]));
     assert_eq!(m.service_accounts.len(), 2);
     assert_eq!(
         (m.cluster_roles.len(), m.cluster_role_bindings.len()),
         (2, 2)
     );
-    assert_eq!((m.roles.len(), m.role_bindings.len()), (2, 2));
+    assert_eq!((m.roles.len(), m.role_bindings.len()), (3, 3));
     assert_eq!(
         (m.deployments.len(), m.daemon_sets.len(), m.pdbs.len()),
         (1, 1, 1)
@@ -34,17 +38,25 @@ fn kustomize_renders_every_object_into_its_type() {
     assert_eq!(m.config_maps.len(), 1);
     assert_eq!(
         docs.len(),
-        15,
+        18,
         "kinds: {:?}",
         docs.iter().map(kind).collect::<Vec<_>>()
     );
-    assert_eq!(count("Namespace"), 1);
-    // Everything namespaced lives in ferrolb-system, and every object is labelled.
+    assert_eq!(count("Namespace"), 2);
+    // Everything namespaced lives in ferrolb-system but the speakers' Lease Role and
+    // its binding, and every object is labelled.
     for d in &docs {
         let cluster_scoped = matches!(kind(d), "Namespace" | "ClusterRole" | "ClusterRoleBinding");
         let ns = d["metadata"]["namespace"].as_str();
         if cluster_scoped {
             assert_eq!(ns, None, "{} {}", kind(d), name(d));
+        } else if ns == Some(LEASE_NAMESPACE) {
+            assert!(
+                matches!(kind(d), "Role" | "RoleBinding") && name(d) == SPEAKER_SA,
+                "only the speakers' Lease Role belongs in {LEASE_NAMESPACE}: {} {}",
+                kind(d),
+                name(d)
+            );
         } else {
             assert_eq!(ns, Some(NAMESPACE), "{} {}", kind(d), name(d));
         }
@@ -57,7 +69,12 @@ fn kustomize_renders_every_object_into_its_type() {
         );
     }
     // The speaker needs hostNetwork and NET_RAW: Pod Security must allow it.
-    let labels = m.namespaces[0].metadata.labels.clone().unwrap_or_default();
+    let system = m
+        .namespaces
+        .iter()
+        .find(|n| n.metadata.name.as_deref() == Some(NAMESPACE))
+        .unwrap();
+    let labels = system.metadata.labels.clone().unwrap_or_default();
     assert_eq!(
         labels
             .get("pod-security.kubernetes.io/enforce")
@@ -554,6 +571,7 @@ fn install_from_flags(m: &Manifests) -> Install {
             .unwrap_or(ctl.run.config_namespace.clone()),
         leader_lease: ctl.run.leader_lease.clone(),
         speaker_namespace: spk.namespace.clone(),
+        membership_secret: ctl.run.membership_secret.clone(),
     }
 }
 
@@ -630,14 +648,28 @@ fn rbac_grants_exactly_the_api_calls_of_each_binary() {
         assert!(subs.iter().all(|s| s.kind == "ServiceAccount"
             && [CONTROLLER_SA, SPEAKER_SA].contains(&s.name.as_str())));
     }
-    // Namespaced permissions live in Roles, not in cluster-wide grants.
+    // Namespaced permissions live in Roles, not in cluster-wide grants; the
+    // speakers' Lease rights only in their own namespace.
     for list in [api_access::CONTROLLER, api_access::SPEAKER] {
         for r in api_access::policy_rules(list, &install) {
             if let Some(ns) = &r.namespace {
-                assert_eq!(ns, NAMESPACE);
+                let want = if list == api_access::SPEAKER && r.resources == ["leases"] {
+                    LEASE_NAMESPACE
+                } else {
+                    NAMESPACE
+                };
+                assert_eq!(ns, want, "{r:?}");
             }
         }
     }
+    // No speaker right at all on a Lease in ferrolb-system, where the controller's is.
+    let speaker = granted_to(&m, NAMESPACE, SPEAKER_SA);
+    assert!(
+        !speaker
+            .iter()
+            .any(|g| g.resource == "leases" && g.namespace.as_deref() != Some(LEASE_NAMESPACE)),
+        "{speaker:?}"
+    );
 }
 
 #[test]

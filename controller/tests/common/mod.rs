@@ -3,6 +3,8 @@
 //! builders and bounded waits.
 #![allow(dead_code)]
 
+pub mod forwarder;
+
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -36,10 +38,16 @@ pub struct ControllerProc {
 impl ControllerProc {
     /// Starts the binary with short leader-election timers.
     pub fn start(kubeconfig: &PathBuf, identity: &str) -> Self {
+        Self::start_with(kubeconfig, identity, &[])
+    }
+
+    /// Starts the binary with short leader-election timers and these extra flags.
+    pub fn start_with(kubeconfig: &PathBuf, identity: &str, extra: &[&str]) -> Self {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_ferrolb-controller"))
             .args(["--kubeconfig"])
             .arg(kubeconfig)
+            .args(extra)
             .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
             .args(["--identity", identity])
             .args(["--lease-duration", "2s", "--renew-period", "300ms"])
@@ -57,6 +65,11 @@ impl ControllerProc {
             metrics: format!("127.0.0.1:{port}"),
             identity: identity.into(),
         }
+    }
+
+    /// True while the process has not exited.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// SIGKILL, as when a node dies.
@@ -320,6 +333,24 @@ impl Lab {
             kubeconfig,
             dir,
         }
+    }
+}
+
+impl Lab {
+    /// A kubeconfig in the lab's directory whose server is `addr` (a forwarder
+    /// to this lab's API server).
+    pub fn kubeconfig_via(&self, addr: std::net::SocketAddr) -> PathBuf {
+        let yaml = self
+            .server
+            .kubeconfig_yaml()
+            .replace(self.server.url(), &format!("http://{addr}"));
+        assert!(
+            yaml.contains(&addr.to_string()),
+            "server URL not replaced: {yaml}"
+        );
+        let path = self.dir.join(format!("kubeconfig-{}", addr.port()));
+        std::fs::write(&path, yaml).unwrap();
+        path
     }
 }
 

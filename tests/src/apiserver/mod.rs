@@ -1,7 +1,7 @@
 //! An embedded, in-memory Kubernetes API server for tests and the lab.
 //!
 //! It serves, over plain HTTP or self-signed TLS, the resources ferrolb and kubectl use (Namespaces,
-//! Nodes, Services, ConfigMaps, Events, Endpoints, Pods, EndpointSlices, Leases, events.k8s.io
+//! Nodes, Services, ConfigMaps, Secrets, Events, Endpoints, Pods, EndpointSlices, Leases, events.k8s.io
 //! Events, and what the install manifests hold: ServiceAccounts, Deployments, DaemonSets, RBAC
 //! roles and bindings, PodDisruptionBudgets, stored but not run) with kube-apiserver's
 //! semantics: get/list/watch (resourceVersions, bookmarks, 410 Gone), create/update/patch/delete

@@ -133,7 +133,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         status_subresource: false,
         tracks_generation: false,
         create_on_update: false,
-        field_labels: &["type"],
+        field_labels: NO_FIELDS,
     },
     ResourceDef {
         group: "",

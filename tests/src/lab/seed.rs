@@ -1,4 +1,5 @@
-//! The Kubernetes objects a lab starts with: its Nodes, the ferrolb-system namespace,
+//! The Kubernetes objects a lab starts with: its Nodes, the ferrolb-system and
+//! ferrolb-speaker-leases namespaces,
 //! an example pool ConfigMap, and example Services with EndpointSlices (one ready
 //! endpoint on every node, as a DaemonSet of host-network pods would have).
 
@@ -19,6 +20,9 @@ use crate::lab::plan::{HTTP_PORT, POOL_V4, POOL_V6, Plan};
 
 /// Namespace of ferrolb's own objects.
 pub const SYSTEM_NAMESPACE: &str = "ferrolb-system";
+/// Namespace of the speakers' Leases (the speaker's `--namespace` default), kept
+/// apart from ferrolb-system so that no speaker may touch the controller's Lease.
+pub const SPEAKER_LEASE_NAMESPACE: &str = "ferrolb-speaker-leases";
 /// Name of the pool ConfigMap.
 pub const CONFIG_NAME: &str = "ferrolb-config";
 /// Namespace of the example Services.
@@ -188,23 +192,23 @@ pub fn node_status(name: &str, addresses: &[IpAddr], ready: bool) -> NodeStatus 
     }
 }
 
-/// Registers the lab's Nodes (Ready), ferrolb-system and the pool ConfigMap.
+/// Registers the lab's Nodes (Ready), ferrolb's namespaces and the pool ConfigMap.
 pub async fn seed_cluster(client: &kube::Client, plan: &Plan) -> Result<(), LabError> {
     let pp = PostParams::default();
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(SYSTEM_NAMESPACE.into()),
+    for name in [SYSTEM_NAMESPACE, SPEAKER_LEASE_NAMESPACE] {
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
             ..Default::default()
-        },
-        ..Default::default()
-    };
-    namespaces
-        .create(&pp, &ns)
-        .await
-        .map_err(LabError::kube(format!(
-            "creating namespace {SYSTEM_NAMESPACE}"
-        )))?;
+        };
+        namespaces
+            .create(&pp, &ns)
+            .await
+            .map_err(LabError::kube(format!("creating namespace {name}")))?;
+    }
 
     let nodes: Api<Node> = Api::all(client.clone());
     for n in plan.nodes() {

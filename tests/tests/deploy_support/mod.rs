@@ -17,6 +17,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub const NAMESPACE: &str = "ferrolb-system";
+/// The speakers' Lease namespace: only their Leases, and the Role for them.
+pub const LEASE_NAMESPACE: &str = "ferrolb-speaker-leases";
 /// The documented image: one image, both binaries.
 pub const IMAGE: &str = "ghcr.io/ferrolb/ferrolb:0.1.0";
 pub const CONTROLLER_SA: &str = "ferrolb-controller";

@@ -30,7 +30,8 @@ pub fn parse_summary(out: &str) -> Option<PingStats> {
 }
 
 /// Sends `count` echo requests `interval` apart from inside `netns` to `to`, each
-/// waited for at most 1 s, the whole run bounded by a deadline.
+/// waited for at most 1 s, the whole run bounded in time (ping's own `-w` would not do:
+/// with it, `-c` counts replies, so ping sends on until the deadline under loss).
 pub async fn ping(
     netns: &str,
     to: IpAddr,
@@ -38,7 +39,7 @@ pub async fn ping(
     interval: Duration,
 ) -> Result<PingStats, LabError> {
     cmd::require_program("ping")?;
-    let deadline = (interval * count).as_secs() + 3;
+    let bound = interval * count + Duration::from_secs(5);
     let args = [
         "netns".to_string(),
         "exec".into(),
@@ -52,17 +53,20 @@ pub async fn ping(
         format!("{:.3}", interval.as_secs_f64()),
         "-W".into(),
         "1".into(),
-        "-w".into(),
-        deadline.to_string(),
         to.to_string(),
     ];
     let what = format!("ip {}", args.join(" "));
-    let out = tokio::process::Command::new("ip")
+    let run = tokio::process::Command::new("ip")
         .args(&args)
         .stdin(Stdio::null())
         .kill_on_drop(true)
-        .output()
+        .output();
+    let out = tokio::time::timeout(bound, run)
         .await
+        .map_err(|_| LabError::Timeout {
+            what: format!("`{what}` to finish"),
+            after: bound,
+        })?
         .map_err(LabError::io(format!("running `{what}`")))?;
     // ping exits 1 when replies are missing: that is a result here, not an error.
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -1,6 +1,7 @@
 //! `lab`: ferrolb on one machine. Builds a layer-2 network of namespaces with N nodes,
 //! runs the embedded API server, the ferrolb controller and one speaker per node, and
-//! lets you break nodes to watch failover. Needs root and iproute2.
+//! lets you break nodes and the network to watch failover. Needs root and iproute2
+//! (nftables for `isolate` and `loss`, iputils-ping for `ping`).
 //!
 //!     sudo cargo run --release -p ferrolb-testbed --bin lab
 

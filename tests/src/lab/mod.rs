@@ -2,15 +2,15 @@
 //! binaries, on a layer-2 segment of network namespaces, with the embedded API server.
 //!
 //! ```text
-//!   root namespace                 <p>-br (bridge namespace)           <p>-n1 .. <p>-nN
-//!   ┌───────────────────┐          ┌──────────────────────────┐        ┌────────────────────────┐
-//!   │ API server        │◄─────────┤ forwarder 192.0.2.1:6443 │        │ eth0 192.0.2.1x  ◄──┐  │
-//!   │  127.0.0.1:port ◄─┼─┐ (in lab│ br0 192.0.2.1/24         ├─veth───┤ speaker (NODE_NAME) │  │
-//!   │ forwarder 127.0.0.1:port2  │ │     2001:db8::1/64       │        │ kube-lb0: Service IPs│  │
-//!   │  ▲ controller     │ process) │ nftables: fault table    │        │ HTTP responder :80 ──┘  │
-//!   │ kubectl (user)    │          └────────────┬─────────────┘        └────────────────────────┘
-//!   └───────────────────┘                       │veth
-//!                                   <p>-client: eth0 192.0.2.2, 2001:db8::2 (curl, ARP/NDP probes)
+//!   root namespace (lab process)      <p>-br (bridge namespace)           <p>-n1 .. <p>-nN
+//!   ┌────────────────────────────┐    ┌──────────────────────────┐        ┌────────────────────────┐
+//!   │ API server 127.0.0.1:port ◄┼────┤ forwarder 192.0.2.1:6443 │        │ eth0 192.0.2.1x  ◄──┐  │
+//!   │  ▲           ▲             │    │ br0 192.0.2.1/24         ├─veth───┤ speaker (NODE_NAME) │  │
+//!   │  │ forwarder 127.0.0.1:p2  │    │     2001:db8::1/64       │        │ kube-lb0: Service IPs│  │
+//!   │  │           ▲ controller  │    │ nft table: isolate, loss │        │ HTTP responder :80 ──┘  │
+//!   │ kubectl (user), lab client │    └────────────┬─────────────┘        └────────────────────────┘
+//!   └────────────────────────────┘                 │veth
+//!                                     <p>-client: eth0 192.0.2.2, 2001:db8::2 (curl, ARP/NDP probes)
 //! ```
 //!
 //! The API server, the forwarders, the HTTP responders and the kube-proxy stand-in run

@@ -37,7 +37,7 @@ fn the_first_sections_keep_their_commands() {
         ["## Setup", "## Run it (the lab)", "## Run the tests"]
     );
     for cmd in [
-        "apt-get install -y iproute2 iputils-ping arping ndisc6 tcpdump",
+        "apt-get install -y iproute2 iputils-ping arping ndisc6 tcpdump nftables",
         "sudo cargo run --release -p ferrolb-testbed --bin lab",
         "cargo test --workspace --locked",
     ] {
@@ -46,6 +46,21 @@ fn the_first_sections_keep_their_commands() {
     // The CI entry point runs the README's test command.
     let ci = std::fs::read_to_string(repo_root().join(".ci/run")).expect(".ci/run");
     assert!(ci.contains("cargo test --workspace --locked"));
+    // ... and installs the packages the README's Setup line names (the lab's faults
+    // need nftables).
+    for pkg in [
+        "iproute2",
+        "iputils-ping",
+        "arping",
+        "ndisc6",
+        "tcpdump",
+        "nftables",
+    ] {
+        assert!(
+            ci.contains(&format!(":{pkg}")),
+            ".ci/run does not install {pkg}"
+        );
+    }
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! `lab`: ferrolb on one machine. Builds a layer-2 network of namespaces with N nodes,
 //! runs the embedded API server, the ferrolb controller and one speaker per node, and
-//! lets you break nodes to watch failover. Needs root and iproute2.
+//! lets you break nodes and the network to watch failover. Needs root and iproute2
+//! (nftables for `isolate` and `loss`, iputils-ping for `ping`).
 //!
 //!     sudo cargo run --release -p ferrolb-testbed --bin lab
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use ferrolb_testbed::lab::bench::{self, Disruption, Round};
-use ferrolb_testbed::lab::{Lab, LabOptions, report, runs};
+use ferrolb_testbed::lab::{Lab, LabOptions, faults, report, runs};
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::signal::unix::{SignalKind, signal};
@@ -74,6 +75,17 @@ commands:
   cut <node> | heal <node> cut the node off from the API server (its link stays up) / undo
   drain <node> | undrain <node>   label exclude-from-external-load-balancers + cordon / undo
   notready <node> | ready <node>  set the Node's Ready condition
+  api-down | api-up        the API server goes away for the speakers and the controller
+                           (open connections and watches reset, new ones refused) / comes back
+  api-delay <dur>          each API request of the speakers and controller waits <dur> (e.g. 500ms; 0: off)
+  api-delay-writes <dur>   each API write (POST/PUT/PATCH/DELETE) waits <dur> more (0: off)
+  api-fail <percent>       that share of their API requests get 503 + a Status body (0: off)
+  api-normal               no API fault: up, no delay, no failure
+  isolate <node> | unisolate <node>   drop frames between the node and the other nodes (the
+                           API server and the client still reach it) / undo
+  loss <percent>           drop that share of frames between nodes (client traffic spared); loss 0: off
+  faults                   the faults in force
+  ping <from> <to>         20 pings; <from>: a node or client, <to>: a node, client or IP
   curl <ip|service>        HTTP GET from the client namespace: which node answers
   arp <ip|service>         who answers ARP/NDP for it, seen from the client
   kubectl <args...>        run kubectl against the lab
@@ -265,6 +277,17 @@ async fn target(lab: &Lab, word: &str) -> anyhow::Result<IpAddr> {
         .with_context(|| format!("{word:?} is neither an IP nor a Service with an external IP"))
 }
 
+/// A node's IPv4 address, the client's, or an IP.
+fn ping_target(lab: &Lab, word: &str) -> anyhow::Result<IpAddr> {
+    if word == "client" {
+        return Ok(IpAddr::V4(ferrolb_testbed::lab::plan::CLIENT_V4));
+    }
+    if let Ok(ip) = word.parse() {
+        return Ok(ip);
+    }
+    Ok(IpAddr::V4(lab.node(word)?.v4))
+}
+
 async fn command(lab: &Lab, words: &[&str]) -> anyhow::Result<String> {
     Ok(match words {
         ["status"] => report::status(lab).await?,
@@ -316,6 +339,57 @@ async fn command(lab: &Lab, words: &[&str]) -> anyhow::Result<String> {
             format!(
                 "{ip}: {}",
                 report::describe_announcers(&lab.announcers(ip).await?)
+            )
+        }
+        ["api-down"] => {
+            lab.api_down().await?;
+            "the API server is down for the speakers and the controller: connections reset, new ones refused".into()
+        }
+        ["api-up"] => {
+            lab.api_up().await?;
+            "the API server is up again".into()
+        }
+        ["api-delay", d] => {
+            let d = faults::parse_delay(d).map_err(anyhow::Error::msg)?;
+            lab.api_delay(d).await?;
+            format!("faults: {}", lab.fault_summary().await)
+        }
+        ["api-delay-writes", d] => {
+            let d = faults::parse_delay(d).map_err(anyhow::Error::msg)?;
+            lab.api_delay_writes(d).await?;
+            format!("faults: {}", lab.fault_summary().await)
+        }
+        ["api-fail", p] => {
+            let p = faults::parse_percent(p).map_err(anyhow::Error::msg)?;
+            lab.api_fail(p).await?;
+            format!("faults: {}", lab.fault_summary().await)
+        }
+        ["api-normal"] => {
+            lab.api_normal().await?;
+            format!("faults: {}", lab.fault_summary().await)
+        }
+        ["isolate", node] => {
+            lab.isolate(node).await?;
+            format!(
+                "{node} is cut off from the other nodes (the API server and the client still reach it)"
+            )
+        }
+        ["unisolate", node] => {
+            lab.unisolate(node).await?;
+            format!("{node} hears its peers again")
+        }
+        ["loss", p] => {
+            let p = faults::parse_percent(p).map_err(anyhow::Error::msg)?;
+            lab.loss(p).await?;
+            format!("faults: {}", lab.fault_summary().await)
+        }
+        ["faults"] => format!("faults: {}", lab.fault_summary().await),
+        ["ping", from, to] => {
+            let ip = ping_target(lab, to)?;
+            let stats = lab.ping(from, ip, 20, Duration::from_millis(50)).await?;
+            format!(
+                "{from} -> {to} ({ip}): {} of {} echo replies",
+                stats.received, stats.transmitted
             )
         }
         ["kubectl", args @ ..] => lab.kubectl(args).await?,

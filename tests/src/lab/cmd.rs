@@ -44,6 +44,8 @@ pub fn install_hint(program: &str) -> String {
     match program {
         "ip" => "install iproute2 (apt-get install iproute2)".into(),
         "kubectl" => "install kubectl (https://kubernetes.io/docs/tasks/tools/)".into(),
+        "nft" => "install nftables (apt-get install nftables)".into(),
+        "ping" => "install iputils-ping (apt-get install iputils-ping)".into(),
         other => format!("install {other}"),
     }
 }
@@ -126,6 +128,7 @@ mod tests {
         assert!(matches!(err, LabError::MissingProgram { .. }), "{err}");
         assert!(require_program("ferrolb-no-such-program").is_err());
         assert!(require_program("sh").is_ok());
+        assert!(install_hint("nft").contains("apt-get install nftables"));
     }
 
     #[test]

@@ -2,27 +2,37 @@
 //! binaries, on a layer-2 segment of network namespaces, with the embedded API server.
 //!
 //! ```text
-//!   root namespace                 <p>-br (bridge namespace)           <p>-n1 .. <p>-nN
-//!   ┌───────────────────┐          ┌──────────────────────────┐        ┌────────────────────────┐
-//!   │ API server        │◄─────────┤ forwarder 192.0.2.1:6443 │        │ eth0 192.0.2.1x  ◄──┐  │
-//!   │  127.0.0.1:port   │ (in lab  │ br0 192.0.2.1/24         ├─veth───┤ speaker (NODE_NAME) │  │
-//!   │ controller        │ process) │     2001:db8::1/64       │        │ kube-lb0: Service IPs│  │
-//!   │ kubectl (user)    │          └────────────┬─────────────┘        │ HTTP responder :80 ──┘  │
-//!   └───────────────────┘                       │veth                  └────────────────────────┘
-//!                                   <p>-client: eth0 192.0.2.2, 2001:db8::2 (curl, ARP/NDP probes)
+//!   root namespace (lab process)      <p>-br (bridge namespace)           <p>-n1 .. <p>-nN
+//!   ┌────────────────────────────┐    ┌──────────────────────────┐        ┌────────────────────────┐
+//!   │ API server 127.0.0.1:port ◄┼────┤ forwarder 192.0.2.1:6443 │        │ eth0 192.0.2.1x  ◄──┐  │
+//!   │  ▲           ▲             │    │ br0 192.0.2.1/24         ├─veth───┤ speaker (NODE_NAME) │  │
+//!   │  │ forwarder 127.0.0.1:p2  │    │     2001:db8::1/64       │        │ kube-lb0: Service IPs│  │
+//!   │  │           ▲ controller  │    │ nft table: isolate, loss │        │ HTTP responder :80 ──┘  │
+//!   │ kubectl (user), lab client │    └────────────┬─────────────┘        └────────────────────────┘
+//!   └────────────────────────────┘                 │veth
+//!                                     <p>-client: eth0 192.0.2.2, 2001:db8::2 (curl, ARP/NDP probes)
 //! ```
 //!
-//! The API server, the forwarder, the HTTP responders and the kube-proxy stand-in run
+//! The API server, the forwarders, the HTTP responders and the kube-proxy stand-in run
 //! inside the lab's own process; the controller (root namespace) and the speakers (one
 //! per node namespace, under `ip netns exec`) are child processes. See [`Lab::start`].
+//!
+//! The speakers and the controller reach the API server only through the forwarders,
+//! where the lab injects API-path faults (down, delay, failures); the lab's own client
+//! and the user's kubectl go to it directly. Node-network faults (a node isolated from
+//! its peers, frame loss between nodes) are nftables rules on the bridge. See
+//! [`faults`], [`forward`] and [`nft`]; all of them end with the lab.
 
 pub mod bench;
 pub mod cmd;
 pub mod error;
+pub mod faults;
 pub mod forward;
 pub mod http;
 pub mod kubeproxy;
 pub mod netns;
+pub mod nft;
+pub mod ping;
 pub mod plan;
 pub mod probe;
 pub mod procs;
@@ -46,6 +56,8 @@ use tokio::task::JoinHandle;
 
 use crate::apiserver::{ApiServer, ApiServerOptions, RunningApiServer};
 pub use crate::lab::error::LabError;
+use crate::lab::faults::{ApiFaults, NetFaults, SplitMix64};
+use crate::lab::forward::{ApiForwarder, Place};
 use crate::lab::plan::{
     API_PORT, API_V4, NodePlan, OBSERVER_MAC, OBSERVER_V4, OBSERVER_V6, Plan, UPLINK,
 };
@@ -144,6 +156,11 @@ pub struct Lab {
     client: Option<kube::Client>,
     kubeconfig: PathBuf,
     lab_kubeconfig: PathBuf,
+    controller_kubeconfig: PathBuf,
+    /// The API forwarders: the lab network's (speakers), then the controller's.
+    forwarders: Vec<ApiForwarder>,
+    api_faults: watch::Sender<ApiFaults>,
+    net_faults: tokio::sync::Mutex<NetFaults>,
     supervisor: Supervisor,
     tasks: Vec<JoinHandle<()>>,
     proxy_ips: Option<watch::Receiver<BTreeSet<IpAddr>>>,
@@ -152,8 +169,8 @@ pub struct Lab {
 
 impl Lab {
     /// Builds the lab: reaps stale runs, creates the namespaces, starts the API server
-    /// (root namespace, 127.0.0.1) and its forwarder on the lab network (192.0.2.1:6443),
-    /// the responders, registers the Nodes and the pool, the example Services with their
+    /// (root namespace, 127.0.0.1), its forwarder on the lab network (192.0.2.1:6443)
+    /// and the controller's (127.0.0.1, a free port), the responders, registers the Nodes and the pool, the example Services with their
     /// EndpointSlices, the kube-proxy stand-in, the controller and the speakers.
     ///
     /// Call it from a tokio runtime whose threads live as long as the lab: the children
@@ -189,6 +206,10 @@ impl Lab {
             client: None,
             kubeconfig: state_dir.join("kubeconfig"),
             lab_kubeconfig: state_dir.join("kubeconfig-lab-network"),
+            controller_kubeconfig: state_dir.join("kubeconfig-controller"),
+            forwarders: Vec::new(),
+            api_faults: watch::Sender::new(ApiFaults::default()),
+            net_faults: tokio::sync::Mutex::new(NetFaults::default()),
             supervisor: Supervisor::new(state_dir.join("logs")),
             tasks: Vec::new(),
             proxy_ips: None,
@@ -216,11 +237,29 @@ impl Lab {
             "writing {}",
             self.lab_kubeconfig.display()
         )))?;
-        self.tasks.push(forward::spawn(
-            &self.plan.bridge_ns(),
+        let roll = std::sync::Arc::new(std::sync::Mutex::new(SplitMix64::from_clock()));
+        self.forwarders.push(forward::spawn(
+            Place::Netns(self.plan.bridge_ns()),
             SocketAddr::from((API_V4, API_PORT)),
             api.local_addr(),
+            self.api_faults.subscribe(),
+            roll.clone(),
         )?);
+        let controller_fwd = forward::spawn(
+            Place::Root,
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            api.local_addr(),
+            self.api_faults.subscribe(),
+            roll,
+        )?;
+        let controller_yaml = api.kubeconfig_yaml().replace(
+            api.url(),
+            &format!("http://{}", controller_fwd.local_addr()),
+        );
+        self.forwarders.push(controller_fwd);
+        std::fs::write(&self.controller_kubeconfig, controller_yaml).map_err(LabError::io(
+            format!("writing {}", self.controller_kubeconfig.display()),
+        ))?;
         let client = api
             .client()
             .await
@@ -262,7 +301,7 @@ impl Lab {
         let mut argv: Vec<OsString> = vec![bins.controller.clone().into()];
         for a in [
             "--kubeconfig",
-            &self.kubeconfig.display().to_string(),
+            &self.controller_kubeconfig.display().to_string(),
             "--config-namespace",
             seed::SYSTEM_NAMESPACE,
             "--config-name",
@@ -351,6 +390,160 @@ impl Lab {
         topology::is_cut(&self.node(node)?).await
     }
 
+    /// The API-path faults in force.
+    pub fn api_faults(&self) -> ApiFaults {
+        self.api_faults.borrow().clone()
+    }
+
+    /// Sets the API-path faults; when the API server goes down (up), returns once every
+    /// forwarder has reset its connections and stopped listening (listens again).
+    pub async fn set_api_faults(&self, faults: ApiFaults) -> Result<(), LabError> {
+        let down = faults.down;
+        self.api_faults.send_replace(faults);
+        for f in &self.forwarders {
+            f.wait_listening(!down, Duration::from_secs(5)).await?;
+        }
+        Ok(())
+    }
+
+    /// The API server goes away for the speakers and the controller: their open
+    /// connections (watches included) are reset, new ones refused. The lab's own client
+    /// and kubectl keep working.
+    pub async fn api_down(&self) -> Result<(), LabError> {
+        self.set_api_faults(ApiFaults {
+            down: true,
+            ..self.api_faults()
+        })
+        .await
+    }
+
+    /// Undoes [`Lab::api_down`].
+    pub async fn api_up(&self) -> Result<(), LabError> {
+        self.set_api_faults(ApiFaults {
+            down: false,
+            ..self.api_faults()
+        })
+        .await
+    }
+
+    /// Every request of the speakers and the controller waits `delay` before it is
+    /// forwarded (zero: none). Open watches keep streaming without delay.
+    pub async fn api_delay(&self, delay: Duration) -> Result<(), LabError> {
+        self.set_api_faults(ApiFaults {
+            delay,
+            ..self.api_faults()
+        })
+        .await
+    }
+
+    /// Every write (POST, PUT, PATCH, DELETE) of the speakers and the controller waits
+    /// `delay` more before it is forwarded (zero: none).
+    pub async fn api_delay_writes(&self, delay: Duration) -> Result<(), LabError> {
+        self.set_api_faults(ApiFaults {
+            write_delay: delay,
+            ..self.api_faults()
+        })
+        .await
+    }
+
+    /// `percent` % of the requests of the speakers and the controller are answered
+    /// `503 Service Unavailable` with a Status body (0: none).
+    pub async fn api_fail(&self, percent: u8) -> Result<(), LabError> {
+        if percent > 100 {
+            return Err(LabError::Config(format!(
+                "api-fail takes a percentage from 0 to 100, not {percent}"
+            )));
+        }
+        self.set_api_faults(ApiFaults {
+            fail_percent: percent,
+            ..self.api_faults()
+        })
+        .await
+    }
+
+    /// No API-path fault at all: up, no delay, no failure.
+    pub async fn api_normal(&self) -> Result<(), LabError> {
+        self.set_api_faults(ApiFaults::default()).await
+    }
+
+    /// The address the controller reaches the API server at (its forwarder).
+    pub fn controller_api_addr(&self) -> SocketAddr {
+        self.forwarders[1].local_addr()
+    }
+
+    /// The node-network faults in force.
+    pub async fn net_faults(&self) -> NetFaults {
+        self.net_faults.lock().await.clone()
+    }
+
+    /// Changes the node-network faults with `change` and loads the resulting rules.
+    async fn change_net_faults(&self, change: impl FnOnce(&mut NetFaults)) -> Result<(), LabError> {
+        let mut current = self.net_faults.lock().await;
+        let mut next = current.clone();
+        change(&mut next);
+        let script = nft::ruleset(&self.plan, &next)?;
+        nft::apply(
+            &self.plan.bridge_ns(),
+            &script,
+            &self.state_dir().join("faults.nft"),
+        )
+        .await?;
+        *current = next;
+        Ok(())
+    }
+
+    /// Cuts `node` off from every other node on the lab network (both directions); the
+    /// API server and the client still reach it. Needs nftables.
+    pub async fn isolate(&self, node: &str) -> Result<(), LabError> {
+        self.node(node)?;
+        self.change_net_faults(|f| {
+            f.isolated.insert(node.to_string());
+        })
+        .await
+    }
+
+    /// Undoes [`Lab::isolate`].
+    pub async fn unisolate(&self, node: &str) -> Result<(), LabError> {
+        self.node(node)?;
+        self.change_net_faults(|f| {
+            f.isolated.remove(node);
+        })
+        .await
+    }
+
+    /// Drops `percent` % of the frames between nodes (not those to or from the client
+    /// or the API host); 0 ends the loss. Needs nftables.
+    pub async fn loss(&self, percent: u8) -> Result<(), LabError> {
+        if percent > 100 {
+            return Err(LabError::Config(format!(
+                "loss takes a percentage from 0 to 100, not {percent}"
+            )));
+        }
+        self.change_net_faults(|f| f.loss_percent = percent).await
+    }
+
+    /// The active faults, in the words of the lab's commands (`none` when healthy).
+    pub async fn fault_summary(&self) -> String {
+        faults::summary(&self.api_faults(), &self.net_faults().await)
+    }
+
+    /// Pings `to` from `from` (a node name, or `client`): `count` echo requests
+    /// `interval` apart. Needs iputils-ping.
+    pub async fn ping(
+        &self,
+        from: &str,
+        to: IpAddr,
+        count: u32,
+        interval: Duration,
+    ) -> Result<ping::PingStats, LabError> {
+        let netns = if from == "client" {
+            self.plan.client_ns()
+        } else {
+            self.node(from)?.netns
+        };
+        ping::ping(&netns, to, count, interval).await
+    }
+
     /// Labels `node` excluded from load balancers and cordons it (or undoes both).
     pub async fn drain(&self, node: &str, drained: bool) -> Result<(), LabError> {
         self.node(node)?;
@@ -413,6 +606,11 @@ impl Lab {
     /// The kubeconfig used inside the lab network (speakers).
     pub fn lab_kubeconfig(&self) -> &Path {
         &self.lab_kubeconfig
+    }
+
+    /// The controller's kubeconfig (through its forwarder).
+    pub fn controller_kubeconfig(&self) -> &Path {
+        &self.controller_kubeconfig
     }
 
     /// The run's state directory (kubeconfigs, logs).
@@ -556,6 +754,7 @@ impl Lab {
         for task in self.tasks.drain(..) {
             task.abort();
         }
+        self.forwarders.clear();
         self.supervisor.kill_all();
         self.supervisor
             .wait_all_exited(Duration::from_secs(5))
@@ -575,6 +774,9 @@ impl Lab {
         for task in self.tasks.drain(..) {
             task.abort();
         }
+        // The forwarders stop with their tasks; the fault table goes with the bridge
+        // namespace below.
+        self.forwarders.clear();
         self.api.take();
         // Children get SIGKILL above; give the kernel a moment to reap them so that
         // their namespaces go away with `ip netns del` rather than linger.

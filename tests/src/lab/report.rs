@@ -1,5 +1,5 @@
 //! What the lab shows its user: the `kubectl get svc` table, which node answers for
-//! each external IP, and the state of each node.
+//! each external IP, the state of each node, and the faults in force.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -9,6 +9,7 @@ use kube::api::{Api, ListParams};
 
 use crate::lab::Lab;
 use crate::lab::error::LabError;
+use crate::lab::faults::{self, NetFaults};
 use crate::lab::plan::parse_mac;
 use crate::lab::seed::{EXCLUDE_LABEL, SYSTEM_NAMESPACE};
 
@@ -33,6 +34,17 @@ pub fn parse_neigh_lladdr(out: &str) -> Option<[u8; 6]> {
         words.find(|w| *w == "lladdr")?;
         parse_mac(words.next()?)
     })
+}
+
+/// How `node` hears its peers on the node network: `ISOLATED`, `LOSS <P>%`, or `ok`.
+pub fn node_peers(node: &str, net: &NetFaults) -> String {
+    if net.isolated.contains(node) {
+        "ISOLATED".into()
+    } else if net.loss_percent > 0 {
+        format!("LOSS {}%", net.loss_percent)
+    } else {
+        "ok".into()
+    }
 }
 
 /// The "who answers" verdict for one IP.
@@ -102,11 +114,13 @@ pub async fn status(lab: &Lab) -> Result<String, LabError> {
     }
     out.push('\n');
 
+    let api_faults = lab.api_faults();
+    let net_faults = lab.net_faults().await;
     let nodes: Api<Node> = Api::all(lab.client().clone());
     let _ = writeln!(
         out,
-        "{:<5} {:<16} {:<17} {:<9} {:<9} {:<8} {:<8}",
-        "NODE", "NETNS", "MAC", "SPEAKER", "API", "READY", "DRAINED"
+        "{:<5} {:<16} {:<17} {:<9} {:<9} {:<9} {:<8} {:<8}",
+        "NODE", "NETNS", "MAC", "SPEAKER", "API", "PEERS", "READY", "DRAINED"
     );
     for n in lab.plan().nodes() {
         let obj = nodes.get_opt(&n.name).await.ok().flatten();
@@ -133,22 +147,30 @@ pub async fn status(lab: &Lab) -> Result<String, LabError> {
         };
         let api = match lab.is_cut(&n.name).await {
             Ok(true) => "CUT",
+            Ok(false) if api_faults.down => "DOWN",
             Ok(false) => "ok",
             Err(_) => "?",
         };
+        let peers = node_peers(&n.name, &net_faults);
         let _ = writeln!(
             out,
-            "{:<5} {:<16} {:<17} {:<9} {:<9} {:<8} {:<8}",
+            "{:<5} {:<16} {:<17} {:<9} {:<9} {:<9} {:<8} {:<8}",
             n.name,
             n.netns,
             crate::lab::plan::fmt_mac(n.mac),
             speaker,
             api,
+            peers,
             ready,
             if drained { "yes" } else { "no" }
         );
     }
     out.push('\n');
+    let _ = writeln!(
+        out,
+        "faults:      {}",
+        faults::summary(&api_faults, &net_faults)
+    );
     let _ = writeln!(out, "kubeconfig:  {}", lab.kubeconfig().display());
     let _ = writeln!(
         out,
@@ -170,6 +192,17 @@ mod tests {
         );
         assert_eq!(parse_neigh_lladdr("192.0.2.200  FAILED\n"), None);
         assert_eq!(parse_neigh_lladdr(""), None);
+    }
+
+    #[test]
+    fn a_node_shows_isolation_before_loss() {
+        let mut net = NetFaults::default();
+        assert_eq!(node_peers("n1", &net), "ok");
+        net.loss_percent = 20;
+        assert_eq!(node_peers("n1", &net), "LOSS 20%");
+        net.isolated.insert("n1".into());
+        assert_eq!(node_peers("n1", &net), "ISOLATED");
+        assert_eq!(node_peers("n2", &net), "LOSS 20%");
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! Parsing one address entry: a CIDR, an `a-b` range or a single IP.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
+use std::str::FromStr;
+
+use ipnetwork::{IpNetwork, IpNetworkError, Ipv4Network, Ipv6Network};
 
 use crate::error::ProblemKind;
 use crate::model::IpRange;
@@ -89,37 +93,57 @@ fn parse_ip(s: &str) -> Option<IpAddr> {
     s.parse().ok()
 }
 
+/// A CIDR entry, parsed and checked (prefix length against the family, host bits) by
+/// `ipnetwork`, whose network and broadcast addresses bound the range.
+///
+/// Two parts stay ferrolb's own. The spelling of the prefix: `ipnetwork` also takes
+/// `+8`, `024` and a dotted netmask (`192.0.2.0/255.255.255.0`), which no pool format
+/// documents and which are rejected, as before, as "not a number". And the messages:
+/// `ipnetwork`'s errors say "invalid prefix" / "invalid address", so each is mapped to
+/// the message that names the part at fault in the operator's spelling.
 fn parse_cidr(t: &str, host_bits: HostBits) -> Result<Entry, EntryError> {
     let (addr, len) = t.split_once('/').expect("caller checked for '/'");
     let (addr, len) = (addr.trim(), len.trim());
-    let Some(ip) = parse_ip(addr) else {
-        return Err(invalid(&format!(
-            "not a valid CIDR: {addr:?} is not an IP address"
-        )));
-    };
-    let bits: u8 = if ip.is_ipv4() { 32 } else { 128 };
     let canonical_digits = !len.is_empty()
         && len.bytes().all(|b| b.is_ascii_digit())
         && (len == "0" || !len.starts_with('0'));
-    let prefix = match len.parse::<u8>() {
-        Ok(p) if canonical_digits && p <= bits => p,
-        Ok(p) if canonical_digits => {
-            return Err(invalid(&format!(
-                "not a valid CIDR: prefix length {p} is longer than {bits} bits"
-            )));
-        }
-        _ if canonical_digits => {
+    if !canonical_digits {
+        // Rejected whatever the address; the message names the address first if it is
+        // wrong too (ipnetwork reads it with the same std parser).
+        return Err(match parse_ip(addr) {
+            None => not_an_address(addr),
+            Some(_) => invalid(&format!(
+                "not a valid CIDR: prefix length {len:?} is not a number"
+            )),
+        });
+    }
+    // Whitespace around '/' is allowed in a pool, not by ipnetwork.
+    let cidr: Cow<'_, str> = if addr.len() + len.len() + 1 == t.len() {
+        Cow::Borrowed(t)
+    } else {
+        Cow::Owned(format!("{addr}/{len}"))
+    };
+    // The family decides which of ipnetwork's parsers reads it (IpNetwork's own FromStr
+    // tries both and reports every failure as an invalid address).
+    let (parsed, bits) = if addr.contains(':') {
+        (Ipv6Network::from_str(&cidr).map(IpNetwork::V6), 128u8)
+    } else {
+        (Ipv4Network::from_str(&cidr).map(IpNetwork::V4), 32u8)
+    };
+    let net = match parsed {
+        Ok(net) => net,
+        Err(IpNetworkError::InvalidAddr(_)) => return Err(not_an_address(addr)),
+        // With canonical digits, the only prefix ipnetwork refuses is one longer than
+        // the family's bits (or than 255, which does not fit its u8).
+        Err(IpNetworkError::InvalidPrefix) => {
             return Err(invalid(&format!(
                 "not a valid CIDR: prefix length {len} is longer than {bits} bits"
             )));
         }
-        _ => {
-            return Err(invalid(&format!(
-                "not a valid CIDR: prefix length {len:?} is not a number"
-            )));
-        }
+        Err(e) => return Err(invalid(&format!("not a valid CIDR: {e}"))),
     };
-    let (start, end) = network_bounds(ip, prefix);
+    let (ip, prefix) = (net.ip(), net.prefix());
+    let (start, end) = (net.network(), net.broadcast());
     if start != ip && host_bits == HostBits::Reject {
         return Err((
             ProblemKind::HostBitsSet,
@@ -134,20 +158,8 @@ fn parse_cidr(t: &str, host_bits: HostBits) -> Result<Entry, EntryError> {
     })
 }
 
-/// First and last address of the network of `ip` with `prefix` bits.
-fn network_bounds(ip: IpAddr, prefix: u8) -> (IpAddr, IpAddr) {
-    match ip {
-        IpAddr::V4(a) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-            let n = u32::from(a) & mask;
-            (IpAddr::V4(n.into()), IpAddr::V4((n | !mask).into()))
-        }
-        IpAddr::V6(a) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-            let n = u128::from(a) & mask;
-            (IpAddr::V6(n.into()), IpAddr::V6((n | !mask).into()))
-        }
-    }
+fn not_an_address(addr: &str) -> EntryError {
+    invalid(&format!("not a valid CIDR: {addr:?} is not an IP address"))
 }
 
 fn parse_range(t: &str) -> Result<Entry, EntryError> {
@@ -339,6 +351,87 @@ mod tests {
                 prefix: Some(29)
             })
         );
+    }
+
+    #[test]
+    fn cidr_spellings_ipnetwork_takes_but_pools_do_not() {
+        // ipnetwork accepts each of these (hence ferrolb's own check of the prefix's
+        // spelling in parse_cidr); no pool format documents them.
+        for t in ["192.0.2.0/+8", "192.0.2.0/024", "192.0.2.0/255.255.255.0"] {
+            assert!(t.parse::<IpNetwork>().is_ok(), "ipnetwork now refuses {t}");
+        }
+        assert_eq!(
+            any("192.0.2.0/255.255.255.0").unwrap_err(),
+            (
+                ProblemKind::InvalidAddress,
+                "not a valid CIDR: prefix length \"255.255.255.0\" is not a number".into()
+            )
+        );
+        assert_eq!(
+            any("192.0.2.0/24/8").unwrap_err().1,
+            "not a valid CIDR: prefix length \"24/8\" is not a number"
+        );
+        // The address is named first when both parts are wrong.
+        assert_eq!(
+            any("192.0.2/24/8").unwrap_err().1,
+            "not a valid CIDR: \"192.0.2\" is not an IP address"
+        );
+        assert_eq!(
+            any("2001:db8::/").unwrap_err().1,
+            "not a valid CIDR: prefix length \"\" is not a number"
+        );
+        assert_eq!(
+            any("2001:db8::zz/64").unwrap_err().1,
+            "not a valid CIDR: \"2001:db8::zz\" is not an IP address"
+        );
+        assert_eq!(
+            any("2001:db8::/300").unwrap_err().1,
+            "not a valid CIDR: prefix length 300 is longer than 128 bits"
+        );
+    }
+
+    #[test]
+    fn whitespace_around_the_slash_is_allowed() {
+        assert_eq!(
+            parse_entry(" 192.0.2.0 / 28 ", Syntax::CidrOnly, HostBits::Reject),
+            Ok(Entry {
+                range: r("192.0.2.0", "192.0.2.15"),
+                prefix: Some(28)
+            })
+        );
+        assert_eq!(
+            any("2001:db8::1 /127").unwrap_err().0,
+            ProblemKind::HostBitsSet
+        );
+    }
+
+    proptest::proptest! {
+        /// Every IPv4 CIDR covers the addresses that share its first `prefix` bits, as
+        /// a mask computed here says; host bits are rejected exactly when set.
+        #[test]
+        fn v4_cidr_bounds_match_the_mask(a in proptest::prelude::any::<u32>(), p in 0u8..=32) {
+            let mask = u32::MAX.checked_shl(32 - u32::from(p)).unwrap_or(0);
+            let text = format!("{}/{p}", std::net::Ipv4Addr::from(a));
+            let masked = parse_entry(&text, Syntax::CidrOnly, HostBits::Mask).unwrap();
+            let lo = IpAddr::from(std::net::Ipv4Addr::from(a & mask));
+            let hi = IpAddr::from(std::net::Ipv4Addr::from(a | !mask));
+            proptest::prop_assert_eq!(masked, Entry { range: IpRange { start: lo, end: hi }, prefix: Some(p) });
+            let strict = parse_entry(&text, Syntax::Any, HostBits::Reject);
+            proptest::prop_assert_eq!(strict.is_ok(), a & !mask == 0);
+        }
+
+        /// The same for IPv6.
+        #[test]
+        fn v6_cidr_bounds_match_the_mask(a in proptest::prelude::any::<u128>(), p in 0u8..=128) {
+            let mask = u128::MAX.checked_shl(128 - u32::from(p)).unwrap_or(0);
+            let text = format!("{}/{p}", std::net::Ipv6Addr::from(a));
+            let masked = parse_entry(&text, Syntax::CidrOnly, HostBits::Mask).unwrap();
+            let lo = IpAddr::from(std::net::Ipv6Addr::from(a & mask));
+            let hi = IpAddr::from(std::net::Ipv6Addr::from(a | !mask));
+            proptest::prop_assert_eq!(masked, Entry { range: IpRange { start: lo, end: hi }, prefix: Some(p) });
+            let strict = parse_entry(&text, Syntax::Any, HostBits::Reject);
+            proptest::prop_assert_eq!(strict.is_ok(), a & !mask == 0);
+        }
     }
 
     #[test]

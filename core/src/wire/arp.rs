@@ -1,11 +1,25 @@
-//! ARP for IPv4 over Ethernet (RFC 826). Any other hardware or protocol type is
+//! ARP for IPv4 over Ethernet (RFC 826), read and written through `pnet_packet`'s
+//! [`ArpPacket`] / [`MutableArpPacket`]. Any other hardware or protocol type is
 //! unsupported: the speaker only resolves IPv4 addresses on Ethernet links.
+//!
+//! pnet's layout is the fixed 28-byte Ethernet/IPv4 one and ignores the two declared
+//! address lengths, so [`ArpRepr::parse`] checks them first (ferrolb's own check): a
+//! packet whose declared lengths run past the buffer is truncated, and one that declares
+//! other lengths is not Ethernet/IPv4 and never reaches pnet's accessors.
 
 use std::net::Ipv4Addr;
+
+use pnet_packet::arp::{self as pnet_arp, ArpHardwareTypes, ArpPacket, MutableArpPacket};
+use pnet_packet::ethernet::EtherTypes;
 
 use super::{Error, MacAddr, Result, check_len};
 
 const LAYER: &str = "arp";
+
+/// Length of an Ethernet/IPv4 ARP packet.
+pub const LEN: usize = 28;
+/// Hardware type, protocol type, the two address lengths, operation.
+const FIXED_LEN: usize = 8;
 
 /// ARP operation code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -16,111 +30,33 @@ pub enum ArpOperation {
     Reply,
 }
 
-impl ArpOperation {
-    fn code(self) -> u16 {
-        match self {
-            ArpOperation::Request => 1,
-            ArpOperation::Reply => 2,
+impl From<ArpOperation> for pnet_arp::ArpOperation {
+    fn from(op: ArpOperation) -> Self {
+        match op {
+            ArpOperation::Request => pnet_arp::ArpOperations::Request,
+            ArpOperation::Reply => pnet_arp::ArpOperations::Reply,
         }
     }
 }
 
-/// A read/write view of an ARP packet (the Ethernet payload).
-#[derive(Debug, Clone)]
-pub struct ArpPacket<T> {
-    buffer: T,
-}
-
-mod field {
-    use std::ops::Range;
-    pub const HTYPE: Range<usize> = 0..2;
-    pub const PTYPE: Range<usize> = 2..4;
-    pub const HLEN: usize = 4;
-    pub const PLEN: usize = 5;
-    pub const OPER: Range<usize> = 6..8;
-    pub const SHA: Range<usize> = 8..14;
-    pub const SPA: Range<usize> = 14..18;
-    pub const THA: Range<usize> = 18..24;
-    pub const TPA: Range<usize> = 24..28;
-}
-
-impl<T: AsRef<[u8]>> ArpPacket<T> {
-    /// Length of an Ethernet/IPv4 ARP packet.
-    pub const LEN: usize = 28;
-
-    /// Wraps a buffer without checking it.
-    pub fn new_unchecked(buffer: T) -> Self {
-        ArpPacket { buffer }
-    }
-
-    /// Wraps a buffer of at least the fixed header (8 bytes) and the addresses its
-    /// declared lengths promise. Trailing bytes (Ethernet padding) are allowed.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let b = buffer.as_ref();
-        check_len(LAYER, b.len(), 8)?;
-        let need = 8 + 2 * (usize::from(b[field::HLEN]) + usize::from(b[field::PLEN]));
-        check_len(LAYER, b.len(), need)?;
-        Ok(ArpPacket { buffer })
-    }
-
-    fn u16_at(&self, r: std::ops::Range<usize>) -> u16 {
-        let b = &self.buffer.as_ref()[r];
-        u16::from_be_bytes([b[0], b[1]])
-    }
-
-    /// Hardware type (1 = Ethernet).
-    pub fn hardware_type(&self) -> u16 {
-        self.u16_at(field::HTYPE)
-    }
-    /// Protocol type (0x0800 = IPv4).
-    pub fn protocol_type(&self) -> u16 {
-        self.u16_at(field::PTYPE)
-    }
-    /// Hardware address length.
-    pub fn hardware_len(&self) -> u8 {
-        self.buffer.as_ref()[field::HLEN]
-    }
-    /// Protocol address length.
-    pub fn protocol_len(&self) -> u8 {
-        self.buffer.as_ref()[field::PLEN]
-    }
-    /// Raw operation code.
-    pub fn operation(&self) -> u16 {
-        self.u16_at(field::OPER)
-    }
-
-    fn is_eth_ipv4(&self) -> bool {
-        self.hardware_type() == 1
-            && self.protocol_type() == 0x0800
-            && self.hardware_len() == 6
-            && self.protocol_len() == 4
-            && self.buffer.as_ref().len() >= Self::LEN
-    }
-
-    /// Sender hardware address (only meaningful for Ethernet/IPv4, as checked by
-    /// [`ArpRepr::parse`]).
-    pub fn sender_hardware_addr(&self) -> MacAddr {
-        MacAddr(self.buffer.as_ref()[field::SHA].try_into().expect("6"))
-    }
-    /// Sender protocol address.
-    pub fn sender_protocol_addr(&self) -> Ipv4Addr {
-        let b: [u8; 4] = self.buffer.as_ref()[field::SPA].try_into().expect("4");
-        Ipv4Addr::from(b)
-    }
-    /// Target hardware address.
-    pub fn target_hardware_addr(&self) -> MacAddr {
-        MacAddr(self.buffer.as_ref()[field::THA].try_into().expect("6"))
-    }
-    /// Target protocol address.
-    pub fn target_protocol_addr(&self) -> Ipv4Addr {
-        let b: [u8; 4] = self.buffer.as_ref()[field::TPA].try_into().expect("4");
-        Ipv4Addr::from(b)
+/// Wraps the Ethernet payload `p` as an ARP packet after checking the declared address
+/// lengths (which pnet does not read): shorter than the fixed part or than the addresses
+/// it declares is truncated; not 6-byte hardware and 4-byte protocol addresses, or
+/// shorter than 28 bytes, is unsupported. Trailing bytes (Ethernet padding) are allowed.
+pub fn packet(p: &[u8]) -> Result<ArpPacket<'_>> {
+    check_len(LAYER, p.len(), FIXED_LEN)?;
+    let (hlen, plen) = (usize::from(p[4]), usize::from(p[5]));
+    check_len(LAYER, p.len(), FIXED_LEN + 2 * (hlen + plen))?;
+    match ArpPacket::new(p) {
+        Some(a) if hlen == 6 && plen == 4 => Ok(a),
+        _ => Err(not_eth_ipv4()),
     }
 }
 
-impl<T: AsRef<[u8]> + AsMut<[u8]>> ArpPacket<T> {
-    fn set(&mut self, r: std::ops::Range<usize>, v: &[u8]) {
-        self.buffer.as_mut()[r].copy_from_slice(v);
+fn not_eth_ipv4() -> Error {
+    Error::Unsupported {
+        layer: LAYER,
+        what: "not Ethernet/IPv4 ARP",
     }
 }
 
@@ -140,18 +76,20 @@ pub struct ArpRepr {
 }
 
 impl ArpRepr {
-    /// Reads an Ethernet/IPv4 ARP packet; other hardware/protocol types and operations
-    /// (RARP, InARP, ...) are unsupported, and a group sender MAC is malformed.
-    pub fn parse<T: AsRef<[u8]>>(p: &ArpPacket<T>) -> Result<ArpRepr> {
-        if !p.is_eth_ipv4() {
-            return Err(Error::Unsupported {
-                layer: LAYER,
-                what: "not Ethernet/IPv4 ARP",
-            });
+    /// Reads an Ethernet/IPv4 ARP packet (as wrapped by [`packet`]); other hardware or
+    /// protocol types and operations (RARP, InARP, ...) are unsupported, and a group
+    /// sender MAC is malformed.
+    pub fn parse(p: &ArpPacket<'_>) -> Result<ArpRepr> {
+        if p.get_hardware_type() != ArpHardwareTypes::Ethernet
+            || p.get_protocol_type() != EtherTypes::Ipv4
+            || p.get_hw_addr_len() != 6
+            || p.get_proto_addr_len() != 4
+        {
+            return Err(not_eth_ipv4());
         }
-        let operation = match p.operation() {
-            1 => ArpOperation::Request,
-            2 => ArpOperation::Reply,
+        let operation = match p.get_operation() {
+            pnet_arp::ArpOperations::Request => ArpOperation::Request,
+            pnet_arp::ArpOperations::Reply => ArpOperation::Reply,
             _ => {
                 return Err(Error::Unsupported {
                     layer: LAYER,
@@ -159,7 +97,7 @@ impl ArpRepr {
                 });
             }
         };
-        let sender_mac = p.sender_hardware_addr();
+        let sender_mac = MacAddr::from(p.get_sender_hw_addr());
         if !sender_mac.is_unicast() {
             return Err(Error::Malformed {
                 layer: LAYER,
@@ -169,28 +107,28 @@ impl ArpRepr {
         Ok(ArpRepr {
             operation,
             sender_mac,
-            sender_ip: p.sender_protocol_addr(),
-            target_mac: p.target_hardware_addr(),
-            target_ip: p.target_protocol_addr(),
+            sender_ip: p.get_sender_proto_addr(),
+            target_mac: MacAddr::from(p.get_target_hw_addr()),
+            target_ip: p.get_target_proto_addr(),
         })
     }
 
     /// Bytes [`ArpRepr::emit`] writes.
     pub const fn buffer_len(&self) -> usize {
-        ArpPacket::<&[u8]>::LEN
+        LEN
     }
 
-    /// Writes the packet into the first 28 bytes of `p` (which must hold them).
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut ArpPacket<T>) {
-        p.set(field::HTYPE, &1u16.to_be_bytes());
-        p.set(field::PTYPE, &0x0800u16.to_be_bytes());
-        p.buffer.as_mut()[field::HLEN] = 6;
-        p.buffer.as_mut()[field::PLEN] = 4;
-        p.set(field::OPER, &self.operation.code().to_be_bytes());
-        p.set(field::SHA, &self.sender_mac.0);
-        p.set(field::SPA, &self.sender_ip.octets());
-        p.set(field::THA, &self.target_mac.0);
-        p.set(field::TPA, &self.target_ip.octets());
+    /// Writes the packet into the first 28 bytes of `p`.
+    pub fn emit(&self, p: &mut MutableArpPacket<'_>) {
+        p.set_hardware_type(ArpHardwareTypes::Ethernet);
+        p.set_protocol_type(EtherTypes::Ipv4);
+        p.set_hw_addr_len(6);
+        p.set_proto_addr_len(4);
+        p.set_operation(self.operation.into());
+        p.set_sender_hw_addr(self.sender_mac.into());
+        p.set_sender_proto_addr(self.sender_ip);
+        p.set_target_hw_addr(self.target_mac.into());
+        p.set_target_proto_addr(self.target_ip);
     }
 }
 
@@ -207,44 +145,73 @@ mod tests {
             target_mac: MacAddr::ZERO,
             target_ip: Ipv4Addr::new(192, 0, 2, 1),
         }
-        .emit(&mut ArpPacket::new_unchecked(&mut b[..]));
+        .emit(&mut MutableArpPacket::new(&mut b[..]).unwrap());
         b
+    }
+
+    fn parse(b: &[u8]) -> Result<ArpRepr> {
+        ArpRepr::parse(&packet(b)?)
+    }
+
+    #[test]
+    fn emitted_request_has_the_ethernet_ipv4_layout() {
+        assert_eq!(
+            request(),
+            [
+                0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 192, 0, 2, 100, 0, 0, 0, 0, 0, 0, 192, 0,
+                2, 1
+            ]
+        );
+        assert!(parse(&request()).is_ok());
     }
 
     #[test]
     fn other_hardware_type_is_unsupported() {
         let mut b = request();
         b[1] = 6; // IEEE 802
-        let p = ArpPacket::new_checked(&b[..]).unwrap();
-        assert!(matches!(ArpRepr::parse(&p), Err(Error::Unsupported { .. })));
+        assert!(matches!(parse(&b), Err(Error::Unsupported { .. })));
     }
 
     #[test]
     fn other_protocol_type_is_unsupported() {
         let mut b = request();
         b[2..4].copy_from_slice(&[0x86, 0xdd]);
-        let p = ArpPacket::new_checked(&b[..]).unwrap();
-        assert!(matches!(ArpRepr::parse(&p), Err(Error::Unsupported { .. })));
+        assert!(matches!(parse(&b), Err(Error::Unsupported { .. })));
+    }
+
+    #[test]
+    fn other_declared_address_lengths_are_unsupported() {
+        // 8 + 2 * (6 + 16) = 52 bytes: present, but not Ethernet/IPv4 (pnet would read
+        // the first 4 bytes of the 16-byte addresses as IPv4 ones).
+        let mut b = [0u8; 52];
+        b[..8].copy_from_slice(&request()[..8]);
+        b[5] = 16;
+        assert!(matches!(parse(&b), Err(Error::Unsupported { .. })));
+        // Declared lengths that fit in fewer than 28 bytes.
+        let mut b = request();
+        b[4] = 1;
+        b[5] = 1;
+        assert!(matches!(parse(&b[..12]), Err(Error::Unsupported { .. })));
     }
 
     #[test]
     fn rarp_operation_is_unsupported() {
         let mut b = request();
         b[7] = 3;
-        let p = ArpPacket::new_checked(&b[..]).unwrap();
-        assert!(matches!(ArpRepr::parse(&p), Err(Error::Unsupported { .. })));
+        assert!(matches!(parse(&b), Err(Error::Unsupported { .. })));
     }
 
     #[test]
     fn declared_lengths_beyond_buffer_are_truncated() {
         let mut b = request();
         b[4] = 200;
+        assert!(matches!(packet(&b[..]), Err(Error::Truncated { .. })));
         assert!(matches!(
-            ArpPacket::new_checked(&b[..]),
+            packet(&request()[..7]),
             Err(Error::Truncated { .. })
         ));
         assert!(matches!(
-            ArpPacket::new_checked(&b[..7]),
+            packet(&request()[..27]),
             Err(Error::Truncated { .. })
         ));
     }
@@ -253,7 +220,6 @@ mod tests {
     fn broadcast_sender_is_malformed() {
         let mut b = request();
         b[8..14].copy_from_slice(&[0xff; 6]);
-        let p = ArpPacket::new_checked(&b[..]).unwrap();
-        assert!(matches!(ArpRepr::parse(&p), Err(Error::Malformed { .. })));
+        assert!(matches!(parse(&b), Err(Error::Malformed { .. })));
     }
 }

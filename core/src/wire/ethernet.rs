@@ -1,8 +1,14 @@
-//! Ethernet II frames (no FCS: Linux hands frames to packet sockets without it).
+//! Ethernet II frames (no FCS: Linux hands frames to packet sockets without it), read and
+//! written through `pnet_packet`'s [`EthernetPacket`] / [`MutableEthernetPacket`].
 
-use super::{Error, MacAddr, Result, check_len};
+use pnet_packet::ethernet::{self as pnet_eth, EthernetPacket, MutableEthernetPacket};
+
+use super::{Error, MacAddr, Result};
 
 const LAYER: &str = "ethernet";
+
+/// Length of the header: destination, source, EtherType.
+pub const HEADER_LEN: usize = 14;
 
 /// The EtherType field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -21,75 +27,25 @@ impl EtherType {
     pub const QINQ: EtherType = EtherType(0x88a8);
 }
 
-/// A read/write view of an Ethernet II frame.
-#[derive(Debug, Clone)]
-pub struct EthernetFrame<T> {
-    buffer: T,
-}
-
-impl<T: AsRef<[u8]>> EthernetFrame<T> {
-    /// Length of the header: destination, source, EtherType.
-    pub const HEADER_LEN: usize = 14;
-
-    /// Wraps a buffer without checking its length; accessors may then panic, so use
-    /// [`EthernetFrame::new_checked`] on anything received.
-    pub fn new_unchecked(buffer: T) -> Self {
-        EthernetFrame { buffer }
-    }
-
-    /// Wraps a buffer that holds at least a whole header.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        check_len(LAYER, buffer.as_ref().len(), Self::HEADER_LEN)?;
-        Ok(EthernetFrame { buffer })
-    }
-
-    /// Gives the buffer back.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
-    /// Destination address.
-    pub fn dst_addr(&self) -> MacAddr {
-        MacAddr(self.buffer.as_ref()[0..6].try_into().expect("6 bytes"))
-    }
-
-    /// Source address.
-    pub fn src_addr(&self) -> MacAddr {
-        MacAddr(self.buffer.as_ref()[6..12].try_into().expect("6 bytes"))
-    }
-
-    /// EtherType.
-    pub fn ethertype(&self) -> EtherType {
-        let b = self.buffer.as_ref();
-        EtherType(u16::from_be_bytes([b[12], b[13]]))
-    }
-
-    /// Everything after the header (including any padding up to the 60-byte minimum).
-    pub fn payload(&self) -> &[u8] {
-        &self.buffer.as_ref()[Self::HEADER_LEN..]
+impl From<pnet_eth::EtherType> for EtherType {
+    fn from(t: pnet_eth::EtherType) -> Self {
+        EtherType(t.0)
     }
 }
 
-impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
-    /// Sets the destination address.
-    pub fn set_dst_addr(&mut self, a: MacAddr) {
-        self.buffer.as_mut()[0..6].copy_from_slice(&a.0);
+impl From<EtherType> for pnet_eth::EtherType {
+    fn from(t: EtherType) -> Self {
+        pnet_eth::EtherType(t.0)
     }
+}
 
-    /// Sets the source address.
-    pub fn set_src_addr(&mut self, a: MacAddr) {
-        self.buffer.as_mut()[6..12].copy_from_slice(&a.0);
-    }
-
-    /// Sets the EtherType.
-    pub fn set_ethertype(&mut self, t: EtherType) {
-        self.buffer.as_mut()[12..14].copy_from_slice(&t.0.to_be_bytes());
-    }
-
-    /// The payload, writable.
-    pub fn payload_mut(&mut self) -> &mut [u8] {
-        &mut self.buffer.as_mut()[Self::HEADER_LEN..]
-    }
+/// Wraps a received frame; a buffer shorter than the header is [`Error::Truncated`].
+pub fn packet(frame: &[u8]) -> Result<EthernetPacket<'_>> {
+    EthernetPacket::new(frame).ok_or(Error::Truncated {
+        layer: LAYER,
+        need: HEADER_LEN,
+        have: frame.len(),
+    })
 }
 
 /// The header fields of an Ethernet II frame.
@@ -107,15 +63,15 @@ impl EthernetRepr {
     /// Reads the header. A frame with a multicast source address is malformed (no
     /// station sends from a group address); a VLAN-tagged frame is unsupported (see
     /// the module documentation of [`crate::wire`]).
-    pub fn parse<T: AsRef<[u8]>>(frame: &EthernetFrame<T>) -> Result<EthernetRepr> {
-        let ethertype = frame.ethertype();
+    pub fn parse(frame: &EthernetPacket<'_>) -> Result<EthernetRepr> {
+        let ethertype = EtherType::from(frame.get_ethertype());
         if ethertype == EtherType::VLAN || ethertype == EtherType::QINQ {
             return Err(Error::Unsupported {
                 layer: LAYER,
                 what: "VLAN-tagged frame",
             });
         }
-        let src_addr = frame.src_addr();
+        let src_addr = MacAddr::from(frame.get_source());
         if src_addr.is_multicast() {
             return Err(Error::Malformed {
                 layer: LAYER,
@@ -124,21 +80,21 @@ impl EthernetRepr {
         }
         Ok(EthernetRepr {
             src_addr,
-            dst_addr: frame.dst_addr(),
+            dst_addr: MacAddr::from(frame.get_destination()),
             ethertype,
         })
     }
 
     /// Length of the header this emits.
     pub const fn buffer_len(&self) -> usize {
-        14
+        HEADER_LEN
     }
 
     /// Writes the header into the first 14 bytes of `frame`.
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, frame: &mut EthernetFrame<T>) {
-        frame.set_dst_addr(self.dst_addr);
-        frame.set_src_addr(self.src_addr);
-        frame.set_ethertype(self.ethertype);
+    pub fn emit(&self, frame: &mut MutableEthernetPacket<'_>) {
+        frame.set_destination(self.dst_addr.into());
+        frame.set_source(self.src_addr.into());
+        frame.set_ethertype(self.ethertype.into());
     }
 }
 
@@ -148,7 +104,7 @@ mod tests {
 
     #[test]
     fn short_buffer_is_truncated_error() {
-        let e = EthernetFrame::new_checked(&[0u8; 13][..]).unwrap_err();
+        let e = packet(&[0u8; 13][..]).unwrap_err();
         assert_eq!(
             e,
             Error::Truncated {
@@ -164,7 +120,7 @@ mod tests {
         let mut b = [0u8; 18];
         b[6] = 2;
         b[12..14].copy_from_slice(&[0x81, 0x00]);
-        let f = EthernetFrame::new_checked(&b[..]).unwrap();
+        let f = packet(&b[..]).unwrap();
         assert!(matches!(
             EthernetRepr::parse(&f),
             Err(Error::Unsupported { .. })
@@ -176,10 +132,23 @@ mod tests {
         let mut b = [0u8; 14];
         b[6] = 1;
         b[12..14].copy_from_slice(&[0x08, 0x06]);
-        let f = EthernetFrame::new_checked(&b[..]).unwrap();
+        let f = packet(&b[..]).unwrap();
         assert!(matches!(
             EthernetRepr::parse(&f),
             Err(Error::Malformed { .. })
         ));
+    }
+
+    #[test]
+    fn emit_writes_the_fields_where_parse_reads_them() {
+        let r = EthernetRepr {
+            src_addr: MacAddr([2, 0, 0, 0, 0, 0x0b]),
+            dst_addr: MacAddr([2, 0, 0, 0, 0, 0x0a]),
+            ethertype: EtherType::ARP,
+        };
+        let mut b = [0u8; 14];
+        r.emit(&mut MutableEthernetPacket::new(&mut b).unwrap());
+        assert_eq!(b, [2, 0, 0, 0, 0, 0x0a, 2, 0, 0, 0, 0, 0x0b, 0x08, 0x06]);
+        assert_eq!(EthernetRepr::parse(&packet(&b).unwrap()), Ok(r));
     }
 }

@@ -1,9 +1,12 @@
 //! A whole received or sent frame of one of the kinds the speaker handles.
 
-use super::{
-    ArpPacket, ArpRepr, Error, EtherType, EthernetFrame, EthernetRepr, Ipv6Packet, Ipv6Repr,
-    NdiscRepr, Result,
-};
+use pnet_packet::Packet as _;
+use pnet_packet::arp::MutableArpPacket;
+use pnet_packet::ethernet::MutableEthernetPacket;
+use pnet_packet::ipv6::MutableIpv6Packet;
+
+use super::{ArpRepr, Error, EtherType, EthernetRepr, Ipv6Repr, NdiscRepr, Result};
+use super::{arp, ethernet, ipv6};
 
 /// An ARP packet or a Neighbor Discovery message, with the headers that carry it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,18 +34,18 @@ impl Packet {
     /// Parses a whole Ethernet frame (bytes after the message, such as padding, are
     /// ignored). Anything but Ethernet/IPv4 ARP and IPv6 NS/NA is an error.
     pub fn parse(frame: &[u8]) -> Result<Packet> {
-        let f = EthernetFrame::new_checked(frame)?;
+        let f = ethernet::packet(frame)?;
         let eth = EthernetRepr::parse(&f)?;
         match eth.ethertype {
             EtherType::ARP => {
-                let p = ArpPacket::new_checked(f.payload())?;
+                let p = arp::packet(f.payload())?;
                 Ok(Packet::Arp {
                     eth,
                     arp: ArpRepr::parse(&p)?,
                 })
             }
             EtherType::IPV6 => {
-                let p = Ipv6Packet::new_checked(f.payload())?;
+                let p = ipv6::packet(f.payload())?;
                 let ip = Ipv6Repr::parse(&p)?;
                 let ndisc = NdiscRepr::parse(&ip, p.payload())?;
                 Ok(Packet::Ndisc { eth, ip, ndisc })
@@ -57,8 +60,10 @@ impl Packet {
     /// Length of the frame [`Packet::emit`] writes (no padding: the NIC pads to 60).
     pub fn buffer_len(&self) -> usize {
         match self {
-            Packet::Arp { arp, .. } => 14 + arp.buffer_len(),
-            Packet::Ndisc { ndisc, .. } => 14 + 40 + ndisc.buffer_len(),
+            Packet::Arp { arp, .. } => ethernet::HEADER_LEN + arp.buffer_len(),
+            Packet::Ndisc { ndisc, .. } => {
+                ethernet::HEADER_LEN + ipv6::HEADER_LEN + ndisc.buffer_len()
+            }
         }
     }
 
@@ -67,31 +72,33 @@ impl Packet {
     pub fn emit(&self, buf: &mut [u8]) -> Option<usize> {
         let len = self.buffer_len();
         let buf = buf.get_mut(..len)?;
+        // `buf` holds exactly `len` bytes, enough for every header below, so pnet's
+        // constructors (which only check a minimum length) cannot fail.
+        let (head, rest) = buf.split_at_mut(ethernet::HEADER_LEN);
+        let mut f = MutableEthernetPacket::new(head)?;
         match self {
             Packet::Arp { eth, arp } => {
-                let mut f = EthernetFrame::new_unchecked(&mut *buf);
                 EthernetRepr {
                     ethertype: EtherType::ARP,
                     ..*eth
                 }
                 .emit(&mut f);
-                arp.emit(&mut ArpPacket::new_unchecked(f.payload_mut()));
+                arp.emit(&mut MutableArpPacket::new(rest)?);
             }
             Packet::Ndisc { eth, ip, ndisc } => {
-                let mut f = EthernetFrame::new_unchecked(&mut *buf);
                 EthernetRepr {
                     ethertype: EtherType::IPV6,
                     ..*eth
                 }
                 .emit(&mut f);
                 let ip = Ipv6Repr {
-                    next_header: super::ipv6::NEXT_HEADER_ICMPV6,
+                    next_header: ipv6::NEXT_HEADER_ICMPV6,
                     payload_len: ndisc.buffer_len() as u16,
                     ..*ip
                 };
-                let mut p = Ipv6Packet::new_unchecked(f.payload_mut());
-                ip.emit(&mut p);
-                ndisc.emit(&ip.src_addr, &ip.dst_addr, p.payload_mut());
+                let (head, msg) = rest.split_at_mut(ipv6::HEADER_LEN);
+                ip.emit(&mut MutableIpv6Packet::new(head)?);
+                ndisc.emit(&ip.src_addr, &ip.dst_addr, msg);
             }
         }
         Some(len)

@@ -1,5 +1,6 @@
-//! The fixed IPv6 header (RFC 8200), the solicited-node multicast address (RFC 4291
-//! §2.7.1), its Ethernet mapping (RFC 2464 §7) and the ICMPv6 checksum (RFC 4443 §2.3).
+//! The fixed IPv6 header (RFC 8200), read and written through `pnet_packet`'s
+//! [`Ipv6Packet`] / [`MutableIpv6Packet`]; the solicited-node multicast address (RFC 4291
+//! §2.7.1) and its Ethernet mapping (RFC 2464 §7).
 //!
 //! Extension headers are not walked: Neighbor Discovery messages are sent without them
 //! (Linux, and every stack the speaker meets, put ICMPv6 right after the fixed header),
@@ -7,9 +8,15 @@
 
 use std::net::Ipv6Addr;
 
+use pnet_packet::ip::IpNextHeaderProtocol;
+use pnet_packet::ipv6::{Ipv6Packet, MutableIpv6Packet};
+
 use super::{Error, MacAddr, Result, check_len};
 
 const LAYER: &str = "ipv6";
+
+/// Length of the fixed header.
+pub const HEADER_LEN: usize = 40;
 
 /// IP protocol number of ICMPv6.
 pub const NEXT_HEADER_ICMPV6: u8 = 58;
@@ -46,100 +53,19 @@ pub fn solicited_node_mac(addr: Ipv6Addr) -> MacAddr {
     multicast_mac(solicited_node(addr))
 }
 
-/// The Internet checksum (one's complement of the one's complement sum) of ICMPv6
-/// `message` with the IPv6 pseudo-header of `src`, `dst`. With the checksum field
-/// included, a correct message sums to 0.
-pub fn icmpv6_checksum(src: &Ipv6Addr, dst: &Ipv6Addr, message: &[u8]) -> u16 {
-    let mut sum: u64 = 0;
-    let mut add = |bytes: &[u8]| {
-        let mut chunks = bytes.chunks_exact(2);
-        for c in &mut chunks {
-            sum += u64::from(u16::from_be_bytes([c[0], c[1]]));
-        }
-        if let [last] = chunks.remainder() {
-            sum += u64::from(u16::from_be_bytes([*last, 0]));
-        }
-    };
-    add(&src.octets());
-    add(&dst.octets());
-    // Upper-layer length fits in 32 bits for anything the codecs accept.
-    add(&(message.len() as u32).to_be_bytes());
-    add(&[0, 0, 0, NEXT_HEADER_ICMPV6]);
-    add(message);
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// A read/write view of an IPv6 packet.
-#[derive(Debug, Clone)]
-pub struct Ipv6Packet<T> {
-    buffer: T,
-}
-
-impl<T: AsRef<[u8]>> Ipv6Packet<T> {
-    /// Length of the fixed header.
-    pub const HEADER_LEN: usize = 40;
-
-    /// Wraps a buffer without checking it.
-    pub fn new_unchecked(buffer: T) -> Self {
-        Ipv6Packet { buffer }
-    }
-
-    /// Wraps a buffer holding the fixed header and the payload length it declares
-    /// (trailing bytes, such as Ethernet padding, are allowed and ignored).
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let b = buffer.as_ref();
-        check_len(LAYER, b.len(), Self::HEADER_LEN)?;
-        let p = Ipv6Packet { buffer };
-        check_len(
-            LAYER,
-            p.buffer.as_ref().len(),
-            Self::HEADER_LEN + usize::from(p.payload_len()),
-        )?;
-        Ok(p)
-    }
-
-    /// The version field (6 for IPv6).
-    pub fn version(&self) -> u8 {
-        self.buffer.as_ref()[0] >> 4
-    }
-    /// Payload length.
-    pub fn payload_len(&self) -> u16 {
-        let b = self.buffer.as_ref();
-        u16::from_be_bytes([b[4], b[5]])
-    }
-    /// Next header.
-    pub fn next_header(&self) -> u8 {
-        self.buffer.as_ref()[6]
-    }
-    /// Hop limit.
-    pub fn hop_limit(&self) -> u8 {
-        self.buffer.as_ref()[7]
-    }
-    /// Source address.
-    pub fn src_addr(&self) -> Ipv6Addr {
-        let b: [u8; 16] = self.buffer.as_ref()[8..24].try_into().expect("16");
-        Ipv6Addr::from(b)
-    }
-    /// Destination address.
-    pub fn dst_addr(&self) -> Ipv6Addr {
-        let b: [u8; 16] = self.buffer.as_ref()[24..40].try_into().expect("16");
-        Ipv6Addr::from(b)
-    }
-    /// The payload, exactly `payload_len` bytes.
-    pub fn payload(&self) -> &[u8] {
-        &self.buffer.as_ref()[Self::HEADER_LEN..Self::HEADER_LEN + usize::from(self.payload_len())]
-    }
-}
-
-impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
-    /// The payload, writable (`payload_len` bytes: set it first).
-    pub fn payload_mut(&mut self) -> &mut [u8] {
-        let end = Self::HEADER_LEN + usize::from(self.payload_len());
-        &mut self.buffer.as_mut()[Self::HEADER_LEN..end]
-    }
+/// Wraps the Ethernet payload `p` as an IPv6 packet holding the fixed header and the
+/// payload length it declares; shorter is [`Error::Truncated`]. Trailing bytes (Ethernet
+/// padding) are allowed: the packet's `payload()` is exactly the declared length.
+pub fn packet(p: &[u8]) -> Result<Ipv6Packet<'_>> {
+    check_len(LAYER, p.len(), HEADER_LEN)?;
+    let declared = usize::from(u16::from_be_bytes([p[4], p[5]]));
+    // pnet clamps a payload that runs past the buffer; the speaker drops it instead.
+    check_len(LAYER, p.len(), HEADER_LEN + declared)?;
+    Ipv6Packet::new(p).ok_or(Error::Truncated {
+        layer: LAYER,
+        need: HEADER_LEN,
+        have: p.len(),
+    })
 }
 
 /// The fixed IPv6 header as the speaker uses it. Traffic class and flow label are not
@@ -161,14 +87,14 @@ pub struct Ipv6Repr {
 impl Ipv6Repr {
     /// Reads the fixed header; a version other than 6, or a multicast source, is
     /// malformed.
-    pub fn parse<T: AsRef<[u8]>>(p: &Ipv6Packet<T>) -> Result<Ipv6Repr> {
-        if p.version() != 6 {
+    pub fn parse(p: &Ipv6Packet<'_>) -> Result<Ipv6Repr> {
+        if p.get_version() != 6 {
             return Err(Error::Malformed {
                 layer: LAYER,
                 what: "version is not 6",
             });
         }
-        let src_addr = p.src_addr();
+        let src_addr = p.get_source();
         if src_addr.is_multicast() {
             return Err(Error::Malformed {
                 layer: LAYER,
@@ -177,33 +103,35 @@ impl Ipv6Repr {
         }
         Ok(Ipv6Repr {
             src_addr,
-            dst_addr: p.dst_addr(),
-            next_header: p.next_header(),
-            payload_len: p.payload_len(),
-            hop_limit: p.hop_limit(),
+            dst_addr: p.get_destination(),
+            next_header: p.get_next_header().0,
+            payload_len: p.get_payload_length(),
+            hop_limit: p.get_hop_limit(),
         })
     }
 
     /// Bytes the header takes.
     pub const fn buffer_len(&self) -> usize {
-        40
+        HEADER_LEN
     }
 
     /// Writes the header into the first 40 bytes of `p`.
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Ipv6Packet<T>) {
-        let b = p.buffer.as_mut();
-        b[0..4].copy_from_slice(&[0x60, 0, 0, 0]);
-        b[4..6].copy_from_slice(&self.payload_len.to_be_bytes());
-        b[6] = self.next_header;
-        b[7] = self.hop_limit;
-        b[8..24].copy_from_slice(&self.src_addr.octets());
-        b[24..40].copy_from_slice(&self.dst_addr.octets());
+    pub fn emit(&self, p: &mut MutableIpv6Packet<'_>) {
+        p.set_version(6);
+        p.set_traffic_class(0);
+        p.set_flow_label(0);
+        p.set_payload_length(self.payload_len);
+        p.set_next_header(IpNextHeaderProtocol(self.next_header));
+        p.set_hop_limit(self.hop_limit);
+        p.set_source(self.src_addr);
+        p.set_destination(self.dst_addr);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pnet_packet::Packet as _;
 
     #[test]
     fn solicited_node_of_documentation_address() {
@@ -225,7 +153,7 @@ mod tests {
         b[0] = 0x60;
         b[5] = 9;
         assert!(matches!(
-            Ipv6Packet::new_checked(&b[..]),
+            packet(&b[..]),
             Err(Error::Truncated {
                 need: 49,
                 have: 48,
@@ -233,27 +161,34 @@ mod tests {
             })
         ));
         b[5] = 8;
-        assert_eq!(Ipv6Packet::new_checked(&b[..]).unwrap().payload().len(), 8);
+        assert_eq!(packet(&b[..]).unwrap().payload().len(), 8);
+        // Padding after the declared payload is not part of it.
+        b[5] = 3;
+        assert_eq!(packet(&b[..]).unwrap().payload().len(), 3);
     }
 
     #[test]
     fn version_four_is_malformed() {
         let mut b = [0u8; 40];
         b[0] = 0x45;
-        let p = Ipv6Packet::new_checked(&b[..]).unwrap();
+        let p = packet(&b[..]).unwrap();
         assert!(matches!(Ipv6Repr::parse(&p), Err(Error::Malformed { .. })));
     }
 
     #[test]
-    fn message_with_its_checksum_sums_to_zero() {
-        let s: Ipv6Addr = "2001:db8::100".parse().unwrap();
-        let d: Ipv6Addr = "2001:db8::1".parse().unwrap();
-        // Odd length exercises the zero padding of the last byte.
-        let mut m = [0x87, 0, 0, 0, 1, 2, 3, 4, 5];
-        let c = icmpv6_checksum(&s, &d, &m);
-        m[2..4].copy_from_slice(&c.to_be_bytes());
-        assert_eq!(icmpv6_checksum(&s, &d, &m), 0);
-        m[8] ^= 1;
-        assert_ne!(icmpv6_checksum(&s, &d, &m), 0);
+    fn emit_writes_the_fixed_header_where_parse_reads_it() {
+        let r = Ipv6Repr {
+            src_addr: "2001:db8::1".parse().unwrap(),
+            dst_addr: "ff02::1".parse().unwrap(),
+            next_header: NEXT_HEADER_ICMPV6,
+            payload_len: 0,
+            hop_limit: 255,
+        };
+        let mut b = [0xaau8; 40];
+        r.emit(&mut MutableIpv6Packet::new(&mut b).unwrap());
+        assert_eq!(b[..8], [0x60, 0, 0, 0, 0, 0, 58, 255]);
+        assert_eq!(b[8..24], r.src_addr.octets());
+        assert_eq!(b[24..40], r.dst_addr.octets());
+        assert_eq!(Ipv6Repr::parse(&packet(&b).unwrap()), Ok(r));
     }
 }

@@ -3,12 +3,20 @@
 //! "which reply, if any, does this received frame deserve" ([`respond`]) and the builders
 //! of gratuitous announcements.
 //!
-//! The style is sans-IO, after smoltcp's `wire` module: every layer has
-//! - a *view* (`XxxPacket<T: AsRef<[u8]>>`) over a borrowed or owned buffer whose
-//!   `new_checked` constructor verifies the length once, so that the field accessors can
-//!   never index out of bounds, and
-//! - a *representation* (`XxxRepr`), a plain value with `parse` (view → repr, validating
-//!   every field the speaker relies on) and `emit` (repr → bytes in a caller's buffer).
+//! The style is sans-IO, after smoltcp's `wire` module; the byte layouts are
+//! `pnet_packet`'s. Every layer has
+//! - a `packet` function that wraps received bytes in pnet's borrowed view
+//!   (`EthernetPacket`, `ArpPacket`, `Ipv6Packet`, ...) after checking every length the
+//!   header declares, so that a short buffer is an [`Error::Truncated`] rather than
+//!   whatever pnet would make of it, and
+//! - a *representation* (`XxxRepr`), a plain value with `parse` (pnet view → repr,
+//!   validating every field the speaker relies on) and `emit` (repr → bytes in a caller's
+//!   buffer, through pnet's `MutableXxxPacket` setters).
+//!
+//! Only pnet's borrowed views are used: their owned forms, `populate` and the
+//! `get_options()` accessors build `Vec`s, and the received-frame path must not allocate
+//! (`core/tests/wire_alloc.rs` counts). Where pnet does not hold up on some input,
+//! ferrolb's own code does exactly that part: see [`ndisc`] and [`arp`].
 //!
 //! Nothing here allocates, performs I/O or panics on input: a truncated, malformed or
 //! foreign frame is an [`Error`] (and [`respond::decide`] turns every error into a drop).
@@ -31,10 +39,10 @@ pub mod respond;
 
 use std::fmt;
 
-pub use arp::{ArpOperation, ArpPacket, ArpRepr};
-pub use ethernet::{EtherType, EthernetFrame, EthernetRepr};
+pub use arp::{ArpOperation, ArpRepr};
+pub use ethernet::{EtherType, EthernetRepr};
 pub use frame::Packet;
-pub use ipv6::{Ipv6Packet, Ipv6Repr, icmpv6_checksum, solicited_node, solicited_node_mac};
+pub use ipv6::{Ipv6Repr, solicited_node, solicited_node_mac};
 pub use ndisc::{NdiscRepr, NeighborFlags};
 pub use respond::{
     Decision, GratuitousForm, Protocol, Reply, decide, gratuitous_arp, respond, unsolicited_na,
@@ -119,6 +127,19 @@ impl MacAddr {
     /// An address a station may use as its own: not group, not all-zero.
     pub fn is_unicast(&self) -> bool {
         !self.is_multicast() && *self != MacAddr::ZERO
+    }
+}
+
+impl From<pnet_base::MacAddr> for MacAddr {
+    fn from(m: pnet_base::MacAddr) -> Self {
+        MacAddr(m.octets())
+    }
+}
+
+impl From<MacAddr> for pnet_base::MacAddr {
+    fn from(m: MacAddr) -> Self {
+        let [a, b, c, d, e, f] = m.0;
+        pnet_base::MacAddr(a, b, c, d, e, f)
     }
 }
 

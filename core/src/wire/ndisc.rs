@@ -1,5 +1,17 @@
 //! ICMPv6 Neighbor Solicitation and Neighbor Advertisement (RFC 4861 §4.3, §4.4) with the
-//! source / target link-layer address options, validated as RFC 4861 §7.1 requires.
+//! source / target link-layer address options, validated as RFC 4861 §7.1 requires. The
+//! fields are read and written through `pnet_packet`'s ICMPv6 / NDP packet types, and the
+//! checksum is pnet's.
+//!
+//! Two parts stay ferrolb's own, each for an input on which pnet does not hold up (the
+//! failing inputs are tests in `core/tests/wire_pnet_limits.rs`):
+//! - the walk over the options: pnet computes an option's size as `length * 8` in `u8`,
+//!   which overflows from a length of 32 on (a panic where overflow checks are on, a
+//!   wrapped size and a walk astray otherwise), so the walk computes it in `usize` and
+//!   hands pnet only options whose bounds it checked;
+//! - the checksum comparison: pnet's value is compared with the field, and a message
+//!   whose checksum comes out as 0 may carry either zero of one's-complement arithmetic,
+//!   0x0000 or 0xffff (RFC 1624 §3); Linux accepts both, and so does the speaker.
 //!
 //! Parsing needs the enclosing [`Ipv6Repr`]: the checksum covers a pseudo-header of the
 //! IPv6 addresses, and validity depends on the hop limit (255 proves the sender is on
@@ -7,7 +19,15 @@
 
 use std::net::Ipv6Addr;
 
-use super::ipv6::{NEXT_HEADER_ICMPV6, icmpv6_checksum, solicited_node};
+use pnet_packet::icmpv6::ndp::{
+    MutableNdpOptionPacket, MutableNeighborAdvertPacket, MutableNeighborSolicitPacket,
+    NdpOptionPacket, NdpOptionType, NdpOptionTypes, NeighborAdvertPacket, NeighborSolicitPacket,
+};
+use pnet_packet::icmpv6::{
+    self as pnet_icmpv6, Icmpv6Code, Icmpv6Packet, Icmpv6Types, MutableIcmpv6Packet,
+};
+
+use super::ipv6::{NEXT_HEADER_ICMPV6, solicited_node};
 use super::{Error, Ipv6Repr, MacAddr, Result, check_len};
 
 const LAYER: &str = "ndisc";
@@ -17,8 +37,8 @@ pub const TYPE_NEIGHBOR_SOLICIT: u8 = 135;
 /// ICMPv6 type of a Neighbor Advertisement.
 pub const TYPE_NEIGHBOR_ADVERT: u8 = 136;
 
-const OPT_SOURCE_LLADDR: u8 = 1;
-const OPT_TARGET_LLADDR: u8 = 2;
+/// Type, code, checksum.
+const ICMPV6_HEADER_LEN: usize = 4;
 /// Type, code, checksum, reserved/flags, target address.
 const FIXED_LEN: usize = 24;
 /// One link-layer address option on Ethernet: type, length (1 = 8 bytes), MAC.
@@ -88,6 +108,19 @@ fn malformed(what: &'static str) -> Error {
     Error::Malformed { layer: LAYER, what }
 }
 
+fn truncated(layer: &'static str, need: usize, have: usize) -> Error {
+    Error::Truncated { layer, need, have }
+}
+
+/// Whether the checksum field of `icmp` is right for the pseudo-header of `ip`: pnet's
+/// checksum (computed with the field taken as zero) equals the field, or, when it is 0,
+/// the field holds the other zero 0xffff (see the module documentation).
+fn checksum_ok(ip: &Ipv6Repr, icmp: &Icmpv6Packet<'_>) -> bool {
+    let want = pnet_icmpv6::checksum(icmp, &ip.src_addr, &ip.dst_addr);
+    let have = icmp.get_checksum();
+    have == want || (want == 0 && have == 0xffff)
+}
+
 impl NdiscRepr {
     /// Reads the ICMPv6 message `msg` (the IPv6 payload) carried in `ip`.
     ///
@@ -104,9 +137,10 @@ impl NdiscRepr {
                 what: "next header is not ICMPv6",
             });
         }
-        check_len("icmpv6", msg.len(), 4)?;
-        let ty = msg[0];
-        if ty != TYPE_NEIGHBOR_SOLICIT && ty != TYPE_NEIGHBOR_ADVERT {
+        let icmp = Icmpv6Packet::new(msg)
+            .ok_or_else(|| truncated("icmpv6", ICMPV6_HEADER_LEN, msg.len()))?;
+        let ty = icmp.get_icmpv6_type();
+        if ty != Icmpv6Types::NeighborSolicit && ty != Icmpv6Types::NeighborAdvert {
             return Err(Error::Unsupported {
                 layer: "icmpv6",
                 what: "not a neighbor solicitation or advertisement",
@@ -115,19 +149,21 @@ impl NdiscRepr {
         if ip.hop_limit != 255 {
             return Err(malformed("hop limit is not 255"));
         }
-        if msg[1] != 0 {
+        if icmp.get_icmpv6_code() != Icmpv6Code(0) {
             return Err(malformed("code is not 0"));
         }
         check_len(LAYER, msg.len(), FIXED_LEN)?;
-        if icmpv6_checksum(&ip.src_addr, &ip.dst_addr, msg) != 0 {
+        if !checksum_ok(ip, &icmp) {
             return Err(Error::Checksum { layer: "icmpv6" });
         }
-        let target_addr = Ipv6Addr::from(<[u8; 16]>::try_from(&msg[8..24]).expect("16"));
-        if target_addr.is_multicast() {
-            return Err(malformed("multicast target address"));
-        }
-        let (source_lladdr, target_lladdr) = parse_options(&msg[FIXED_LEN..])?;
-        if ty == TYPE_NEIGHBOR_SOLICIT {
+        let too_short = || truncated(LAYER, FIXED_LEN, msg.len());
+        if ty == Icmpv6Types::NeighborSolicit {
+            let ns = NeighborSolicitPacket::new(msg).ok_or_else(too_short)?;
+            let target_addr = ns.get_target_addr();
+            if target_addr.is_multicast() {
+                return Err(malformed("multicast target address"));
+            }
+            let (source_lladdr, _) = parse_options(ns.get_options_raw())?;
             if ip.src_addr.is_unspecified() {
                 if ip.dst_addr != solicited_node(target_addr) {
                     return Err(malformed(
@@ -145,7 +181,13 @@ impl NdiscRepr {
                 source_lladdr,
             })
         } else {
-            let flags = NeighborFlags::from_bits_truncate(msg[4]);
+            let na = NeighborAdvertPacket::new(msg).ok_or_else(too_short)?;
+            let target_addr = na.get_target_addr();
+            if target_addr.is_multicast() {
+                return Err(malformed("multicast target address"));
+            }
+            let (_, target_lladdr) = parse_options(na.get_options_raw())?;
+            let flags = NeighborFlags::from_bits_truncate(na.get_flags());
             if ip.dst_addr.is_multicast() && flags.contains(NeighborFlags::SOLICITED) {
                 return Err(malformed("solicited advertisement to a multicast group"));
             }
@@ -166,44 +208,66 @@ impl NdiscRepr {
         FIXED_LEN + if opt { LLADDR_OPT_LEN } else { 0 }
     }
 
-    /// Writes the message into `msg` (exactly [`NdiscRepr::buffer_len`] bytes) and fills
-    /// in the checksum for the pseudo-header of `src` → `dst`.
+    /// Writes the message into `msg` (at least [`NdiscRepr::buffer_len`] bytes: a
+    /// shorter buffer is a bug of the caller and panics, as slice indexing does) and
+    /// fills in the checksum for the pseudo-header of `src` → `dst`.
     pub fn emit(&self, src: &Ipv6Addr, dst: &Ipv6Addr, msg: &mut [u8]) {
-        msg[2..4].copy_from_slice(&[0, 0]);
-        msg[1] = 0;
-        let (target, opt) = match *self {
+        let len = self.buffer_len();
+        let msg = &mut msg[..len];
+        let option = match *self {
             NdiscRepr::NeighborSolicit {
                 target_addr,
                 source_lladdr,
             } => {
-                msg[0] = TYPE_NEIGHBOR_SOLICIT;
-                msg[4] = 0;
-                (target_addr, source_lladdr.map(|m| (OPT_SOURCE_LLADDR, m)))
+                let mut p = MutableNeighborSolicitPacket::new(&mut *msg)
+                    .expect("buffer_len is at least the fixed part");
+                p.set_icmpv6_type(Icmpv6Types::NeighborSolicit);
+                p.set_icmpv6_code(Icmpv6Code(0));
+                p.set_checksum(0);
+                p.set_reserved(0);
+                p.set_target_addr(target_addr);
+                source_lladdr.map(|m| (NdpOptionTypes::SourceLLAddr, m))
             }
             NdiscRepr::NeighborAdvert {
                 flags,
                 target_addr,
                 target_lladdr,
             } => {
-                msg[0] = TYPE_NEIGHBOR_ADVERT;
-                msg[4] = flags.bits();
-                (target_addr, target_lladdr.map(|m| (OPT_TARGET_LLADDR, m)))
+                let mut p = MutableNeighborAdvertPacket::new(&mut *msg)
+                    .expect("buffer_len is at least the fixed part");
+                p.set_icmpv6_type(Icmpv6Types::NeighborAdvert);
+                p.set_icmpv6_code(Icmpv6Code(0));
+                p.set_checksum(0);
+                p.set_flags(flags.bits());
+                p.set_reserved(0);
+                p.set_target_addr(target_addr);
+                target_lladdr.map(|m| (NdpOptionTypes::TargetLLAddr, m))
             }
         };
-        msg[5..8].copy_from_slice(&[0, 0, 0]);
-        msg[8..24].copy_from_slice(&target.octets());
-        if let Some((ty, mac)) = opt {
-            msg[24] = ty;
-            msg[25] = 1;
-            msg[26..32].copy_from_slice(&mac.0);
+        if let Some((ty, mac)) = option {
+            emit_lladdr_option(ty, mac, &mut msg[FIXED_LEN..]);
         }
-        let len = self.buffer_len();
-        let c = icmpv6_checksum(src, dst, &msg[..len]);
-        msg[2..4].copy_from_slice(&c.to_be_bytes());
+        let sum = Icmpv6Packet::new(msg)
+            .map(|p| pnet_icmpv6::checksum(&p, src, dst))
+            .expect("buffer_len is at least the ICMPv6 header");
+        MutableIcmpv6Packet::new(msg)
+            .expect("buffer_len is at least the ICMPv6 header")
+            .set_checksum(sum);
     }
 }
 
+/// Writes a link-layer address option (8 bytes) at the start of `buf`.
+fn emit_lladdr_option(ty: NdpOptionType, mac: MacAddr, buf: &mut [u8]) {
+    let mut o = MutableNdpOptionPacket::new(&mut buf[..LLADDR_OPT_LEN])
+        .expect("an option is at least 2 bytes");
+    o.set_option_type(ty);
+    o.set_length(1);
+    o.set_data(&mac.octets());
+}
+
 /// Walks the TLV options; returns the first source and target link-layer addresses.
+/// The bounds of each option are ferrolb's own arithmetic (see the module documentation);
+/// its fields are read through pnet.
 fn parse_options(mut opts: &[u8]) -> Result<(Option<MacAddr>, Option<MacAddr>)> {
     let (mut sll, mut tll) = (None, None);
     while !opts.is_empty() {
@@ -213,20 +277,24 @@ fn parse_options(mut opts: &[u8]) -> Result<(Option<MacAddr>, Option<MacAddr>)> 
             return Err(malformed("option of length 0"));
         }
         check_len(LAYER, opts.len(), len)?;
-        let ty = opts[0];
-        if ty == OPT_SOURCE_LLADDR || ty == OPT_TARGET_LLADDR {
+        let (this, rest) = opts.split_at(len);
+        let o = NdpOptionPacket::new(this).ok_or_else(|| truncated(LAYER, 2, this.len()))?;
+        let ty = o.get_option_type();
+        if ty == NdpOptionTypes::SourceLLAddr || ty == NdpOptionTypes::TargetLLAddr {
             if len != LLADDR_OPT_LEN {
                 return Err(malformed("link-layer address option is not 8 bytes"));
             }
-            let mac = MacAddr::from_slice(&opts[2..8]).expect("6");
-            let slot = if ty == OPT_SOURCE_LLADDR {
+            // A length of 1 is the one pnet sizes right: its data is the 6-byte MAC.
+            let mac = MacAddr::from_slice(pnet_packet::Packet::payload(&o))
+                .ok_or_else(|| malformed("link-layer address option is not 8 bytes"))?;
+            let slot = if ty == NdpOptionTypes::SourceLLAddr {
                 &mut sll
             } else {
                 &mut tll
             };
             slot.get_or_insert(mac);
         }
-        opts = &opts[len..];
+        opts = rest;
     }
     Ok((sll, tll))
 }
@@ -301,12 +369,7 @@ mod tests {
         let mut m = vec![0; 32];
         r.emit(&i.src_addr, &i.dst_addr, &mut m[..24]);
         m[24] = 14; // nonce option with length 0
-        let c = icmpv6_checksum(&i.src_addr, &i.dst_addr, &{
-            let mut z = m.clone();
-            z[2] = 0;
-            z[3] = 0;
-            z
-        });
+        let c = pnet_icmpv6::checksum(&Icmpv6Packet::new(&m).unwrap(), &i.src_addr, &i.dst_addr);
         m[2..4].copy_from_slice(&c.to_be_bytes());
         assert_eq!(
             NdiscRepr::parse(&i, &m),

@@ -168,7 +168,14 @@ impl Metrics {
             strict_arp_problems.clone(),
         );
         registry.register_collector(Box::new(DataplaneCollector(dataplane)));
-        Self {
+        // Every series exists from the start (at 0), so that rates and alerts work
+        // before the first event.
+        for r in ferrolb_core::membership::DropReason::ALL {
+            heartbeats_dropped.get_or_create(&DropLabels {
+                reason: r.metric_label(),
+            });
+        }
+        let m = Self {
             registry,
             announced_ips,
             live_speakers,
@@ -186,7 +193,9 @@ impl Metrics {
             lease_renew_failures,
             elections,
             strict_arp_problems,
-        }
+        };
+        m.set_mode("no_view");
+        m
     }
 
     /// Records `gained` and `lost` IPs.

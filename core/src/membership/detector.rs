@@ -155,6 +155,19 @@ pub enum DropReason {
 
 impl DropReason {
     /// The `reason` label of the drop counter.
+    /// Every reason, for metrics that list each one from the start.
+    pub const ALL: [DropReason; 8] = [
+        DropReason::Malformed,
+        DropReason::BadMagic,
+        DropReason::UnsupportedVersion,
+        DropReason::UnknownKey,
+        DropReason::BadMac,
+        DropReason::OtherCluster,
+        DropReason::Replayed,
+        DropReason::FromSelf,
+    ];
+
+    /// A stable label for the metric.
     pub fn metric_label(&self) -> &'static str {
         match self {
             DropReason::Malformed => "malformed",

@@ -59,6 +59,10 @@ async fn sigterm_deletes_the_lease_and_exits_cleanly() {
             "--no-dataplane",
             "--metrics-addr",
             "127.0.0.1:0",
+            // The harness keeps the Leases in ferrolb-system (Settings::new); the
+            // binary's default is their own namespace, ferrolb-speaker-leases.
+            "--namespace",
+            election_support::NS,
         ])
         .arg("--kubeconfig")
         .arg(&kubeconfig)

@@ -6,7 +6,8 @@
 //!    processes (`--no-dataplane`, default timers). Once every IP is announced, it
 //!    measures over a window (default 30 s): API writes per second (the server's
 //!    resourceVersion advances by one per write, whoever makes it), Lease renewals, and
-//!    each speaker's CPU (utime + stime from /proc) and RSS.
+//!    each speaker's CPU (utime + stime from /proc) and RSS. Each speaker's heartbeat
+//!    socket binds its Node's InternalIP, a loopback address of its own.
 //! 2. Failover of the election (in-process speakers, default timers, same cluster
 //!    shape): time from a crash (every task of the announcer aborted, as SIGKILL) or a
 //!    graceful stop (what SIGTERM runs) of one speaker until the survivors announce all
@@ -66,10 +67,15 @@ async fn steady_state(server: &RunningApiServer, n_svc: u32, window: Duration) {
     let kubeconfig = dir.join("kubeconfig");
     server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
     let mut procs = Vec::new();
-    for n in NODES {
+    let port = free_port().port();
+    for (i, n) in NODES.iter().enumerate() {
         let metrics = free_port();
         let child = Command::new(BIN)
             .args(["--node-name", n, "--no-dataplane", "--log-level", "warn"])
+            .arg("--membership-bind")
+            .arg(cluster::node_addr(i).to_string())
+            .arg("--membership-port")
+            .arg(port.to_string())
             .arg("--kubeconfig")
             .arg(&kubeconfig)
             .arg("--metrics-addr")
@@ -107,7 +113,7 @@ async fn steady_state(server: &RunningApiServer, n_svc: u32, window: Duration) {
         })
         .sum();
     println!(
-        "steady state over {secs:.1} s: {:.2} API writes/s in total ({} writes; {:.2} Lease renewals/s); target <= nodes/renew period = 6/s",
+        "steady state over {secs:.1} s: {:.2} API writes/s in total ({} writes; {:.2} Lease renewals/s); target <= nodes / renew period = 3 / 10 s = 0.3/s plus what the Services cause",
         (rv1 - rv0) as f64 / secs,
         rv1 - rv0,
         renewals / secs
@@ -136,10 +142,14 @@ struct InProc {
     stop: Option<oneshot::Sender<()>>,
 }
 
-fn start_in_proc(node: &str, client: Client) -> InProc {
+fn start_in_proc(node: &str, client: Client, port: u16) -> InProc {
     let dp = Arc::new(RecordingDataplane::new());
     let (tx, rx) = oneshot::channel::<()>();
-    let speaker = Speaker::new(Settings::new(node), client, dp.clone());
+    let mut settings = Settings::new(node);
+    let i = NODES.iter().position(|n| *n == node).expect("a bench node");
+    settings.membership.bind = IpAddr::V4(cluster::node_addr(i));
+    settings.membership.port = port;
+    let speaker = Speaker::new(settings, client, dp.clone());
     let task = tokio::spawn(async move {
         let _ = speaker
             .run(async {
@@ -204,7 +214,8 @@ fn max_overlap(speakers: &[&InProc], killed: Option<(&str, Instant)>) -> Duratio
 }
 
 async fn failovers(server: &RunningApiServer, n_svc: u32, rounds: u64) {
-    let mk = |node: &str, c: Client| start_in_proc(node, c);
+    let port = free_port().port();
+    let mk = |node: &str, c: Client| start_in_proc(node, c, port);
     let mut speakers = Vec::new();
     for n in NODES {
         speakers.push(mk(n, server.client().await.unwrap()));

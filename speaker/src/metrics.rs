@@ -171,7 +171,7 @@ impl Metrics {
         // Every series exists from the start (at 0), so that rates and alerts work
         // before the first event.
         for r in ferrolb_core::membership::DropReason::ALL {
-            heartbeats_dropped.get_or_create(&DropLabels {
+            let _ = heartbeats_dropped.get_or_create(&DropLabels {
                 reason: r.metric_label(),
             });
         }

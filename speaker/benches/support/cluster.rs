@@ -13,25 +13,56 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 
-/// Creates the `ferrolb-system` namespace, `nodes` (Ready), and `n_svc` Services
-/// `svc-<i>` with `svc_ip(i)` in their status and a ready endpoint on
+/// The InternalIP of the i-th node: a loopback address of its own, where its speaker's
+/// heartbeat socket binds (`--membership-bind`).
+pub fn node_addr(i: usize) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::new(127, 0, 0, 10 + i as u8)
+}
+
+/// Creates the `ferrolb-system` and `ferrolb-speaker-leases` namespaces, the membership
+/// Secret (a key made for this run), `nodes` (Ready, InternalIP [`node_addr`]), and
+/// `n_svc` Services `svc-<i>` with `svc_ip(i)` in their status and a ready endpoint on
 /// `nodes[i % nodes.len()]`.
 pub async fn populate(client: &Client, nodes: &[&str], n_svc: u32, svc_ip: impl Fn(u32) -> IpAddr) {
-    Api::<Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &Namespace {
-                metadata: ObjectMeta {
-                    name: Some("ferrolb-system".into()),
+    for ns in ["ferrolb-system", "ferrolb-speaker-leases"] {
+        Api::<Namespace>::all(client.clone())
+            .create(
+                &PostParams::default(),
+                &Namespace {
+                    metadata: ObjectMeta {
+                        name: Some(ns.into()),
+                        ..Default::default()
+                    },
                     ..Default::default()
                 },
+            )
+            .await
+            .expect("namespace");
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let key = format!("ferrolb-bench-key-{}-{nanos:032}", std::process::id());
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), "ferrolb-system")
+        .create(
+            &PostParams::default(),
+            &k8s_openapi::api::core::v1::Secret {
+                metadata: ObjectMeta {
+                    name: Some("ferrolb-membership".into()),
+                    ..Default::default()
+                },
+                data: Some(BTreeMap::from([(
+                    "primary".to_string(),
+                    k8s_openapi::ByteString(key.into_bytes()),
+                )])),
                 ..Default::default()
             },
         )
         .await
-        .expect("namespace");
+        .expect("membership secret");
     let node_api = Api::<Node>::all(client.clone());
-    for n in nodes {
+    for (i, n) in nodes.iter().enumerate() {
         node_api
             .create(
                 &PostParams::default(),
@@ -50,6 +81,10 @@ pub async fn populate(client: &Client, nodes: &[&str], n_svc: u32, svc_ip: impl 
                 type_: "Ready".into(),
                 status: "True".into(),
                 ..Default::default()
+            }]),
+            addresses: Some(vec![k8s_openapi::api::core::v1::NodeAddress {
+                type_: "InternalIP".into(),
+                address: node_addr(i).to_string(),
             }]),
             ..Default::default()
         };

@@ -37,7 +37,7 @@ fn the_first_sections_keep_their_commands() {
         ["## Setup", "## Run it (the lab)", "## Run the tests"]
     );
     for cmd in [
-        "apt-get install -y iproute2 iputils-ping arping ndisc6 tcpdump nftables",
+        "apt-get install -y build-essential curl ca-certificates iproute2 iputils-ping arping ndisc6 tcpdump nftables",
         "sudo cargo run --release -p ferrolb-testbed --bin lab",
         "cargo test --workspace --locked",
     ] {

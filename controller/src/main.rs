@@ -19,6 +19,12 @@ fn main() -> anyhow::Result<()> {
         print!("{out}");
         std::process::exit(if ok { 0 } else { 1 });
     }
+    if let Some(Command::Convert { files }) = &cli.command {
+        let o = ferrolb_controller::convert::run(files);
+        print!("{}", o.stdout);
+        eprint!("{}", o.stderr);
+        std::process::exit(o.code);
+    }
     init_logging(cli.run.log_format, &cli.run.log_level)?;
     tracing::debug!(one_arena, mmap_threshold, "glibc malloc settings");
     ferrolb_process::malloc::release_every(Duration::from_secs(5));

@@ -78,7 +78,11 @@ pub(super) fn convert(objs: &[Object], problems: &mut Vec<Problem>, lost: &mut V
     part
 }
 
-fn pool(o: &Object, problems: &mut Vec<Problem>, lost: &mut Vec<Lost>) -> Option<(String, RawPool)> {
+fn pool(
+    o: &Object,
+    problems: &mut Vec<Problem>,
+    lost: &mut Vec<Lost>,
+) -> Option<(String, RawPool)> {
     let origin = o.origin.to_string();
     let name = pool_name(o, lost);
     let spec_loc = o.loc("spec");
@@ -105,8 +109,16 @@ fn pool(o: &Object, problems: &mut Vec<Problem>, lost: &mut Vec<Lost>) -> Option
             }
         }
     }
-    let addr_field = if fields.iter().any(|(k, _)| *k == "blocks") { "blocks" } else { "cidrs" };
-    let mut raw = RawPool::new(Some(name), o.loc("metadata.name"), spec_loc.field(addr_field));
+    let addr_field = if fields.iter().any(|(k, _)| *k == "blocks") {
+        "blocks"
+    } else {
+        "cidrs"
+    };
+    let mut raw = RawPool::new(
+        Some(name),
+        o.loc("metadata.name"),
+        spec_loc.field(addr_field),
+    );
     let mut narrowed: Vec<(&str, String)> = Vec::new();
     let mut saw_blocks = false;
     for (key, v) in fields {
@@ -177,14 +189,20 @@ fn blocks(v: &Value, loc: &Loc, skip_ends: bool, raw: &mut RawPool, problems: &m
             match (get("cidr"), get("start"), get("stop")) {
                 (Some(c), None, None) => {
                     let cl = l.field("cidr");
-                    let Some(text) = walk::string(c, &cl, problems) else { continue };
+                    let Some(text) = walk::string(c, &cl, problems) else {
+                        continue;
+                    };
                     match addr::parse_entry(text, Syntax::CidrOnly, HostBits::Mask) {
                         Ok(e) => {
                             let range = match e.prefix {
                                 Some(p) if skip_ends && shrinkable(e.range, p) => shrink(e.range),
                                 _ => e.range,
                             };
-                            raw.entries.push(RawEntry { range, path: cl.path.clone(), text: text.into() });
+                            raw.entries.push(RawEntry {
+                                range,
+                                path: cl.path.clone(),
+                                text: text.into(),
+                            });
                         }
                         Err((kind, msg)) => problems.push(cl.problem_str(kind, text, msg)),
                     }
@@ -196,7 +214,9 @@ fn blocks(v: &Value, loc: &Loc, skip_ends: bool, raw: &mut RawPool, problems: &m
                         Some(e) => ip(e, &l.field("stop"), problems),
                         None => start,
                     };
-                    let (Some(start), Some(end)) = (start, end) else { continue };
+                    let (Some(start), Some(end)) = (start, end) else {
+                        continue;
+                    };
                     let text = format!("{start}-{end}");
                     if start.is_ipv4() != end.is_ipv4() {
                         problems.push(l.problem_str(
@@ -211,16 +231,21 @@ fn blocks(v: &Value, loc: &Loc, skip_ends: bool, raw: &mut RawPool, problems: &m
                             format!("reversed range: start {start} is after stop {end}"),
                         ));
                     } else {
-                        raw.entries.push(RawEntry { range: IpRange { start, end }, path: l.path.clone(), text });
+                        raw.entries.push(RawEntry {
+                            range: IpRange { start, end },
+                            path: l.path.clone(),
+                            text,
+                        });
                     }
                 }
                 (None, None, Some(_)) => problems.push(
                     l.field("start")
                         .problem(ProblemKind::MissingField, "a block with stop needs start"),
                 ),
-                (None, None, None) => problems.push(
-                    l.problem(ProblemKind::MissingField, "a block needs cidr, or start (and stop)"),
-                ),
+                (None, None, None) => problems.push(l.problem(
+                    ProblemKind::MissingField,
+                    "a block needs cidr, or start (and stop)",
+                )),
                 _ => problems.push(l.problem(
                     ProblemKind::InvalidValue,
                     "a block is either a cidr or a start/stop range, not both",
@@ -246,7 +271,11 @@ fn ip(v: &Value, loc: &Loc, problems: &mut Vec<Problem>) -> Option<IpAddr> {
 
 /// Cilium keeps the ends of a CIDR block only up to /31 (IPv4) and /127 (IPv6).
 fn shrinkable(r: IpRange, prefix: u8) -> bool {
-    if r.is_ipv4() { prefix < 31 } else { prefix < 127 }
+    if r.is_ipv4() {
+        prefix < 31
+    } else {
+        prefix < 127
+    }
 }
 
 fn shrink(r: IpRange) -> IpRange {
@@ -302,7 +331,9 @@ fn split_pseudo_labels(sel: LabelSelector) -> (LabelSelector, Option<Vec<String>
     }
     // Two namespace requirements that exclude each other: a pool for no Service.
     if namespaces.as_ref().is_some_and(Vec::is_empty) {
-        dropped.push(format!("{NAMESPACE_LABEL} (the requirements exclude each other)"));
+        dropped.push(format!(
+            "{NAMESPACE_LABEL} (the requirements exclude each other)"
+        ));
         namespaces = None;
     }
     (rest, namespaces, dropped)
@@ -328,6 +359,7 @@ fn policy(o: &Object, problems: &mut Vec<Problem>, all_lost: &mut Vec<Lost>) -> 
         node_selectors: Vec::new(),
         nodes_field: "spec.nodeSelector",
         interfaces: None,
+        interfaces_field: "spec.interfaces",
     };
     let empty = Value::Mapping(Default::default());
     let spec = o.get("spec").unwrap_or(&empty);
@@ -434,8 +466,16 @@ mod tests {
     fn only_anchored_literals_are_interface_names() {
         assert_eq!(literal_name("^eth0$").as_deref(), Some("eth0"));
         assert_eq!(literal_name(r"^eth0\.20$").as_deref(), Some("eth0.20"));
-        assert_eq!(literal_name("^eth0.20$"), None, "an unescaped dot is any character");
-        assert_eq!(literal_name("eth0"), None, "unanchored: also matches veth0abc");
+        assert_eq!(
+            literal_name("^eth0.20$"),
+            None,
+            "an unescaped dot is any character"
+        );
+        assert_eq!(
+            literal_name("eth0"),
+            None,
+            "unanchored: also matches veth0abc"
+        );
         assert_eq!(literal_name("^eth[0-9]+"), None);
         assert_eq!(literal_name("^$"), None);
     }

@@ -21,16 +21,24 @@ use crate::walk::{self, Loc};
 pub(super) fn convert(objs: &[Object], problems: &mut Vec<Problem>, lost: &mut Vec<Lost>) -> Part {
     let mut part = Part::default();
     for o in objs {
-        let Some(data) = data(o, problems) else { continue };
+        let Some(data) = data(o, problems) else {
+            continue;
+        };
         let origin = o.origin.to_string();
-        let config = if crate::kubevip::detect(&data) {
+        let kube_vip = crate::kubevip::detect(&data);
+        let config = if kube_vip {
             let data = take_out(o, data, lost);
             crate::kubevip::parse_kubevip(&data)
         } else {
             crate::parse_configmap_data(&data).map(|p| p.config)
         };
+        let fields = if kube_vip {
+            ("data.interface-global", "l2.nodeSelector")
+        } else {
+            ("l2.interfaces", "l2.nodeSelector")
+        };
         match config {
-            Ok(c) => add(&origin, c, &mut part),
+            Ok(c) => add(&origin, c, fields, &mut part),
             Err(e) => problems.extend(e.problems.into_iter().map(|mut p| {
                 p.path = if p.path.is_empty() {
                     origin.clone()
@@ -63,7 +71,11 @@ fn data(o: &Object, problems: &mut Vec<Problem>) -> Option<BTreeMap<String, Stri
 }
 
 /// Removes (and reports) the kube-vip keys ferrolb has no equivalent for.
-fn take_out(o: &Object, mut data: BTreeMap<String, String>, lost: &mut Vec<Lost>) -> BTreeMap<String, String> {
+fn take_out(
+    o: &Object,
+    mut data: BTreeMap<String, String>,
+    lost: &mut Vec<Lost>,
+) -> BTreeMap<String, String> {
     let origin = o.origin.to_string();
     let field = |k: &str| Loc::at("data").field(k).path;
     let mut remove = Vec::new();
@@ -99,13 +111,14 @@ fn take_out(o: &Object, mut data: BTreeMap<String, String>, lost: &mut Vec<Lost>
 }
 
 /// Adds a read configuration's pools, and its `l2` as a policy for all of them.
-fn add(origin: &str, c: Config, part: &mut Part) {
+fn add(origin: &str, c: Config, fields: (&'static str, &'static str), part: &mut Part) {
     let policy = part.policies.len();
     part.policies.push(Policy {
         origin: origin.to_string(),
         node_selectors: c.l2.node_selector.into_iter().collect(),
-        nodes_field: "l2.nodeSelector",
+        nodes_field: fields.1,
         interfaces: (!c.l2.interfaces.is_empty()).then_some(c.l2.interfaces),
+        interfaces_field: fields.0,
     });
     for p in c.pools {
         let loc = Loc::at(format!("{origin} pool {:?}", p.name));

@@ -22,6 +22,8 @@ pub struct Policy {
     pub nodes_field: &'static str,
     /// Interface names; `None` means every interface.
     pub interfaces: Option<Vec<String>>,
+    /// The field holding `interfaces`, for reports.
+    pub interfaces_field: &'static str,
 }
 
 impl Policy {
@@ -79,7 +81,10 @@ pub fn reduce(
     let mut distinct: Vec<(Effective, Vec<&str>)> = Vec::new();
     for (pool, ix) in coverage {
         let Some(e) = effective(ix) else { continue };
-        match distinct.iter_mut().find(|(d, _)| equivalent(policies, d, &e)) {
+        match distinct
+            .iter_mut()
+            .find(|(d, _)| equivalent(policies, d, &e))
+        {
             Some((_, names)) => names.push(pool),
             None => distinct.push((e, vec![pool])),
         }
@@ -189,8 +194,7 @@ fn equivalent(policies: &[Policy], a: &Effective, b: &Effective) -> bool {
         (Effective::Everywhere, Effective::Everywhere) => true,
         (Effective::Policies(x), Effective::Policies(y)) => {
             x.len() == y.len()
-                && x
-                    .iter()
+                && x.iter()
                     .all(|&i| y.iter().any(|&j| same(&policies[i], &policies[j])))
         }
         _ => false,
@@ -200,7 +204,7 @@ fn equivalent(policies: &[Policy], a: &Effective, b: &Effective) -> bool {
 fn restricting_fields(p: &Policy) -> String {
     let mut f = Vec::new();
     if p.interfaces.is_some() {
-        f.push("spec.interfaces");
+        f.push(p.interfaces_field);
     }
     if !p.node_selectors.is_empty() {
         f.push(p.nodes_field);

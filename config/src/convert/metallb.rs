@@ -37,7 +37,12 @@ pub const KINDS: &[&str] = &[
     "BFDProfile",
 ];
 
-const POOL_SPEC: &[&str] = &["addresses", "autoAssign", "avoidBuggyIPs", "serviceAllocation"];
+const POOL_SPEC: &[&str] = &[
+    "addresses",
+    "autoAssign",
+    "avoidBuggyIPs",
+    "serviceAllocation",
+];
 const ALLOCATION: &[&str] = &[
     "priority",
     "namespaces",
@@ -130,7 +135,11 @@ pub(super) fn convert(objs: &[Object], problems: &mut Vec<Problem>, lost: &mut V
 fn pool(o: &Object, problems: &mut Vec<Problem>, lost: &mut Vec<Lost>) -> Option<PoolRead> {
     let origin = o.origin.to_string();
     let name = pool_name(o, lost);
-    let mut raw = RawPool::new(Some(name.clone()), o.loc("metadata.name"), o.loc("spec.addresses"));
+    let mut raw = RawPool::new(
+        Some(name.clone()),
+        o.loc("metadata.name"),
+        o.loc("spec.addresses"),
+    );
     let spec_loc = o.loc("spec");
     let Some(spec) = o.get("spec") else {
         problems.push(spec_loc.problem(ProblemKind::MissingField, "required field is missing"));
@@ -205,11 +214,24 @@ fn pool(o: &Object, problems: &mut Vec<Problem>, lost: &mut Vec<Lost>) -> Option
         );
         raw.addresses_broken = true;
     }
+    if narrowed
+        .iter()
+        .any(|(f, _)| f.ends_with("namespaceSelectors"))
+        && raw.namespaces.take().is_some()
+    {
+        // MetalLB allows the listed namespaces and those the selectors match:
+        // keeping only the list would refuse Services that hold its addresses.
+        narrowed.push((
+            "spec.serviceAllocation.namespaces",
+            "MetalLB allows these namespaces and those namespaceSelectors match, which ferrolb cannot say; the namespace list is left out".to_string(),
+        ));
+    }
+    let was_auto = raw.auto_assign;
     for (field, why) in narrowed {
-        let effect = if raw.auto_assign {
+        let effect = if was_auto {
             "the pool is written with autoAssign: false, so that no Service outside the selection gets an address from it; Services that hold one of its addresses keep it, new ones must name the pool (ferrolb.io/address-pool) to use it"
         } else {
-            "the pool already has autoAssign: false; a Service that names the pool may use it whatever its namespace or labels"
+            "the pool has autoAssign: false already; a Service that names the pool may use it whatever its namespace or labels"
         };
         raw.auto_assign = false;
         lost.push(Lost {
@@ -286,6 +308,7 @@ fn advertisement(o: &Object, problems: &mut Vec<Problem>) -> Option<AdRead> {
             node_selectors: Vec::new(),
             nodes_field: "spec.nodeSelectors",
             interfaces: None,
+            interfaces_field: "spec.interfaces",
         },
         names: Vec::new(),
         selectors: Vec::new(),
@@ -303,7 +326,8 @@ fn advertisement(o: &Object, problems: &mut Vec<Problem>) -> Option<AdRead> {
         match key {
             "ipAddressPools" => {
                 if let Some(items) = walk::string_list(v, &floc, problems) {
-                    ad.names.extend(items.into_iter().map(|(s, _)| s.to_string()));
+                    ad.names
+                        .extend(items.into_iter().map(|(s, _)| s.to_string()));
                 }
             }
             "ipAddressPoolSelectors" => ad.selectors = selectors(v, &floc, problems),

@@ -47,7 +47,11 @@ pub struct Lost {
 
 impl fmt::Display for Lost {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.origin, self.field, self.reason)
+        if self.field.is_empty() {
+            write!(f, "{}: {}", self.origin, self.reason)
+        } else {
+            write!(f, "{} {}: {}", self.origin, self.field, self.reason)
+        }
     }
 }
 
@@ -134,7 +138,9 @@ pub fn convert(files: &[(&str, &str)]) -> Result<Conversion, ConfigErrors> {
             return Err(ConfigErrors::single(Problem::new(
                 ProblemKind::InvalidValue,
                 "",
-                format!("internal error: the converted configuration does not read back as written ({other:?}); please report this with the input"),
+                format!(
+                    "internal error: the converted configuration does not read back as written ({other:?}); please report this with the input"
+                ),
             )));
         }
     }
@@ -155,7 +161,13 @@ fn pool_name(o: &objects::Object, lost: &mut Vec<Lost>) -> String {
     let mut n: String = o
         .name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     n.truncate(63);
     let n = n.trim_matches('-').to_string();

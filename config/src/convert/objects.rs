@@ -123,7 +123,11 @@ pub fn read_file(file: &str, text: &str, problems: &mut Vec<Problem>) -> Vec<Obj
 fn object(mut origin: Origin, value: Value, problems: &mut Vec<Problem>) -> Option<Object> {
     let here = Loc::at(origin.to_string());
     if !value.is_mapping() {
-        problems.push(walk::wrong_type(&here, &value, "a Kubernetes object (a mapping)"));
+        problems.push(walk::wrong_type(
+            &here,
+            &value,
+            "a Kubernetes object (a mapping)",
+        ));
         return None;
     }
     let kind = match value.get("kind") {
@@ -144,7 +148,11 @@ fn object(mut origin: Origin, value: Value, problems: &mut Vec<Problem>) -> Opti
     let name = match value.get("metadata").and_then(|m| m.get("name")) {
         Some(Value::String(n)) if !n.is_empty() => n.clone(),
         Some(other) => {
-            problems.push(walk::wrong_type(&meta.field("name"), other, "a non-empty string"));
+            problems.push(walk::wrong_type(
+                &meta.field("name"),
+                other,
+                "a non-empty string",
+            ));
             return None;
         }
         None => {

@@ -156,14 +156,26 @@ mod tests {
     fn ranges_are_written_as_cidrs_when_they_are_one() {
         assert_eq!(range_text(&r("192.0.2.0", "192.0.2.255")), "192.0.2.0/24");
         assert_eq!(range_text(&r("192.0.2.7", "192.0.2.7")), "192.0.2.7");
-        assert_eq!(range_text(&r("192.0.2.1", "192.0.2.254")), "192.0.2.1-192.0.2.254");
-        assert_eq!(range_text(&r("192.0.2.8", "192.0.2.23")), "192.0.2.8-192.0.2.23");
+        assert_eq!(
+            range_text(&r("192.0.2.1", "192.0.2.254")),
+            "192.0.2.1-192.0.2.254"
+        );
+        assert_eq!(
+            range_text(&r("192.0.2.8", "192.0.2.23")),
+            "192.0.2.8-192.0.2.23"
+        );
         assert_eq!(range_text(&r("0.0.0.0", "255.255.255.255")), "0.0.0.0/0");
-        assert_eq!(range_text(&r("2001:db8::", "2001:db8::ff")), "2001:db8::/120");
+        assert_eq!(
+            range_text(&r("2001:db8::", "2001:db8::ff")),
+            "2001:db8::/120"
+        );
         assert_eq!(
             range_text(&r("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")),
             "::/0"
         );
-        assert_eq!(range_text(&r("2001:db8::1", "2001:db8::2")), "2001:db8::1-2001:db8::2");
+        assert_eq!(
+            range_text(&r("2001:db8::1", "2001:db8::2")),
+            "2001:db8::1-2001:db8::2"
+        );
     }
 }

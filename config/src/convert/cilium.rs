@@ -128,14 +128,13 @@ fn pool(
                 saw_blocks = true;
                 blocks(v, &floc, skip_ends, &mut raw, problems);
             }
-            "disabled" => {
-                if walk::boolean(v, &floc, false, problems) == Some(true) {
-                    narrowed.push((
-                        "spec.disabled",
-                        "the pool is disabled (Cilium gives no new address from it and keeps those given)".into(),
-                    ));
-                }
+            "disabled" if walk::boolean(v, &floc, false, problems) == Some(true) => {
+                narrowed.push((
+                    "spec.disabled",
+                    "the pool is disabled (Cilium gives no new address from it and keeps those given)".into(),
+                ));
             }
+            "disabled" => {}
             "serviceSelector" => {
                 if v.is_null() {
                     continue;

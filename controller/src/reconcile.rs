@@ -238,6 +238,19 @@ pub fn rebuild(alloc: &mut Allocator, services: &[Arc<LbService>], class: &str) 
     total - alloc.rebuild(items).len()
 }
 
+/// After a configuration change: adopts the status addresses of Services the
+/// allocator does not hold (an address another tool gave, outside the old
+/// pools but inside the new ones) before any Service is reconciled, so that
+/// none of them is handed to another Service first. Returns how many.
+pub fn adopt_unheld(alloc: &mut Allocator, services: &[Arc<LbService>], class: &str) -> usize {
+    let unheld: Vec<Arc<LbService>> = services
+        .iter()
+        .filter(|s| alloc.get(&service::key(s)).is_none())
+        .cloned()
+        .collect();
+    rebuild(alloc, &unheld, class)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -594,5 +607,37 @@ mod tests {
             d.notes[0].message
         );
         assert_eq!(d.notes[1].reason, "IPAllocated");
+    }
+
+    #[test]
+    fn a_configuration_change_adopts_addresses_before_anyone_else_takes_them() {
+        let (mut a, c) = setup();
+        let held = Arc::new(with_status(mk_service("held", 1), &["192.0.2.10"], true));
+        let outside = Arc::new(with_status(
+            mk_service("outside", 2),
+            &["203.0.113.50"],
+            false,
+        ));
+        assert_eq!(rebuild(&mut a, &[held.clone(), outside.clone()], CLASS), 1);
+        // The outside address joins a pool: adopted at once, the held one untouched.
+        let mut c2 = c.clone();
+        c2.pools
+            .push(mk_pool("legacy", "203.0.113.50", "203.0.113.50"));
+        assert!(a.set_config(c2.clone()).is_empty());
+        let slim: Vec<Arc<LbService>> = [held, outside]
+            .iter()
+            .map(|s| Arc::new(LbService::from_service(s).unwrap()))
+            .collect();
+        assert_eq!(super::adopt_unheld(&mut a, &slim, CLASS), 1);
+        assert_eq!(
+            a.get("default/outside").unwrap().ips,
+            vec!["203.0.113.50".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(a.get("default/outside").unwrap().pool, "legacy");
+        assert_eq!(
+            super::adopt_unheld(&mut a, &slim, CLASS),
+            0,
+            "nothing left to adopt"
+        );
     }
 }

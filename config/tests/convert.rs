@@ -390,3 +390,41 @@ fn an_invalid_object_name_is_renamed_and_reported() {
         ]
     );
 }
+
+#[test]
+fn an_advertisement_for_every_pool_everywhere_outweighs_narrower_ones() {
+    // vlan20 narrows pool b, but "all" announces every pool everywhere: the union is everywhere.
+    let text = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: a}\nspec: {addresses: [192.0.2.0/28]}\n---\n\
+        apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: b}\nspec: {addresses: [192.0.2.16/28]}\n---\n\
+        apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: all}\n---\n\
+        apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: vlan20}\nspec: {ipAddressPools: [b, c], interfaces: [eth0.20]}\n";
+    let c = ok(&[("u.yaml", text)]);
+    assert_eq!(c.config.l2, Default::default());
+    // Naming a pool the input does not hold is reported (a typo, or a file left out).
+    assert_eq!(
+        lost(&c),
+        [
+            "u.yaml[3] L2Advertisement \"vlan20\" spec.ipAddressPools: names the pool \"c\", which is not among the input's IPAddressPools; nothing is announced for it"
+        ]
+    );
+}
+
+#[test]
+fn standard_input_style_single_documents_and_empty_documents_are_read() {
+    // A trailing `---` and comments-only documents are not objects.
+    let text = "---\n# exported\n---\napiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: a}\nspec: {addresses: [2001:db8::/64]}\n---\n";
+    let c = ok(&[("-", text)]);
+    assert_eq!(
+        c.config.pools[0].ranges,
+        [r("2001:db8::", "2001:db8::ffff:ffff:ffff:ffff")]
+    );
+    assert!(
+        c.manifest.contains(r#"addresses: ["2001:db8::/64"]"#),
+        "{}",
+        c.manifest
+    );
+    assert!(
+        c.manifest
+            .starts_with("# Written by `ferrolb-controller convert` from -.\n")
+    );
+}

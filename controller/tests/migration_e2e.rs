@@ -110,6 +110,20 @@ async fn a_running_set_of_services_switches_to_ferrolb_without_an_address_change
     let note = wait_event(&lab.client, "default", "outside", "IPNotInPool").await;
     assert!(note.contains("203.0.113.50"), "{note}");
 
+    // Annotations of two tools that disagree: a Warning naming both, no address.
+    let mut v = mk_service("conflict");
+    v["metadata"]["annotations"] = json!({
+        "metallb.universe.tf/loadBalancerIPs": "192.0.2.12",
+        "lbipam.cilium.io/ips": "192.0.2.13",
+    });
+    create_service(&lab.client, v).await;
+    let note = wait_event(&lab.client, "default", "conflict", "AllocationFailed").await;
+    assert_eq!(
+        note,
+        "annotations metallb.universe.tf/loadBalancerIPs=\"192.0.2.12\" and lbipam.cilium.io/ips=\"192.0.2.13\" conflict; keep only one"
+    );
+    assert!(ingress_ips(&get_service(&lab.client, "conflict").await).is_empty());
+
     // A newcomer gets the lowest address nobody held: adopted ones are taken.
     create_service(&lab.client, mk_service("newcomer")).await;
     assert_eq!(wait_ips(&lab.client, "newcomer", 1).await, ["192.0.2.10"]);

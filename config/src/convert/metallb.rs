@@ -173,12 +173,10 @@ fn pool(o: &Object, problems: &mut Vec<Problem>, lost: &mut Vec<Lost>) -> Option
                 for (k, a) in spec_fields(v, &floc, ALLOCATION, problems) {
                     let aloc = floc.field(k);
                     match k {
-                        "priority" => match a {
-                            Value::Number(n) if n.as_i64().is_some() => {
-                                order.1 = n.as_i64().unwrap_or(i64::MAX)
-                            }
-                            Value::Null => {}
-                            other => problems.push(walk::wrong_type(&aloc, other, "an integer")),
+                        "priority" => match a.as_i64() {
+                            Some(p) => order.1 = p,
+                            None if a.is_null() => {}
+                            None => problems.push(walk::wrong_type(&aloc, a, "an integer")),
                         },
                         "namespaces" => raw.namespaces = namespaces(a, &aloc, problems),
                         "namespaceSelectors" => {

@@ -7,10 +7,13 @@
 //! never takes effect in part.
 //!
 //! Entry points: [`parse_configmap_data`] (the controller, on each ConfigMap
-//! change), [`parse_document`] and [`summarize`] (`check-config FILE`).
+//! change), [`parse_document`] and [`summarize`] (`check-config FILE`),
+//! [`convert::convert`] (`convert FILE...`: MetalLB's, Cilium's or kube-vip's
+//! objects to a ferrolb ConfigMap).
 #![forbid(unsafe_code)]
 
 mod addr;
+pub mod convert;
 mod document;
 pub mod error;
 mod ferrolb;

@@ -29,6 +29,17 @@ pub enum Command {
         /// The file to check (`-` for standard input).
         file: PathBuf,
     },
+    /// Convert the configuration of MetalLB (IPAddressPool, L2Advertisement),
+    /// Cilium (CiliumLoadBalancerIPPool, CiliumL2AnnouncementPolicy) or
+    /// kube-vip-cloud-provider (its ConfigMap), as `kubectl get ... -o yaml`
+    /// prints it, to a ferrolb ConfigMap on standard output. Everything that
+    /// cannot be carried over is listed on standard error. Exit status 0 when
+    /// exact, 2 when something was lost, 1 on bad input.
+    Convert {
+        /// The files to read (`-` for standard input).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 /// Log output format.

@@ -7,6 +7,7 @@
 
 pub mod check_config;
 pub mod cli;
+pub mod convert;
 pub mod events;
 pub mod http;
 pub mod leader;

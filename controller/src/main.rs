@@ -13,11 +13,26 @@ fn main() -> anyhow::Result<()> {
     // third more CPU; BENCHMARKS.md, "Controller").
     let one_arena = ferrolb_process::malloc::one_arena();
     let mmap_threshold = ferrolb_process::malloc::fixed_mmap_threshold(128 * 1024);
-    let cli = Cli::parse();
+    // Usage errors exit with 1 rather than clap's 2, which `convert` uses for
+    // "converted, but something was lost".
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            let _ = e.print();
+            std::process::exit(1);
+        }
+        Err(e) => e.exit(),
+    };
     if let Some(Command::CheckConfig { file }) = &cli.command {
         let (out, ok) = ferrolb_controller::check_config::check(file);
         print!("{out}");
         std::process::exit(if ok { 0 } else { 1 });
+    }
+    if let Some(Command::Convert { files }) = &cli.command {
+        let o = ferrolb_controller::convert::run(files);
+        print!("{}", o.stdout);
+        eprint!("{}", o.stderr);
+        std::process::exit(o.code);
     }
     init_logging(cli.run.log_format, &cli.run.log_level)?;
     tracing::debug!(one_arena, mmap_threshold, "glibc malloc settings");

@@ -18,7 +18,8 @@ use crate::status::Wanted;
 pub struct Note {
     /// Warning (true) or Normal.
     pub warning: bool,
-    /// CamelCase reason (`IPAllocated`, `AllocationFailed`, `IPReleased`, `IPConflict`).
+    /// CamelCase reason (`IPAllocated`, `AllocationFailed`, `IPReleased`, `IPConflict`,
+    /// `IPAdopted`, `IPNotAdopted`, `IPNotInPool`).
     pub reason: &'static str,
     /// Human-readable text.
     pub message: String,
@@ -67,20 +68,52 @@ pub fn decide(
 
     let mut notes = Vec::new();
     let current = status_ips(svc);
+    // A status ferrolb did not write was given by the tool ferrolb replaces.
+    let foreign = !current.is_empty() && !has_our_condition(svc);
+    if foreign && let Some(note) = outside_pools(alloc.config(), &current) {
+        // Never renumber a Service behind its users' back: the address stays (and
+        // is still announced) until the operator adds it to a pool or clears it.
+        return Decision {
+            notes: vec![note],
+            ..Decision::default()
+        };
+    }
     if alloc.get(&key).is_none() && !current.is_empty() {
-        // Adopt what the status already says (restart, or a missed event) so
-        // that no Service changes IP; a conflict means someone older holds it.
-        if let Err(e @ AllocError::IpInUse { .. }) = alloc.assign_existing(&req, &current) {
-            notes.push(Note {
+        // Adopt what the status already says (restart, a missed event, or the
+        // previous tool's address) so that no Service changes IP; a conflict
+        // means someone older holds it.
+        match alloc.assign_existing(&req, &current) {
+            Ok(_) => {}
+            Err(e @ AllocError::IpInUse { .. }) => notes.push(Note {
                 warning: true,
                 reason: "IPConflict",
                 message: format!("{e}; allocating another"),
-            });
+            }),
+            Err(e) if foreign => notes.push(Note {
+                warning: true,
+                reason: "IPNotAdopted",
+                message: format!(
+                    "{} in the status (written by another load-balancer implementation) cannot be kept: {e}; allocating another",
+                    crate::status::ip_list(&current)
+                ),
+            }),
+            Err(_) => {}
         }
     }
     match alloc.allocate(&req) {
         Ok(a) => {
             let changed = a.ips != current;
+            if foreign && current.iter().all(|ip| a.ips.contains(ip)) {
+                notes.push(Note {
+                    warning: false,
+                    reason: "IPAdopted",
+                    message: format!(
+                        "adopted {} (written to the status by another load-balancer implementation) into pool {}",
+                        crate::status::ip_list(&current),
+                        a.pool
+                    ),
+                });
+            }
             if changed {
                 let ips = crate::status::ip_list(&a.ips);
                 notes.push(Note {
@@ -106,6 +139,28 @@ pub fn decide(
             d
         }
     }
+}
+
+/// The Warning for a status whose addresses lie outside every pool, if any does.
+fn outside_pools(config: &Config, current: &[IpAddr]) -> Option<Note> {
+    let outside: Vec<IpAddr> = current
+        .iter()
+        .copied()
+        .filter(|ip| !config.pools.iter().any(|p| p.contains(*ip)))
+        .collect();
+    if outside.is_empty() {
+        return None;
+    }
+    let ips = crate::status::ip_list(&outside);
+    Some(Note {
+        warning: true,
+        reason: "IPNotInPool",
+        message: format!(
+            "{ips} in the status (written by another load-balancer implementation) lies in no ferrolb address pool; \
+             it is left as it is, neither adopted nor replaced: add it to a pool to adopt it, or clear the \
+             Service's status.loadBalancer to have ferrolb allocate a new address"
+        ),
+    })
 }
 
 /// The Service is not (or no longer) ferrolb's: release and clear only what ferrolb wrote.
@@ -181,6 +236,19 @@ pub fn rebuild(alloc: &mut Allocator, services: &[Arc<LbService>], class: &str) 
         .collect();
     let total = items.len();
     total - alloc.rebuild(items).len()
+}
+
+/// After a configuration change: adopts the status addresses of Services the
+/// allocator does not hold (an address another tool gave, outside the old
+/// pools but inside the new ones) before any Service is reconciled, so that
+/// none of them is handed to another Service first. Returns how many.
+pub fn adopt_unheld(alloc: &mut Allocator, services: &[Arc<LbService>], class: &str) -> usize {
+    let unheld: Vec<Arc<LbService>> = services
+        .iter()
+        .filter(|s| alloc.get(&service::key(s)).is_none())
+        .cloned()
+        .collect();
+    rebuild(alloc, &unheld, class)
 }
 
 #[cfg(test)]
@@ -424,5 +492,152 @@ mod tests {
         assert_eq!(d.notes[0].reason, "IPConflict");
         assert!(d.notes[0].warning);
         assert_eq!(d.notes[1].reason, "IPAllocated");
+    }
+
+    #[test]
+    fn a_previous_tools_address_in_a_pool_is_adopted_with_an_event() {
+        let (mut a, c) = setup();
+        // Written by the tool ferrolb replaces: no ferrolb condition.
+        let svc = with_status(mk_service("web", 1), &["192.0.2.11"], false);
+        let d = decide(&mut a, Some(&c), &svc, CLASS, CM);
+        assert_eq!(ips(&d), ["192.0.2.11"], "kept, not moved to the lowest");
+        assert!(!d.allocated);
+        assert_eq!(d.notes.len(), 1, "{:?}", d.notes);
+        assert_eq!(d.notes[0].reason, "IPAdopted");
+        assert!(!d.notes[0].warning);
+        assert_eq!(
+            d.notes[0].message,
+            "adopted 192.0.2.11 (written to the status by another load-balancer implementation) into pool lan"
+        );
+        assert_eq!(
+            a.get("default/web").unwrap().ips,
+            vec!["192.0.2.11".parse::<IpAddr>().unwrap()]
+        );
+        // The status write adds ferrolb's condition; once it is there, no more events.
+        let svc = with_status(mk_service("web", 1), &["192.0.2.11"], true);
+        let d = decide(&mut a, Some(&c), &svc, CLASS, CM);
+        assert_eq!(ips(&d), ["192.0.2.11"]);
+        assert!(d.notes.is_empty());
+    }
+
+    #[test]
+    fn adoption_after_rebuild_changes_no_address() {
+        let (mut a, c) = setup();
+        let svcs: Vec<Arc<Service>> = [("a", "192.0.2.11"), ("b", "192.0.2.10")]
+            .iter()
+            .enumerate()
+            .map(|(i, (n, ip))| Arc::new(with_status(mk_service(n, i as i64), &[ip], false)))
+            .collect();
+        assert_eq!(rebuild(&mut a, &svcs, CLASS), 2);
+        for svc in &svcs {
+            let d = decide(&mut a, Some(&c), svc, CLASS, CM);
+            let before = svc
+                .status
+                .as_ref()
+                .unwrap()
+                .load_balancer
+                .as_ref()
+                .unwrap()
+                .ingress
+                .as_ref()
+                .unwrap()[0]
+                .ip
+                .clone()
+                .unwrap();
+            assert_eq!(ips(&d), [before]);
+            assert_eq!(
+                d.notes.iter().map(|n| n.reason).collect::<Vec<_>>(),
+                ["IPAdopted"]
+            );
+        }
+    }
+
+    #[test]
+    fn a_previous_tools_address_outside_every_pool_is_reported_and_left_alone() {
+        let (mut a, c) = setup();
+        let svc = with_status(mk_service("web", 1), &["203.0.113.50"], false);
+        let d = decide(&mut a, Some(&c), &svc, CLASS, CM);
+        assert_eq!(d.wanted, None, "the status is not touched");
+        assert!(!d.allocated);
+        assert_eq!(d.notes.len(), 1);
+        assert!(d.notes[0].warning);
+        assert_eq!(d.notes[0].reason, "IPNotInPool");
+        assert!(
+            d.notes[0].message.starts_with(
+                "203.0.113.50 in the status (written by another load-balancer implementation) lies in no ferrolb address pool; it is left as it is, neither adopted nor replaced"
+            ),
+            "{}",
+            d.notes[0].message
+        );
+        assert!(a.get("default/web").is_none());
+        assert!(a.is_free("192.0.2.10".parse().unwrap()));
+        // Dual-stack with one address outside: left alone too.
+        let svc = with_status(mk_service("ds", 1), &["192.0.2.10", "2001:db8::1"], false);
+        let d = decide(&mut a, Some(&c), &svc, CLASS, CM);
+        assert_eq!(d.wanted, None);
+        assert!(d.notes[0].message.starts_with("2001:db8::1 in the status"));
+    }
+
+    #[test]
+    fn ferrolbs_own_address_outside_the_pools_is_still_reallocated() {
+        // The pools changed while the controller was down: ferrolb's own status is
+        // ferrolb's to correct (the configuration change renumbers, as documented).
+        let (mut a, c) = setup();
+        let svc = with_status(mk_service("web", 1), &["203.0.113.50"], true);
+        let d = decide(&mut a, Some(&c), &svc, CLASS, CM);
+        assert_eq!(ips(&d), ["192.0.2.10"]);
+        assert_eq!(d.notes[0].reason, "IPAllocated");
+    }
+
+    #[test]
+    fn a_previous_tools_address_the_pool_does_not_allow_is_reported_then_replaced() {
+        let mut pool = mk_pool("lan", "192.0.2.10", "192.0.2.11");
+        pool.namespaces = Some(vec!["prod".into()]);
+        let c = mk_config(vec![pool, mk_pool("other", "198.51.100.1", "198.51.100.1")]);
+        let mut a = Allocator::new(c.clone());
+        let svc = with_status(mk_service("web", 1), &["192.0.2.11"], false);
+        let d = decide(&mut a, Some(&c), &svc, CLASS, CM);
+        assert_eq!(ips(&d), ["198.51.100.1"]);
+        assert_eq!(d.notes[0].reason, "IPNotAdopted");
+        assert!(d.notes[0].warning);
+        assert!(
+            d.notes[0].message.contains("192.0.2.11 in the status")
+                && d.notes[0].message.contains("not in the pool's namespaces"),
+            "{}",
+            d.notes[0].message
+        );
+        assert_eq!(d.notes[1].reason, "IPAllocated");
+    }
+
+    #[test]
+    fn a_configuration_change_adopts_addresses_before_anyone_else_takes_them() {
+        let (mut a, c) = setup();
+        let held = Arc::new(with_status(mk_service("held", 1), &["192.0.2.10"], true));
+        let outside = Arc::new(with_status(
+            mk_service("outside", 2),
+            &["203.0.113.50"],
+            false,
+        ));
+        assert_eq!(rebuild(&mut a, &[held.clone(), outside.clone()], CLASS), 1);
+        // The outside address joins a pool: adopted at once, the held one untouched.
+        let mut c2 = c.clone();
+        c2.pools
+            .push(mk_pool("legacy", "203.0.113.50", "203.0.113.50"));
+        assert!(a.set_config(c2.clone()).is_empty());
+        let slim: Vec<Arc<LbService>> = [held, outside]
+            .iter()
+            .map(|s| Arc::new(LbService::from_service(s).unwrap()))
+            .collect();
+        assert_eq!(super::adopt_unheld(&mut a, &slim, CLASS), 1);
+        assert_eq!(
+            a.get("default/outside").unwrap().ips,
+            vec!["203.0.113.50".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(a.get("default/outside").unwrap().pool, "legacy");
+        assert_eq!(
+            super::adopt_unheld(&mut a, &slim, CLASS),
+            0,
+            "nothing left to adopt"
+        );
     }
 }

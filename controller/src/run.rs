@@ -216,6 +216,10 @@ impl Ctx {
                     let mut e = self.engine.lock().expect("lock");
                     let moved = e.alloc.set_config(parsed.config.clone());
                     e.config = Some(parsed.config);
+                    if e.rebuilt {
+                        // Addresses the new pools now hold go to their Services first.
+                        reconcile::adopt_unheld(&mut e.alloc, &store.state(), &self.class);
+                    }
                     self.update_pool_metrics(&e);
                     moved
                 };

@@ -22,12 +22,11 @@ pub fn trim(svc: &mut LbService) {
     m.finalizers = None;
     if let Some(a) = m.annotations.as_mut() {
         a.retain(|k, _| {
-            let keys = [
-                annotations::ADDRESS_POOL_KEYS,
-                annotations::ALLOW_SHARED_IP_KEYS,
-                annotations::LOAD_BALANCER_IPS_KEYS,
-            ];
-            keys.iter().flatten().any(|x| x == k)
+            annotations::ALL_KEYS
+                .iter()
+                .copied()
+                .flatten()
+                .any(|x| x == k)
         });
         if a.is_empty() {
             m.annotations = None;
@@ -128,7 +127,9 @@ pub fn to_request(svc: &LbService) -> Result<Request, String> {
         .requested_ips(spec.load_balancer_ip.as_deref())
         .map_err(|e| e.to_string())?;
 
-    let shares = ann.allow_shared_ip.is_some();
+    let namespace = svc.metadata.namespace.clone().unwrap_or_default();
+    let sharing_key = ann.sharing_key(&namespace);
+    let shares = sharing_key.is_some();
     let mut ports = Vec::new();
     // Ports and selector matter only to IP sharing; without a sharing key the
     // allocator need not hold them (see `trim`).
@@ -148,13 +149,13 @@ pub fn to_request(svc: &LbService) -> Result<Request, String> {
 
     Ok(Request {
         key: key(svc),
-        namespace: svc.metadata.namespace.clone().unwrap_or_default(),
+        namespace,
         labels: svc.metadata.labels.clone().unwrap_or_default(),
         families,
         family_policy,
         requested_ips,
         requested_pool: ann.address_pool,
-        sharing_key: ann.allow_shared_ip,
+        sharing_key,
         ports,
         local_traffic_policy: spec.external_traffic_policy.as_deref() == Some("Local"),
         selector: if shares {
@@ -211,6 +212,31 @@ mod tests {
         );
         assert_eq!(before.selector.get("app").map(String::as_str), Some("dns"));
         trim(&mut svc);
+        assert_eq!(to_request(&svc).unwrap(), before);
+    }
+
+    #[test]
+    fn cilium_sharing_annotations_survive_trim_and_scope_the_key() {
+        let mut svc: LbService = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "dns", "namespace": "prod",
+                "annotations": {"lbipam.cilium.io/sharing-key": "dns",
+                    "lbipam.cilium.io/sharing-cross-namespace": "dev",
+                    "lbipam.cilium.io/ips": "192.0.2.53"}},
+            "spec": {"type": "LoadBalancer", "selector": {"app": "dns"},
+                "ports": [{"port": 53, "protocol": "UDP"}]}
+        }))
+        .unwrap();
+        let before = to_request(&svc).unwrap();
+        assert_eq!(
+            before.sharing_key.as_deref(),
+            Some("dns/namespaces=dev,prod")
+        );
+        assert_eq!(
+            before.requested_ips,
+            vec!["192.0.2.53".parse::<IpAddr>().unwrap()]
+        );
+        trim(&mut svc);
+        assert_eq!(svc.metadata.annotations.as_ref().unwrap().len(), 3);
         assert_eq!(to_request(&svc).unwrap(), before);
     }
 }

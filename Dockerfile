@@ -10,9 +10,8 @@
 # Why glibc and not a static musl build: both binaries set glibc's malloc up for a
 # long-lived process and hand freed memory back (process/src/malloc.rs), and every
 # figure in BENCHMARKS.md is of this build. musl's allocator has none of those
-# settings; measured, the musl controller used less memory (24.7 vs 28.8 MiB with
-# 10,000 Services) but 30-50% more CPU in a burst of creates and missed the latency
-# target in 3 of 5 runs (BENCHMARKS.md, "Controller"). The builder and the base are
+# settings; measured, the musl controller used less memory but more CPU in a burst of
+# creates and missed the latency target (BENCHMARKS.md, "Controller"). The builder and the base are
 # the same Debian release (12, glibc 2.36), so the binaries find the glibc they were
 # linked against; the build works the same on amd64 and arm64 (docker buildx
 # --platform ...).

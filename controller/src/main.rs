@@ -8,9 +8,9 @@ use ferrolb_controller::cli::{Cli, Command, LogFormat};
 
 fn main() -> anyhow::Result<()> {
     // Before any thread exists: see `ferrolb_process::malloc`. One arena, and large
-    // transient buffers (list pages, ~150 KiB) mapped on their own rather than left as
-    // holes between the cached Services (64 KiB saved no more and cost the burst a
-    // third more CPU; BENCHMARKS.md, "Controller").
+    // transient buffers (list pages) mapped on their own rather than left as holes
+    // between the cached Services (a lower threshold saved no memory and cost the burst
+    // CPU; BENCHMARKS.md, "Controller").
     let one_arena = ferrolb_process::malloc::one_arena();
     let mmap_threshold = ferrolb_process::malloc::fixed_mmap_threshold(128 * 1024);
     // Usage errors exit with 1 rather than clap's 2, which `convert` uses for

@@ -263,8 +263,8 @@ impl Ctx {
     ///
     /// The decisions are taken on a copy of the allocator, so this changes nothing
     /// itself. Triggering every Service instead would run thousands of reconciles
-    /// that find nothing to do, and their bookkeeping, at once: with 10,000 Services
-    /// that was 11 MiB more memory at every restart and config change.
+    /// that find nothing to do, and their bookkeeping, at once: memory at every restart
+    /// and config change (BENCHMARKS.md, "Controller").
     fn trigger_needed(&self, store: &Store<Service>) {
         let t = Instant::now();
         let services = store.state();

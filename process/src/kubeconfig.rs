@@ -2,9 +2,9 @@
 //!
 //! Kubeconfig files are parsed here with `serde_yaml_ng` (the YAML parser the pool
 //! configuration already uses) rather than by kube's own loader: kube's brings a second
-//! YAML stack (serde-saphyr and its parser, ~0.8 MiB of code), and the code a process
-//! has run stays resident: about 1 MiB of each speaker on every node, and of the
-//! controller. The loading rules are
+//! YAML stack (serde-saphyr and its parser), and the code a process has run stays
+//! resident in each speaker on every node, and in the controller (the saving is in
+//! BENCHMARKS.md, "Controller"). The loading rules are
 //! kube's: `$KUBECONFIG` (a list of files, merged, the first definition of a name
 //! winning) or `~/.kube/config`, several YAML documents in one file merged the same way,
 //! relative file paths taken relative to the file, and the in-cluster service account

@@ -8,16 +8,14 @@
 //! defaults suit short programs, not this:
 //! - glibc gives a thread that meets contention on the main heap an arena of its own
 //!   (up to 8 per core) and never moves memory between arenas, so each runtime worker
-//!   kept a partly empty heap of its own (~1.1 MiB of the speaker's resident memory with
-//!   1,000 Services). Neither binary allocates on a hot path contended enough for one
+//!   kept a partly empty heap of its own (BENCHMARKS.md, "Speaker memory"). Neither binary allocates on a hot path contended enough for one
 //!   arena to cost anything measurable (the speaker builds ARP/NDP answers in stack
 //!   buffers).
 //! - glibc returns to the kernel only what lies at the very top of the heap; a peak's
 //!   freed pages between the objects that survive it stay resident until a
-//!   `malloc_trim`, which walks the free lists once (well under a millisecond for a heap
-//!   of tens of MiB).
+//!   `malloc_trim`, which walks the free lists once.
 //! - By default glibc raises its mmap threshold to the size of every mapped block it
-//!   frees, so after the first large response body (a list page is ~150 KiB) such
+//!   frees, so after the first large response body (a list page) such
 //!   buffers come from the heap and leave holes between the cached objects.
 //!
 //! The figures are in BENCHMARKS.md ("Controller", "Speaker election").

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ferrolb_core::wire::GratuitousForm;
 use ferrolb_speaker::net::AnnouncerConfig;
-use netns_lab::{CLIENT_IF, Lab, NODE_MAC, lab_config, wait_for};
+use netns_lab::{CLIENT_IF, Lab, NODE_MAC, lab_config, require, wait_for};
 
 #[test]
 fn arp_request_from_client_gets_reply_with_node_mac() {
@@ -34,6 +34,7 @@ fn arp_request_from_client_gets_reply_with_node_mac() {
 #[test]
 fn arping_sees_exactly_one_reply_from_the_node_mac() {
     // arping is in the CI package list; the kernel path above does not need it.
+    require("arping", "arping");
     let lab = Lab::new();
     let a = lab.announcer(lab_config());
     a.announce(&["192.0.2.10"]);

@@ -4,7 +4,7 @@ mod netns_lab;
 
 use std::time::Duration;
 
-use netns_lab::{CLIENT_IF, Lab, NODE_MAC, lab_config, wait_for};
+use netns_lab::{CLIENT_IF, Lab, NODE_MAC, lab_config, require, wait_for};
 
 #[test]
 fn ns_to_solicited_node_group_gets_na_and_client_learns_node_mac() {
@@ -58,6 +58,7 @@ fn solicited_node_group_is_joined_while_announced_and_left_after() {
 
 #[test]
 fn ndisc6_gets_na_with_node_target_link_layer_address() {
+    require("ndisc6", "ndisc6");
     let lab = Lab::new();
     let a = lab.announcer(lab_config());
     a.announce(&["2001:db8::11"]);

@@ -49,6 +49,18 @@ pub fn must(args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// True when this process runs as root.
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
 /// True if `cmd` is on PATH.
 pub fn have(cmd: &str) -> bool {
     Command::new("sh")
@@ -56,6 +68,14 @@ pub fn have(cmd: &str) -> bool {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false)
+}
+
+/// Fails the test with what to install when `cmd` is not on PATH.
+pub fn require(cmd: &str, package: &str) {
+    assert!(
+        have(cmd),
+        "`{cmd}` is not installed: run `apt-get install -y {package}` (README, Setup; CI's .ci/run installs it)"
+    );
 }
 
 /// The two namespaces and the veth between them.
@@ -72,6 +92,11 @@ impl Lab {
     /// `arp_accept=1`-free defaults (the client learns only from what it asked or already
     /// holds).
     pub fn new() -> Lab {
+        assert!(
+            nix_is_root(),
+            "the network-namespace tests need root (CI runs them as root): run `sudo cargo test`"
+        );
+        require("ip", "iproute2");
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
         let base = format!("flb-{}-{n}", std::process::id());
         let lab = Lab {

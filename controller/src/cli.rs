@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 /// ferrolb controller: allocates external IPs to Services of type LoadBalancer
 /// from the pools in a ConfigMap and writes them to the Services' status.
@@ -42,19 +42,12 @@ pub enum Command {
     },
 }
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
 /// Flags of the running controller.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Path of a kubeconfig; without it the in-cluster config (or $KUBECONFIG, ~/.kube/config) is used.
-    #[arg(long, env = "KUBECONFIG", global = true)]
-    pub kubeconfig: Option<PathBuf>,
+    /// The flags every ferrolb binary has (kubeconfig, logging, runtime threads).
+    #[command(flatten)]
+    pub common: CommonFlags,
 
     /// Namespace of the pool ConfigMap.
     #[arg(
@@ -126,36 +119,13 @@ pub struct RunArgs {
     )]
     pub metrics_addr: SocketAddr,
 
-    /// Log format.
-    #[arg(
-        long,
-        env = "FERROLB_LOG_FORMAT",
-        value_enum,
-        default_value = "text",
-        global = true
-    )]
-    pub log_format: LogFormat,
-
-    /// Log filter (tracing EnvFilter syntax, e.g. `info` or `ferrolb_controller=debug`).
-    #[arg(long, env = "FERROLB_LOG_LEVEL", default_value = "info", global = true)]
-    pub log_level: String,
-
-    /// Worker threads of the async runtime. Two keep up with thousands of Services;
-    /// the runtime's own default (one per CPU) would cost a thread, its stack and a
-    /// malloc arena per core on a large node.
-    #[arg(long, env = "FERROLB_WORKER_THREADS", default_value_t = 2,
-        value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub worker_threads: u16,
-
     /// Period of the full resync that catches missed deletes.
     #[arg(long, env = "FERROLB_RESYNC_PERIOD", default_value = "5m", value_parser = humantime_duration, global = true)]
     pub resync_period: Duration,
 }
 
-/// Parses durations such as `500ms`, `2s`, `5m`, `1h` (positive).
-pub fn humantime_duration(s: &str) -> Result<Duration, String> {
-    ferrolb_core::duration::parse_positive(s)
-}
+pub use ferrolb_process::flags::duration as humantime_duration;
+pub use ferrolb_process::flags::{CommonFlags, LogFormat};
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use ferrolb_controller::cli::{Cli, Command, LogFormat};
+use ferrolb_controller::cli::{Cli, Command};
 
 fn main() -> anyhow::Result<()> {
     // Before any thread exists: see `ferrolb_process::malloc`. One arena, and large
@@ -34,25 +34,14 @@ fn main() -> anyhow::Result<()> {
         eprint!("{}", o.stderr);
         std::process::exit(o.code);
     }
-    init_logging(cli.run.log_format, &cli.run.log_level)?;
+    ferrolb_process::logging::init(cli.run.common.log_format, &cli.run.common.log_level)
+        .map_err(anyhow::Error::msg)?;
     tracing::debug!(one_arena, mmap_threshold, "glibc malloc settings");
     ferrolb_process::malloc::release_every(Duration::from_secs(5));
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cli.run.worker_threads.into())
+        .worker_threads(cli.run.common.worker_threads.into())
         .enable_all()
         .build()?;
     runtime.block_on(ferrolb_controller::run::run(cli.run))?;
-    Ok(())
-}
-
-fn init_logging(format: LogFormat, level: &str) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
     Ok(())
 }

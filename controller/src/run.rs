@@ -428,7 +428,7 @@ fn error_policy(svc: Arc<Service>, err: &Error, _ctx: Arc<Ctx>) -> Action {
 /// Builds a client from `--kubeconfig` or the environment (`$KUBECONFIG`,
 /// `~/.kube/config`, else the in-cluster service account).
 pub async fn client(args: &RunArgs) -> Result<Client, Error> {
-    Ok(ferrolb_process::kube_client(args.kubeconfig.as_deref()).await?)
+    Ok(ferrolb_process::kube_client(args.common.kubeconfig.as_deref()).await?)
 }
 
 /// Runs the controller until SIGTERM/SIGINT; losing leadership only ends a term.
@@ -437,10 +437,14 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
     let identity = args.identity.clone().unwrap_or_else(default_identity);
-    let listener = tokio::net::TcpListener::bind(args.metrics_addr).await?;
-    info!(addr = %listener.local_addr()?, identity = %identity, "serving /metrics, /livez, /readyz");
-    let router = crate::http::router(metrics.clone(), health.clone());
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let (addr, serve) =
+        ferrolb_process::http::bind(args.metrics_addr, metrics.clone(), health.clone()).await?;
+    info!(addr = %addr, identity = %identity, "serving /metrics, /livez, /readyz");
+    tokio::spawn(async move {
+        if let Err(e) = serve.await {
+            error!(error = %e, "metrics endpoint stopped");
+        }
+    });
 
     let leader_ns = args
         .leader_namespace
@@ -556,7 +560,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         });
     }
 
-    let shutdown = shutdown_signal();
+    let shutdown = ferrolb_process::shutdown::signal();
     futures::pin_mut!(shutdown);
 
     // Standby: caches warm, waiting for the Lease.
@@ -768,20 +772,4 @@ fn default_identity() -> String {
         .map(|s| s.trim().to_owned())
         .unwrap_or_else(|_| "controller".into());
     format!("{host}-{}", std::process::id())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(e) => {
-            warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the controller");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -3,10 +3,10 @@
 //! into [`Settings`].
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+pub use ferrolb_process::flags::{CommonFlags, LogFormat};
 
 use crate::error::SpeakerError;
 
@@ -19,11 +19,6 @@ pub struct Cli {
     /// speaker's identity in its Lease.
     #[arg(long, env = "NODE_NAME")]
     pub node_name: String,
-
-    /// Path of a kubeconfig; without it the in-cluster config (or $KUBECONFIG,
-    /// ~/.kube/config) is used.
-    #[arg(long, env = "FERROLB_KUBECONFIG")]
-    pub kubeconfig: Option<PathBuf>,
 
     /// Namespace of the speakers' Leases: one of their own, so that the speakers'
     /// RBAC grants nothing on the controller's leader Lease.
@@ -160,29 +155,9 @@ pub struct Cli {
     #[arg(long, env = "FERROLB_METRICS_ADDR", default_value = "0.0.0.0:7473")]
     pub metrics_addr: SocketAddr,
 
-    /// Log format.
-    #[arg(long, env = "FERROLB_LOG_FORMAT", value_enum, default_value = "text")]
-    pub log_format: LogFormat,
-
-    /// Log filter (tracing EnvFilter syntax, e.g. `info` or `ferrolb_speaker=debug`).
-    #[arg(long, env = "FERROLB_LOG_LEVEL", default_value = "info")]
-    pub log_level: String,
-
-    /// Worker threads of the async runtime. The speaker's work fits in two; the
-    /// runtime's own default (one per CPU) would cost a thread, its stack and a malloc
-    /// arena per core on a large node.
-    #[arg(long, env = "FERROLB_WORKER_THREADS", default_value_t = 2,
-        value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub worker_threads: u16,
-}
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
+    /// The flags every ferrolb binary has (kubeconfig, logging, runtime threads).
+    #[command(flatten)]
+    pub common: CommonFlags,
 }
 
 /// The speaker's timers, validated against each other (defaults: docs/membership.md).
@@ -392,15 +367,9 @@ impl Cli {
     }
 }
 
-/// Parses a positive duration such as `500ms`, `1.5s`, `2m`, `1h`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    ferrolb_core::duration::parse_positive(s)
-}
-
-/// Like [`parse_duration`] but accepts zero (`0`, `0s`) to mean "off".
-pub fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
-    ferrolb_core::duration::parse_or_zero(s)
-}
+pub use ferrolb_process::flags::{
+    duration as parse_duration, duration_or_zero as parse_duration_or_zero,
+};
 
 #[cfg(test)]
 mod tests {

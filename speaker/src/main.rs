@@ -6,17 +6,21 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use ferrolb_speaker::cli::{Cli, LogFormat};
-use ferrolb_speaker::{Dataplane, Speaker, http};
+use ferrolb_process::{http, logging, shutdown};
+use ferrolb_speaker::cli::Cli;
+use ferrolb_speaker::{Dataplane, Speaker};
 
 fn main() -> ExitCode {
     // Before any thread exists: see `ferrolb_process::malloc` for why one arena.
     let one_arena = ferrolb_process::malloc::one_arena();
     let cli = Cli::parse();
-    init_tracing(&cli);
+    if let Err(e) = logging::init(cli.common.log_format, &cli.common.log_level) {
+        eprintln!("ferrolb-speaker: {e}");
+        return ExitCode::FAILURE;
+    }
     tracing::debug!(one_arena, "glibc malloc limited to one arena");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cli.worker_threads.into())
+        .worker_threads(cli.common.worker_threads.into())
         .enable_all()
         .build()
     {
@@ -37,7 +41,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = cli.settings()?;
-    let client = ferrolb_process::kube_client(cli.kubeconfig.as_deref()).await?;
+    let client = ferrolb_process::kube_client(cli.common.kubeconfig.as_deref()).await?;
     let dataplane: Arc<dyn Dataplane> =
         ferrolb_speaker::dataplane::build(&settings, cli.no_dataplane).await?;
     let speaker = Speaker::new(settings, client, dataplane);
@@ -49,38 +53,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::error!(error = %e, "metrics endpoint stopped");
         }
     });
-    speaker.run(shutdown_signal()).await?;
+    speaker.run(shutdown::signal()).await?;
     Ok(())
-}
-
-/// Completes on SIGTERM (the kubelet stopping the pod) or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the speaker gracefully");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
-fn init_tracing(cli: &Cli) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level).unwrap_or_else(|e| {
-        eprintln!(
-            "invalid --log-level {:?} ({e}); using \"info\"",
-            cli.log_level
-        );
-        tracing_subscriber::EnvFilter::new("info")
-    });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match cli.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
 }

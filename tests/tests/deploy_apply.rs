@@ -590,7 +590,7 @@ async fn installed_binaries_give_a_service_its_external_ip_within_their_rbac() {
         only_container(pod_spec(&d.spec.as_ref().unwrap().template)),
         "ferrolb-system",
     );
-    env.insert("KUBECONFIG".into(), ctl_kc.display().to_string());
+    env.insert("FERROLB_KUBECONFIG".into(), ctl_kc.display().to_string());
     env.insert("FERROLB_METRICS_ADDR".into(), "127.0.0.1:0".into());
     let cli: ferrolb_controller::cli::Cli = parse_env(&env);
     // Its future is not Send (it is the binary's main task): give it a thread and a

@@ -167,3 +167,42 @@ async fn the_lab_runs_against_an_external_api_server_and_removes_only_what_it_cr
     );
     api.shutdown().await;
 }
+
+/// A lab that ends without `shutdown` (an error while running, a Ctrl-C during its
+/// build: the lab binary's paths that drop it) removes its objects all the same, from
+/// its `Drop`, while its own runtime is the one that drops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_lab_still_removes_what_it_created() {
+    let api = ApiServer::start(ApiServerOptions {
+        tls: true,
+        ..ApiServerOptions::default()
+    })
+    .await
+    .expect("the stand-in external API server starts");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("external.kubeconfig");
+    api.write_kubeconfig(&file).unwrap();
+    let client = api.client().await.unwrap();
+    let before = snapshot(&client).await;
+
+    let lab = Lab::start(LabOptions {
+        nodes: 1,
+        example_services: false,
+        kubeconfig: Some(file),
+        ..LabOptions::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("the lab does not start against the external server: {e}"));
+    lab.create_service("web", Family::V4).await.unwrap();
+    lab.wait_service_ips("web", 1, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert!(snapshot(&client).await.len() > before.len());
+    drop(lab);
+
+    let after = snapshot(&client).await;
+    let left: Vec<_> = after.difference(&before).collect();
+    assert!(left.is_empty(), "left behind on the server: {left:?}");
+    assert_eq!(after, before);
+    api.shutdown().await;
+}

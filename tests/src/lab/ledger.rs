@@ -9,8 +9,13 @@
 //! Lease, the membership Secret) are *adopted* only when no object of that name
 //! existed when the lab started. Events about the lab's objects (matched by uid) go
 //! too. A namespace the lab created is deleted last, with whatever is left in it.
+//!
+//! The record is also kept in the run's state directory ([`RECORD_FILE`], with the
+//! kubeconfig), so that when the lab process itself is killed (SIGKILL, no cleanup
+//! runs) the next lab's reaping of stale runs removes the objects ([`reap_record`]).
 
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -18,11 +23,12 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Preconditions};
+use serde::{Deserialize, Serialize};
 
 use crate::lab::error::LabError;
 
 /// The kinds a lab creates or adopts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Kind {
     /// core/v1 Namespace.
     Namespace,
@@ -56,7 +62,7 @@ impl Kind {
 }
 
 /// How the lab came to own an object.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Origin {
     /// The lab created it; its uid.
     Created(String),
@@ -65,7 +71,7 @@ pub enum Origin {
 }
 
 /// One owned object.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// Its kind.
     pub kind: Kind,
@@ -87,13 +93,35 @@ impl Entry {
     }
 }
 
+/// Name of the record in a run's state directory.
+pub const RECORD_FILE: &str = "external-objects.json";
+
+/// The record on disk: the kubeconfig of the server, and the owned objects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// The external server's kubeconfig.
+    pub kubeconfig: PathBuf,
+    /// The owned objects, in order.
+    pub entries: Vec<Entry>,
+}
+
 /// The objects a lab owns on its API server, in the order it came to own them.
 #[derive(Debug, Default)]
 pub struct Ledger {
     entries: Mutex<Vec<Entry>>,
+    /// Where the record is kept (file, kubeconfig), for an external server.
+    file: Option<(PathBuf, PathBuf)>,
 }
 
 impl Ledger {
+    /// A ledger kept in `state_dir` as well, for the server of `kubeconfig`.
+    pub fn persisted(state_dir: &Path, kubeconfig: &Path) -> Ledger {
+        Ledger {
+            entries: Mutex::default(),
+            file: Some((state_dir.join(RECORD_FILE), kubeconfig.to_path_buf())),
+        }
+    }
+
     /// Records an object the lab created (its metadata as the server returned it).
     pub fn created(
         &self,
@@ -138,10 +166,30 @@ impl Ledger {
     }
 
     fn push(&self, e: Entry) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(e);
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.push(e);
+        if let Some((file, kubeconfig)) = &self.file {
+            let record = Record {
+                kubeconfig: kubeconfig.clone(),
+                entries: entries.clone(),
+            };
+            // Written beside and renamed, so that a reaper never reads half a record.
+            let tmp = file.with_extension("tmp");
+            let written = serde_json::to_vec_pretty(&record)
+                .map_err(std::io::Error::other)
+                .and_then(|bytes| std::fs::write(&tmp, bytes))
+                .and_then(|()| std::fs::rename(&tmp, file));
+            if let Err(e) = written {
+                tracing::warn!(error = %e, file = %file.display(), "cannot keep the record of the lab's objects");
+            }
+        }
+    }
+
+    /// Forgets the record on disk (its objects are removed).
+    pub fn discard_file(&self) {
+        if let Some((file, _)) = &self.file {
+            let _ = std::fs::remove_file(file);
+        }
     }
 
     /// The owned objects, in order.
@@ -265,6 +313,69 @@ pub async fn remove_all(client: &kube::Client, entries: &[Entry]) -> Vec<String>
     problems
 }
 
+/// Removes `entries` from the server of `kubeconfig` from a synchronous context: a
+/// thread of its own with its own runtime and client (the caller's runtime may be the
+/// one blocked here), bounded by `within`.
+pub fn remove_blocking(kubeconfig: &Path, entries: Vec<Entry>, within: Duration) {
+    if entries.is_empty() {
+        return;
+    }
+    let path = kubeconfig.to_path_buf();
+    let worker = std::thread::spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(error = %e, "no runtime to remove the lab's objects");
+                return;
+            }
+        };
+        rt.block_on(async move {
+            match crate::lab::external::client_from_file(&path).await {
+                Ok(client) => {
+                    report(tokio::time::timeout(within, remove_all(&client, &entries)).await)
+                }
+                Err(e) => tracing::error!(error = %e, "cannot remove the lab's objects"),
+            }
+        });
+    });
+    let _ = worker.join();
+}
+
+/// Logs what could not be removed from the external server.
+pub fn report(outcome: Result<Vec<String>, tokio::time::error::Elapsed>) {
+    match outcome {
+        Ok(problems) => {
+            for p in problems {
+                tracing::error!("removing the lab's objects: {p}");
+            }
+        }
+        Err(_) => tracing::error!(
+            "removing the lab's objects from the API server timed out; some may be left"
+        ),
+    }
+}
+
+/// Reads the record a run left in `state_dir`, if any.
+pub fn read_record(state_dir: &Path) -> Option<Record> {
+    let text = std::fs::read(state_dir.join(RECORD_FILE)).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// Removes the objects of a killed run's record in `state_dir` (called when reaping it).
+pub fn reap_record(state_dir: &Path) {
+    if let Some(record) = read_record(state_dir) {
+        tracing::warn!(
+            "removing the {} objects a killed lab left on the API server of {}",
+            record.entries.len(),
+            record.kubeconfig.display()
+        );
+        remove_blocking(&record.kubeconfig, record.entries, Duration::from_secs(60));
+    }
+}
+
 fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
@@ -310,6 +421,27 @@ mod tests {
             event_namespaces(&entries).into_iter().collect::<Vec<_>>(),
             ["default", "ferrolb-system"]
         );
+    }
+
+    #[test]
+    fn the_record_on_disk_follows_every_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::persisted(dir.path(), Path::new("/etc/kube/test"));
+        assert_eq!(read_record(dir.path()), None);
+        ledger.push(entry(Kind::Node, None, "n1"));
+        ledger.push(Entry {
+            origin: Origin::Adopted,
+            ..entry(
+                Kind::Lease,
+                Some("ferrolb-speaker-leases"),
+                "ferrolb-speaker-n1",
+            )
+        });
+        let record = read_record(dir.path()).unwrap();
+        assert_eq!(record.kubeconfig, Path::new("/etc/kube/test"));
+        assert_eq!(record.entries, ledger.entries());
+        ledger.discard_file();
+        assert_eq!(read_record(dir.path()), None);
     }
 
     #[test]

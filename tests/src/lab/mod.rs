@@ -223,6 +223,10 @@ impl Lab {
             }
         };
         let state_dir = claim.state_dir.clone();
+        let ledger = Arc::new(match &external {
+            Some(ext) => Ledger::persisted(&state_dir, &ext.path),
+            None => Ledger::default(),
+        });
         let mut lab = Lab {
             plan,
             opts,
@@ -238,7 +242,7 @@ impl Lab {
                 _ => Relay::Http,
             },
             external,
-            ledger: Arc::new(Ledger::default()),
+            ledger,
             removed: AtomicBool::new(false),
             lab_kubeconfig: state_dir.join("kubeconfig-lab-network"),
             controller_kubeconfig: state_dir.join("kubeconfig-controller"),
@@ -877,9 +881,10 @@ impl Lab {
         if self.external.is_some() && !self.removed.swap(true, Ordering::SeqCst) {
             let entries = self.ledger.entries();
             let client = self.client().clone();
-            report_removal(
+            ledger::report(
                 tokio::time::timeout(REMOVAL_TIMEOUT, ledger::remove_all(&client, &entries)).await,
             );
+            self.ledger.discard_file();
         }
         self.cleanup();
     }
@@ -926,55 +931,13 @@ impl Lab {
         if self.removed.swap(true, Ordering::SeqCst) {
             return;
         }
-        let entries = self.ledger.entries();
-        if entries.is_empty() {
-            return;
-        }
-        let path = ext.path.clone();
-        let worker = std::thread::spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    tracing::error!(error = %e, "no runtime to remove the lab's objects");
-                    return;
-                }
-            };
-            rt.block_on(async move {
-                match external::client_from_file(&path).await {
-                    Ok(client) => report_removal(
-                        tokio::time::timeout(
-                            REMOVAL_TIMEOUT,
-                            ledger::remove_all(&client, &entries),
-                        )
-                        .await,
-                    ),
-                    Err(e) => tracing::error!(error = %e, "cannot remove the lab's objects"),
-                }
-            });
-        });
-        let _ = worker.join();
+        ledger::remove_blocking(&ext.path, self.ledger.entries(), REMOVAL_TIMEOUT);
+        self.ledger.discard_file();
     }
 }
 
 /// Bound on removing the lab's objects from an external server.
 const REMOVAL_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Logs what could not be removed from the external server.
-fn report_removal(outcome: Result<Vec<String>, tokio::time::error::Elapsed>) {
-    match outcome {
-        Ok(problems) => {
-            for p in problems {
-                tracing::error!("removing the lab's objects: {p}");
-            }
-        }
-        Err(_) => tracing::error!(
-            "removing the lab's objects from the API server took more than {REMOVAL_TIMEOUT:?}; some may be left"
-        ),
-    }
-}
 
 /// Writes `text` to `path`, readable by its owner only (it may hold credentials).
 fn write_private(path: &Path, text: &str) -> Result<(), LabError> {

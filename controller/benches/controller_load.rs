@@ -13,9 +13,18 @@
 //! `BENCH_BURST_ONLY=1` stops after the burst (1.); `BENCH_CONTROLLER_BIN=path` runs
 //! another build of the controller (e.g. a static musl one, for comparison).
 //!
+//! `BENCH_KUBECONFIG=FILE` runs it against the API server of FILE's current context
+//! instead of the embedded one: the pool ConfigMap (and with it the leader Lease and
+//! the membership Secret) and the Services go into two namespaces of the run's own,
+//! `flbbench-<pid>-<time>-system` and `-svc`, deleted at the end (also on a panic). The
+//! Services are IPv6 single-stack, so the server must serve IPv6 Services; the
+//! controller serves class-less LoadBalancer Services of the whole cluster, so use a
+//! test cluster. The CPU figure then excludes the API server.
+//!
 //! Bounded: a fixed number of Services, every wait with a deadline.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -56,9 +65,9 @@ fn ips(s: &Service) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn svc(name: &str) -> Service {
+fn svc(name: &str, namespace: &str) -> Service {
     serde_json::from_value(json!({
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name, "namespace": namespace},
         // IPv6 single-stack: the embedded API server's IPv4 service range (a
         // documentation /24) cannot hold 10,000 cluster IPs.
         // No node ports either: 10,000 would overflow the 30000-32767 range, as on a real cluster.
@@ -67,7 +76,12 @@ fn svc(name: &str) -> Service {
     .unwrap()
 }
 
-fn spawn_controller(kubeconfig: &std::path::Path, port: u16, log: &str) -> Child {
+fn spawn_controller(
+    kubeconfig: &std::path::Path,
+    config_namespace: &str,
+    port: u16,
+    log: &str,
+) -> Child {
     // BENCH_CONTROLLER_WRAPPER (e.g. "heaptrack -o /tmp/ctl") runs the restarted
     // controller under a profiler; the figures of such a run are not the product's.
     let wrapper: Vec<String> = std::env::var("BENCH_CONTROLLER_WRAPPER")
@@ -89,6 +103,7 @@ fn spawn_controller(kubeconfig: &std::path::Path, port: u16, log: &str) -> Child
     };
     cmd.arg("--kubeconfig")
         .arg(kubeconfig)
+        .args(["--config-namespace", config_namespace])
         .args([
             "--metrics-addr",
             &format!("127.0.0.1:{port}"),
@@ -158,6 +173,7 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 /// the API server's queue, which the controller's status write shares).
 async fn create_all(
     api: &Api<Service>,
+    namespace: &str,
     names: Vec<String>,
     created: Arc<Mutex<HashMap<String, Instant>>>,
 ) -> Vec<Duration> {
@@ -169,9 +185,9 @@ async fn create_all(
             let took = took.clone();
             async move {
                 let sent = Instant::now();
-                api.create(&PostParams::default(), &svc(&n))
+                api.create(&PostParams::default(), &svc(&n, namespace))
                     .await
-                    .expect("create");
+                    .unwrap_or_else(|e| panic!("creating Service {n} (IPv6 single-stack): {e}"));
                 let now = Instant::now();
                 took.lock().unwrap().push(now - sent);
                 created.lock().unwrap().entry(n).or_insert(now);
@@ -186,6 +202,25 @@ async fn create_all(
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` probes benches
+    }
+    if let Some(path) = std::env::var_os("BENCH_KUBECONFIG").filter(|v| !v.is_empty()) {
+        let names = Names::external();
+        println!(
+            "against the external API server of {} (namespaces {} and {})",
+            PathBuf::from(&path).display(),
+            names.system_ns,
+            names.svc_ns
+        );
+        let _cleanup = Cleanup {
+            path: path.clone().into(),
+            names: names.clone(),
+        };
+        runtime("bench", 2).block_on(bench(Target {
+            server: None,
+            kubeconfig: path.into(),
+            names,
+        }));
+        return;
     }
     // The API server gets a runtime of its own, as it would have in a process of its
     // own: sharing the benchmark's workers would queue its requests behind the
@@ -204,7 +239,11 @@ fn main() {
     let server = server_rt
         .block_on(ferrolb_testbed::apiserver::ApiServer::start(opts))
         .expect("API server");
-    runtime("bench", 2).block_on(bench(&server));
+    runtime("bench", 2).block_on(bench(Target {
+        server: Some(&server),
+        kubeconfig: PathBuf::new(),
+        names: Names::embedded(),
+    }));
     drop(server);
     server_rt.shutdown_timeout(Duration::from_secs(1));
 }
@@ -219,25 +258,133 @@ fn runtime(name: &str, workers: usize) -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-async fn bench(server: &ferrolb_testbed::apiserver::RunningApiServer) {
+/// The namespaces of a run.
+#[derive(Debug, Clone)]
+struct Names {
+    /// The pool ConfigMap's (the controller's `--config-namespace`).
+    system_ns: String,
+    /// The Services'.
+    svc_ns: String,
+}
+
+impl Names {
+    /// ferrolb's default, Services in `default` (the embedded server holds nothing else).
+    fn embedded() -> Names {
+        Names {
+            system_ns: "ferrolb-system".into(),
+            svc_ns: "default".into(),
+        }
+    }
+
+    /// Namespaces of the run's own on an external server.
+    fn external() -> Names {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let prefix = format!("flbbench-{}-{}-", std::process::id(), secs % 1_000_000);
+        Names {
+            system_ns: format!("{prefix}system"),
+            svc_ns: format!("{prefix}svc"),
+        }
+    }
+
+    /// The namespaces the run creates.
+    fn created(&self) -> Vec<String> {
+        let mut out = vec![self.system_ns.clone()];
+        if self.svc_ns != "default" {
+            out.push(self.svc_ns.clone());
+        }
+        out
+    }
+}
+
+/// The API server of a run: the embedded one, or the one of `kubeconfig`.
+struct Target<'a> {
+    server: Option<&'a ferrolb_testbed::apiserver::RunningApiServer>,
+    kubeconfig: PathBuf,
+    names: Names,
+}
+
+async fn client_from(path: &std::path::Path) -> kube::Client {
+    let kc = kube::config::Kubeconfig::read_from(path)
+        .unwrap_or_else(|e| panic!("kubeconfig {}: {e}", path.display()));
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("kubeconfig {}: {e}", path.display()));
+    kube::Client::try_from(config).expect("client")
+}
+
+/// Deletes, when dropped, the namespaces an external run created (with everything in
+/// them: Services, ConfigMap, the controller's Lease, Secret and Events), and waits
+/// (bounded) until they are gone.
+struct Cleanup {
+    path: PathBuf,
+    names: Names,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let (path, names) = (self.path.clone(), self.names.clone());
+        // A thread and runtime of its own: the bench's may be gone or blocked.
+        let worker = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("cleanup runtime");
+            rt.block_on(async move {
+                let api: Api<Namespace> = Api::all(client_from(&path).await);
+                for ns in names.created() {
+                    if let Err(e) = api.delete(&ns, &Default::default()).await {
+                        eprintln!("cleanup: deleting namespace {ns}: {e}");
+                    }
+                }
+                let deadline = Instant::now() + Duration::from_secs(300);
+                for ns in names.created() {
+                    while Instant::now() < deadline && !matches!(api.get_opt(&ns).await, Ok(None)) {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+                println!(
+                    "cleanup: deleted the namespaces {} from the external API server",
+                    names.created().join(", ")
+                );
+            });
+        });
+        let _ = worker.join();
+    }
+}
+
+async fn bench(target: Target<'_>) {
     let dir = std::env::temp_dir().join(format!("ferrolb-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let kubeconfig = dir.join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).unwrap();
-    let client = server.client().await.unwrap();
+    let kubeconfig = match target.server {
+        Some(server) => {
+            let path = dir.join("kubeconfig");
+            server.write_kubeconfig(&path).unwrap();
+            path
+        }
+        None => target.kubeconfig.clone(),
+    };
+    let client = client_from(&kubeconfig).await;
+    let (system_ns, svc_ns) = (
+        target.names.system_ns.as_str(),
+        target.names.svc_ns.as_str(),
+    );
 
-    let ns: Namespace =
-        serde_json::from_value(json!({"metadata": {"name": "ferrolb-system"}})).unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
+    for name in target.names.created() {
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
+    }
     let cm: ConfigMap = serde_json::from_value(json!({
-        "metadata": {"name": "ferrolb-config", "namespace": "ferrolb-system"},
+        "metadata": {"name": "ferrolb-config", "namespace": system_ns},
         "data": {"config.yaml": "pools:\n  - name: bench\n    addresses: [\"2001:db8:100::/104\"]\n"}
     }))
     .unwrap();
-    Api::<ConfigMap>::namespaced(client.clone(), "ferrolb-system")
+    Api::<ConfigMap>::namespaced(client.clone(), system_ns)
         .create(&PostParams::default(), &cm)
         .await
         .unwrap();
@@ -247,7 +394,7 @@ async fn bench(server: &ferrolb_testbed::apiserver::RunningApiServer) {
         .local_addr()
         .unwrap()
         .port();
-    let mut ctl = spawn_controller(&kubeconfig, port, "warn");
+    let mut ctl = spawn_controller(&kubeconfig, system_ns, port, "warn");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !ready(port).await {
         assert!(Instant::now() < deadline, "controller not ready");
@@ -260,7 +407,7 @@ async fn bench(server: &ferrolb_testbed::apiserver::RunningApiServer) {
     );
 
     // Watch from now: when did each Service first show an IP?
-    let api: Api<Service> = Api::namespaced(client.clone(), "default");
+    let api: Api<Service> = Api::namespaced(client.clone(), svc_ns);
     let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     // ... and when did the same watch first show the Service at all?
     let appeared: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
@@ -271,6 +418,7 @@ async fn bench(server: &ferrolb_testbed::apiserver::RunningApiServer) {
         let seen = seen.clone();
         let appeared = appeared.clone();
         let kubeconfig = kubeconfig.clone();
+        let svc_ns = svc_ns.to_string();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -282,7 +430,7 @@ async fn bench(server: &ferrolb_testbed::apiserver::RunningApiServer) {
                     .await
                     .expect("client config");
                 let client = kube::Client::try_from(config).expect("client");
-                let api: Api<Service> = Api::namespaced(client, "default");
+                let api: Api<Service> = Api::namespaced(client, &svc_ns);
                 let mut synced_tx = Some(synced_tx);
                 let mut w = watcher::watcher(api, watcher::Config::default()).boxed();
                 while let Ok(Some(ev)) = w.try_next().await {
@@ -318,7 +466,7 @@ async fn bench(server: &ferrolb_testbed::apiserver::RunningApiServer) {
     let names: Vec<String> = (0..BURST).map(|i| format!("burst-{i:05}")).collect();
     let t0 = Instant::now();
     let (ctl_cpu0, own_cpu0) = (cpu_time(ctl.id()), cpu_time(std::process::id()));
-    let create_took = create_all(&api, names.clone(), created.clone()).await;
+    let create_took = create_all(&api, svc_ns, names.clone(), created.clone()).await;
     let creates_done = t0.elapsed();
     let deadline = Instant::now() + Duration::from_secs(60);
     while seen.lock().unwrap().len() < BURST {
@@ -360,7 +508,12 @@ async fn bench(server: &ferrolb_testbed::apiserver::RunningApiServer) {
     );
     println!(
         "  last create answered after {creates_done:?}; CPU during the burst: controller {ctl_cpu:?}, \
-         API server + creators + observer {own_cpu:?}"
+         {} {own_cpu:?}",
+        if target.server.is_some() {
+            "API server + creators + observer"
+        } else {
+            "creators + observer (the API server is external, its CPU not counted)"
+        }
     );
     println!(
         "  create->status latency p50 {:?}  p99 {:?}  max {:?}",
@@ -398,7 +551,7 @@ async fn bench(server: &ferrolb_testbed::apiserver::RunningApiServer) {
         .for_each_concurrent(IN_FLIGHT, |n| {
             let api = api.clone();
             async move {
-                api.create(&PostParams::default(), &svc(&n))
+                api.create(&PostParams::default(), &svc(&n, svc_ns))
                     .await
                     .expect("create");
             }
@@ -433,7 +586,7 @@ async fn bench(server: &ferrolb_testbed::apiserver::RunningApiServer) {
     // Lease at once, so this measures the cold start, not a Lease expiry.
     let t = Instant::now();
     // Its start-up log shows the phases (caches synced, leading, rebuilt).
-    let mut ctl = spawn_controller(&kubeconfig, port, "info");
+    let mut ctl = spawn_controller(&kubeconfig, system_ns, port, "info");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !ready(port).await {
         assert!(

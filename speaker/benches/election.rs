@@ -16,6 +16,14 @@
 //!
 //! `cargo bench -p ferrolb-speaker --bench election`
 //! (env: BENCH_SERVICES=1000, BENCH_WINDOW_SECS=30, BENCH_FAILOVERS=5)
+//!
+//! `BENCH_KUBECONFIG=FILE` runs 1. and 2. against the API server of FILE's current
+//! context instead of the embedded one: Nodes prefixed `flbbench-<pid>-<time>-`,
+//! namespaces of the run's own (its Services too), all deleted at the end (see
+//! `support/external.rs`). The writes per second then come from the resourceVersion
+//! of a list (etcd's revision: every write on the cluster counts, not only the
+//! speakers'), or are reported as not available. The API server must serve IPv6
+//! Services (the benchmark's are IPv6 single-stack).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -29,10 +37,13 @@ use ferrolb_core::election::{
 use ferrolb_speaker::{RecordingDataplane, Settings, Speaker};
 use ferrolb_testbed::apiserver::{ApiServer, ApiServerOptions, RunningApiServer};
 use kube::Client;
+use std::path::PathBuf;
 use tokio::sync::oneshot;
 
 #[path = "support/cluster.rs"]
 mod cluster;
+#[path = "support/external.rs"]
+mod external;
 #[path = "support/proc_usage.rs"]
 mod proc_usage;
 #[path = "support/speaker_proc.rs"]
@@ -62,16 +73,62 @@ fn free_port() -> SocketAddr {
     l.local_addr().unwrap()
 }
 
-async fn steady_state(server: &RunningApiServer, n_svc: u32, window: Duration) {
+/// The API server a run uses: the embedded one, or an external one (`BENCH_KUBECONFIG`).
+struct Target {
+    /// The embedded server (None: external).
+    server: Option<RunningApiServer>,
+    /// A kubeconfig for it.
+    kubeconfig: PathBuf,
+    /// The run's namespaces and name prefix.
+    names: external::Names,
+    /// The run's Node names.
+    nodes: Vec<String>,
+}
+
+impl Target {
+    async fn client(&self) -> Client {
+        match &self.server {
+            Some(s) => s.client().await.expect("client"),
+            None => external::client_from(&self.kubeconfig).await,
+        }
+    }
+
+    /// The server's write counter: the embedded server's own, or a list's
+    /// resourceVersion on an external one.
+    async fn resource_version(&self) -> Option<u64> {
+        match &self.server {
+            Some(s) => Some(s.resource_version()),
+            None => external::list_resource_version(&self.client().await).await,
+        }
+    }
+
+    fn namespaces(&self) -> cluster::Namespaces<'_> {
+        cluster::Namespaces {
+            system: &self.names.system_ns,
+            leases: &self.names.lease_ns,
+            services: &self.names.svc_ns,
+        }
+    }
+}
+
+async fn steady_state(target: &Target, n_svc: u32, window: Duration) {
     let dir = std::env::temp_dir().join(format!("ferrolb-election-bench-{}", std::process::id()));
-    let kubeconfig = dir.join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let kubeconfig = match &target.server {
+        Some(server) => {
+            let path = dir.join("kubeconfig");
+            server.write_kubeconfig(&path).expect("kubeconfig");
+            path
+        }
+        None => target.kubeconfig.clone(),
+    };
     let mut procs = Vec::new();
     let port = free_port().port();
-    for (i, n) in NODES.iter().enumerate() {
+    for (i, n) in target.nodes.iter().enumerate() {
         let metrics = free_port();
         let child = Command::new(BIN)
             .args(["--node-name", n, "--no-dataplane", "--log-level", "warn"])
+            .args(["--namespace", &target.names.lease_ns])
+            .args(["--config-namespace", &target.names.system_ns])
             .arg("--membership-bind")
             .arg(cluster::node_addr(i).to_string())
             .arg("--membership-port")
@@ -95,7 +152,7 @@ async fn steady_state(server: &RunningApiServer, n_svc: u32, window: Duration) {
     // Let start-up Events and the initial burst settle before measuring.
     tokio::time::sleep(Duration::from_secs(5)).await;
 
-    let rv0 = server.resource_version();
+    let rv0 = target.resource_version().await;
     let renew0: Vec<f64> = procs
         .iter()
         .map(|p| metric(p.metrics, "ferrolb_speaker_lease_renewals_total").unwrap_or(0.0))
@@ -104,7 +161,7 @@ async fn steady_state(server: &RunningApiServer, n_svc: u32, window: Duration) {
     let t0 = Instant::now();
     tokio::time::sleep(window).await;
     let secs = t0.elapsed().as_secs_f64();
-    let rv1 = server.resource_version();
+    let rv1 = target.resource_version().await;
     let renewals: f64 = procs
         .iter()
         .zip(&renew0)
@@ -112,10 +169,21 @@ async fn steady_state(server: &RunningApiServer, n_svc: u32, window: Duration) {
             metric(p.metrics, "ferrolb_speaker_lease_renewals_total").unwrap_or(0.0) - r0
         })
         .sum();
+    let writes = match (rv0, rv1) {
+        (Some(a), Some(b)) if b >= a => format!(
+            "{:.2} API writes/s in total ({} writes{})",
+            (b - a) as f64 / secs,
+            b - a,
+            if target.server.is_some() {
+                ""
+            } else {
+                ", from a list's resourceVersion: every write on the cluster counts"
+            }
+        ),
+        _ => "API writes/s not available (the server's resourceVersion is not a counter)".into(),
+    };
     println!(
-        "steady state over {secs:.1} s: {:.2} API writes/s in total ({} writes; {:.2} Lease renewals/s); target <= nodes / renew period = 3 / 10 s = 0.3/s plus what the Services cause",
-        (rv1 - rv0) as f64 / secs,
-        rv1 - rv0,
+        "steady state over {secs:.1} s: {writes}; {:.2} Lease renewals/s; target <= nodes / renew period = 3 / 10 s = 0.3/s plus what the Services cause",
         renewals / secs
     );
     for (p, cpu0) in procs.iter().zip(&use0) {
@@ -142,11 +210,17 @@ struct InProc {
     stop: Option<oneshot::Sender<()>>,
 }
 
-fn start_in_proc(node: &str, client: Client, port: u16) -> InProc {
+fn start_in_proc(target: &Target, node: &str, client: Client, port: u16) -> InProc {
     let dp = Arc::new(RecordingDataplane::new());
     let (tx, rx) = oneshot::channel::<()>();
     let mut settings = Settings::new(node);
-    let i = NODES.iter().position(|n| *n == node).expect("a bench node");
+    settings.namespace = target.names.lease_ns.clone();
+    settings.config_namespace = target.names.system_ns.clone();
+    let i = target
+        .nodes
+        .iter()
+        .position(|n| n == node)
+        .expect("a bench node");
     settings.membership.bind = IpAddr::V4(cluster::node_addr(i));
     settings.membership.port = port;
     let speaker = Speaker::new(settings, client, dp.clone());
@@ -213,12 +287,12 @@ fn max_overlap(speakers: &[&InProc], killed: Option<(&str, Instant)>) -> Duratio
     worst
 }
 
-async fn failovers(server: &RunningApiServer, n_svc: u32, rounds: u64) {
+async fn failovers(target: &Target, n_svc: u32, rounds: u64) {
     let port = free_port().port();
-    let mk = |node: &str, c: Client| start_in_proc(node, c, port);
+    let mk = |node: &str, c: Client| start_in_proc(target, node, c, port);
     let mut speakers = Vec::new();
-    for n in NODES {
-        speakers.push(mk(n, server.client().await.unwrap()));
+    for n in &target.nodes {
+        speakers.push(mk(n, target.client().await));
     }
     for kind in ["crash (SIGKILL)", "graceful (SIGTERM)"] {
         let mut times = Vec::new();
@@ -265,7 +339,7 @@ async fn failovers(server: &RunningApiServer, n_svc: u32, rounds: u64) {
                 let _ = t.await;
             }
             // The victim comes back (a restarted pod) for the next round.
-            speakers.insert(victim, mk(&v.node, server.client().await.unwrap()));
+            speakers.insert(victim, mk(&v.node, target.client().await));
         }
         if times.is_empty() {
             continue;
@@ -335,20 +409,55 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let server = ApiServer::start(ApiServerOptions {
-            history: 20_000,
-            ..Default::default()
-        })
-        .await
-        .expect("API server");
-        let client = server.client().await.unwrap();
+        let external = external::bench_kubeconfig();
+        let names = match external {
+            Some(_) => external::Names::external(),
+            None => external::Names::embedded(),
+        };
+        let nodes: Vec<String> = NODES.iter().map(|n| names.node(n)).collect();
+        let target = match &external {
+            Some(path) => {
+                println!(
+                    "against the external API server of {} (names prefixed {})",
+                    path.display(),
+                    names.prefix
+                );
+                Target {
+                    server: None,
+                    kubeconfig: path.clone(),
+                    names: names.clone(),
+                    nodes: nodes.clone(),
+                }
+            }
+            None => Target {
+                server: Some(
+                    ApiServer::start(ApiServerOptions {
+                        history: 20_000,
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("API server"),
+                ),
+                kubeconfig: PathBuf::new(),
+                names: names.clone(),
+                nodes: nodes.clone(),
+            },
+        };
+        // Removes the run's objects from an external server at the end, or on a panic.
+        let _cleanup = external.map(|path| external::Cleanup {
+            path,
+            names: names.clone(),
+            nodes: nodes.clone(),
+        });
+        let client = target.client().await;
         let t = Instant::now();
-        cluster::populate(&client, &NODES, n_svc, svc_ip).await;
+        let node_refs: Vec<&str> = nodes.iter().map(String::as_str).collect();
+        cluster::populate_in(&client, target.namespaces(), &node_refs, n_svc, svc_ip).await;
         println!(
             "populated 3 Nodes and {n_svc} Services with status and EndpointSlices in {:.1} s",
             t.elapsed().as_secs_f64()
         );
-        steady_state(&server, n_svc, window).await;
-        failovers(&server, n_svc, rounds).await;
+        steady_state(&target, n_svc, window).await;
+        failovers(&target, n_svc, rounds).await;
     });
 }

@@ -19,12 +19,45 @@ pub fn node_addr(i: usize) -> std::net::Ipv4Addr {
     std::net::Ipv4Addr::new(127, 0, 0, 10 + i as u8)
 }
 
-/// Creates the `ferrolb-system` and `ferrolb-speaker-leases` namespaces, the membership
-/// Secret (a key made for this run), `nodes` (Ready, InternalIP [`node_addr`]), and
-/// `n_svc` Services `svc-<i>` with `svc_ip(i)` in their status and a ready endpoint on
-/// `nodes[i % nodes.len()]`.
+/// The namespaces a benchmark fills.
+#[derive(Debug, Clone, Copy)]
+pub struct Namespaces<'a> {
+    /// The membership Secret's (the speakers' `--config-namespace`).
+    pub system: &'a str,
+    /// The speakers' Leases' (`--namespace`).
+    pub leases: &'a str,
+    /// The Services' and EndpointSlices'; created unless `default`.
+    pub services: &'a str,
+}
+
+/// ferrolb's default namespaces, Services in `default` (the embedded server).
+pub const DEFAULT_NAMESPACES: Namespaces<'static> = Namespaces {
+    system: "ferrolb-system",
+    leases: "ferrolb-speaker-leases",
+    services: "default",
+};
+
+/// [`populate_in`] ferrolb's default namespaces.
+#[allow(dead_code)] // each bench binary uses one of the two
 pub async fn populate(client: &Client, nodes: &[&str], n_svc: u32, svc_ip: impl Fn(u32) -> IpAddr) {
-    for ns in ["ferrolb-system", "ferrolb-speaker-leases"] {
+    populate_in(client, DEFAULT_NAMESPACES, nodes, n_svc, svc_ip).await
+}
+
+/// Creates the namespaces `ns`, the membership Secret (a key made for this run),
+/// `nodes` (Ready, InternalIP [`node_addr`]), and `n_svc` Services `svc-<i>` with
+/// `svc_ip(i)` in their status and a ready endpoint on `nodes[i % nodes.len()]`.
+pub async fn populate_in(
+    client: &Client,
+    ns: Namespaces<'_>,
+    nodes: &[&str],
+    n_svc: u32,
+    svc_ip: impl Fn(u32) -> IpAddr,
+) {
+    let mut own = vec![ns.system, ns.leases];
+    if ns.services != "default" {
+        own.push(ns.services);
+    }
+    for ns in own {
         Api::<Namespace>::all(client.clone())
             .create(
                 &PostParams::default(),
@@ -37,14 +70,14 @@ pub async fn populate(client: &Client, nodes: &[&str], n_svc: u32, svc_ip: impl 
                 },
             )
             .await
-            .expect("namespace");
+            .unwrap_or_else(|e| panic!("creating namespace {ns}: {e}"));
     }
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
     let key = format!("ferrolb-bench-key-{}-{nanos:032}", std::process::id());
-    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), "ferrolb-system")
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), ns.system)
         .create(
             &PostParams::default(),
             &k8s_openapi::api::core::v1::Secret {
@@ -75,7 +108,7 @@ pub async fn populate(client: &Client, nodes: &[&str], n_svc: u32, svc_ip: impl 
                 },
             )
             .await
-            .expect("node");
+            .unwrap_or_else(|e| panic!("creating Node {n}: {e}"));
         let status = NodeStatus {
             conditions: Some(vec![NodeCondition {
                 type_: "Ready".into(),
@@ -97,8 +130,8 @@ pub async fn populate(client: &Client, nodes: &[&str], n_svc: u32, svc_ip: impl 
             .await
             .expect("node status");
     }
-    let svcs = Api::<Service>::namespaced(client.clone(), "default");
-    let slices = Api::<EndpointSlice>::namespaced(client.clone(), "default");
+    let svcs = Api::<Service>::namespaced(client.clone(), ns.services);
+    let slices = Api::<EndpointSlice>::namespaced(client.clone(), ns.services);
     for i in 0..n_svc {
         let name = format!("svc-{i}");
         let svc = Service {
@@ -123,7 +156,9 @@ pub async fn populate(client: &Client, nodes: &[&str], n_svc: u32, svc_ip: impl 
         };
         svcs.create(&PostParams::default(), &svc)
             .await
-            .expect("service");
+            .unwrap_or_else(|e| {
+                panic!("creating Service {name} (IPv6 single-stack: the API server must serve IPv6 Services): {e}")
+            });
         let status = ServiceStatus {
             load_balancer: Some(LoadBalancerStatus {
                 ingress: Some(vec![LoadBalancerIngress {

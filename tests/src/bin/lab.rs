@@ -4,6 +4,7 @@
 //! (nftables for `isolate` and `loss`, iputils-ping for `ping`).
 //!
 //!     sudo cargo run --release -p ferrolb-testbed --bin lab
+//!     sudo cargo run --release -p ferrolb-testbed --bin lab -- --kubeconfig ~/.kube/test-cluster
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -46,6 +47,13 @@ struct Cli {
     /// Do not create the example Services.
     #[arg(long)]
     no_examples: bool,
+    /// Run against the API server of this kubeconfig's current context instead of the
+    /// embedded one: the lab creates its Nodes, namespaces, ConfigMap, Services and
+    /// EndpointSlices there and removes exactly what it created when it exits. Use a
+    /// test cluster: the lab's controller also serves LoadBalancer Services without a
+    /// class. Against an https server only api-down/api-up of the API faults exist.
+    #[arg(long, global = true)]
+    kubeconfig: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,6 +138,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         log_level: cli.log_level.clone(),
         speaker_args: cli.speaker_args.clone(),
         controller_args: cli.controller_args.clone(),
+        kubeconfig: cli.kubeconfig.clone(),
         example_services: !cli.no_examples
             || matches!(cli.command, Some(Command::BenchFailover { .. })),
         ..LabOptions::default()
@@ -155,7 +164,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         _ = sigterm.recv() => { eprintln!("lab: terminated"); Ok(()) }
         _ = sighup.recv() => Ok(()),
     };
-    eprintln!("lab: removing namespaces and processes ...");
+    if lab.external_api().is_some() {
+        eprintln!(
+            "lab: removing namespaces, processes and the {} objects the lab owns on the API server ...",
+            lab.owned_objects().len()
+        );
+    } else {
+        eprintln!("lab: removing namespaces and processes ...");
+    }
     lab.shutdown().await;
     result
 }

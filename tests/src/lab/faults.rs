@@ -98,6 +98,23 @@ pub fn decide(faults: &ApiFaults, method: &Method, roll: &mut impl Roll) -> Verd
     Verdict { delay, fail }
 }
 
+/// The per-request faults of `faults` that a TCP relay (an external `https` API
+/// server, TLS end to end) cannot inject, in the words of the lab's commands; empty
+/// when `faults` has none. Only `api-down`/`api-up` act below HTTP.
+pub fn needs_http(faults: &ApiFaults) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if !faults.delay.is_zero() {
+        out.push("api-delay");
+    }
+    if !faults.write_delay.is_zero() {
+        out.push("api-delay-writes");
+    }
+    if faults.fail_percent > 0 {
+        out.push("api-fail");
+    }
+    out
+}
+
 /// The body of an injected 503: a Kubernetes Status, as a real API server sends when
 /// it is overloaded or its storage is unavailable, so that clients take their retry path.
 pub fn unavailable_status(percent: u8) -> String {
@@ -302,6 +319,27 @@ mod tests {
         assert_eq!(
             summary(&api, &net),
             "api-down, api-delay 500ms, api-delay-writes 2s, api-fail 30%, isolate n1, isolate n2, loss 50%"
+        );
+    }
+
+    #[test]
+    fn only_down_needs_no_http() {
+        assert!(
+            needs_http(&ApiFaults {
+                down: true,
+                ..ApiFaults::default()
+            })
+            .is_empty()
+        );
+        let all = ApiFaults {
+            down: false,
+            delay: Duration::from_millis(1),
+            write_delay: Duration::from_secs(2),
+            fail_percent: 30,
+        };
+        assert_eq!(
+            needs_http(&all),
+            ["api-delay", "api-delay-writes", "api-fail"]
         );
     }
 }

@@ -21,6 +21,10 @@
 //!   connection (watches included) is *reset* (RST, as when the process dies with data
 //!   in flight), and the listener is closed, so that new connections are *refused*
 //!   until `up`, when the forwarder listens again on the same address.
+//!
+//! Against an external `https` API server ([`crate::lab::external`]) a forwarder relays
+//! TCP instead ([`Relay::Tcp`]): the TLS session runs end to end, so only `down` (a
+//! TCP-level fault) applies there; [`faults::needs_http`] names the others.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -49,6 +53,15 @@ type Body = Either<Incoming, Full<Bytes>>;
 
 /// The random rolls of the `fail` fault, shared by every forwarder of a lab.
 pub type SharedRoll = Arc<Mutex<SplitMix64>>;
+
+/// What a forwarder relays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relay {
+    /// HTTP/1.1 requests (every fault of [`ApiFaults`]).
+    Http,
+    /// Bytes of a TCP connection (TLS end to end; only [`ApiFaults::down`]).
+    Tcp,
+}
 
 /// Where a forwarder listens.
 #[derive(Debug, Clone)]
@@ -120,6 +133,18 @@ pub fn spawn(
     faults: watch::Receiver<ApiFaults>,
     roll: SharedRoll,
 ) -> Result<ApiForwarder, LabError> {
+    spawn_relay(place, listen, target, Relay::Http, faults, roll)
+}
+
+/// [`spawn`] with the kind of relay: [`Relay::Tcp`] for a TLS API server.
+pub fn spawn_relay(
+    place: Place,
+    listen: SocketAddr,
+    target: SocketAddr,
+    relay: Relay,
+    faults: watch::Receiver<ApiFaults>,
+    roll: SharedRoll,
+) -> Result<ApiForwarder, LabError> {
     let first = bind(&place, listen)?;
     let addr = first
         .local_addr()
@@ -127,7 +152,15 @@ pub fn spawn(
     let first = TcpListener::from_std(first)
         .map_err(LabError::io(format!("registering listener {addr}")))?;
     let (listening_tx, listening) = watch::channel(true);
-    let task = tokio::spawn(run(place, addr, first, target, faults, roll, listening_tx));
+    let task = tokio::spawn(run(
+        place,
+        addr,
+        first,
+        (target, relay),
+        faults,
+        roll,
+        listening_tx,
+    ));
     Ok(ApiForwarder {
         addr,
         listening,
@@ -155,7 +188,7 @@ async fn run(
     place: Place,
     addr: SocketAddr,
     first: TcpListener,
-    target: SocketAddr,
+    (target, relay): (SocketAddr, Relay),
     mut faults: watch::Receiver<ApiFaults>,
     roll: SharedRoll,
     listening: watch::Sender<bool>,
@@ -185,7 +218,11 @@ async fn run(
             tokio::select! {
                 accepted = l.accept() => {
                     if let Ok((stream, _)) = accepted {
-                        conns.spawn(serve(stream, target, faults.clone(), roll.clone(), epoch.child_token()));
+                        let cancel = epoch.child_token();
+                        match relay {
+                            Relay::Http => conns.spawn(serve(stream, target, faults.clone(), roll.clone(), cancel)),
+                            Relay::Tcp => conns.spawn(serve_tcp(stream, target, cancel)),
+                        };
                     }
                 }
                 changed = faults.changed() => {
@@ -279,6 +316,36 @@ async fn serve(
             let _ = socket2::SockRef::from(&control).set_linger(Some(Duration::ZERO));
         }
         _ = conn => {}
+    }
+}
+
+/// Relays one inbound TCP connection to `target` byte for byte until either side
+/// closes it or the API server goes down, when it is reset (as in [`serve`]).
+async fn serve_tcp(mut stream: TcpStream, target: SocketAddr, cancel: CancellationToken) {
+    let _ = stream.set_nodelay(true);
+    let mut upstream = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => {
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            return;
+        }
+        up = TcpStream::connect(target) => match up {
+            Ok(up) => up,
+            Err(e) => {
+                tracing::debug!(error = %e, %target, "API forwarder cannot reach the API server");
+                // A reset: what the client would see from a dead server.
+                let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                return;
+            }
+        },
+    };
+    let _ = upstream.set_nodelay(true);
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => {
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+        }
+        _ = tokio::io::copy_bidirectional(&mut stream, &mut upstream) => {}
     }
 }
 
@@ -635,5 +702,58 @@ mod tests {
             "{:?}",
             t.elapsed()
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tcp_relay_carries_tls_end_to_end_and_down_refuses() {
+        let api = ApiServer::start(ApiServerOptions {
+            tls: true,
+            ..ApiServerOptions::default()
+        })
+        .await
+        .unwrap();
+        let (faults, rx) = watch::channel(ApiFaults::default());
+        let fwd = spawn_relay(
+            Place::Root,
+            "127.0.0.1:0".parse().unwrap(),
+            api.local_addr(),
+            Relay::Tcp,
+            rx,
+            Arc::new(Mutex::new(SplitMix64::new(1))),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kubeconfig");
+        api.write_kubeconfig(&file).unwrap();
+        let ext = crate::lab::external::ExternalApi::load(&file).unwrap();
+        // The client talks TLS to the real server through the relay: the server's
+        // certificate verifies against its own name, not the relay's port.
+        let yaml = ext.kubeconfig_via(fwd.local_addr());
+        let kc = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
+        let mut cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
+        cfg.default_retry = false;
+        let via: Api<ConfigMap> = Api::namespaced(kube::Client::try_from(cfg).unwrap(), "default");
+        via.create(&PostParams::default(), &cm("tls"))
+            .await
+            .unwrap();
+        let direct: Api<ConfigMap> = Api::namespaced(api.client().await.unwrap(), "default");
+        assert!(direct.get_opt("tls").await.unwrap().is_some());
+
+        faults.send_modify(|f| f.down = true);
+        fwd.wait_listening(false, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let refused =
+            std::net::TcpStream::connect_timeout(&fwd.local_addr(), Duration::from_secs(2))
+                .unwrap_err()
+                .kind();
+        assert_eq!(refused, std::io::ErrorKind::ConnectionRefused);
+        faults.send_modify(|f| f.down = false);
+        fwd.wait_listening(true, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(via.get_opt("tls").await.unwrap().is_some());
     }
 }

@@ -22,14 +22,20 @@
 //! and the user's kubectl go to it directly. Node-network faults (a node isolated from
 //! its peers, frame loss between nodes) are nftables rules on the bridge. See
 //! [`faults`], [`forward`] and [`nft`]; all of them end with the lab.
+//!
+//! With [`LabOptions::kubeconfig`] the lab runs against an external API server instead
+//! of the embedded one: it creates its objects there, reaches it through the same
+//! forwarders, and removes what it created when it ends ([`external`], [`ledger`]).
 
 pub mod bench;
 pub mod cmd;
 pub mod error;
+pub mod external;
 pub mod faults;
 pub mod forward;
 pub mod http;
 pub mod kubeproxy;
+pub mod ledger;
 pub mod netns;
 pub mod nft;
 pub mod ping;
@@ -45,6 +51,7 @@ use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -56,8 +63,10 @@ use tokio::task::JoinHandle;
 
 use crate::apiserver::{ApiServer, ApiServerOptions, RunningApiServer};
 pub use crate::lab::error::LabError;
+use crate::lab::external::{ExternalApi, Scheme};
 use crate::lab::faults::{ApiFaults, NetFaults, SplitMix64};
-use crate::lab::forward::{ApiForwarder, Place};
+use crate::lab::forward::{ApiForwarder, Place, Relay};
+use crate::lab::ledger::{Kind, Ledger};
 use crate::lab::plan::{
     API_PORT, API_V4, NodePlan, OBSERVER_MAC, OBSERVER_V4, OBSERVER_V6, Plan, UPLINK,
 };
@@ -91,6 +100,9 @@ pub struct LabOptions {
     pub controller_args: Vec<String>,
     /// Log level of the children (`--log-level`).
     pub log_level: String,
+    /// An external API server's kubeconfig (its current context): the lab runs against
+    /// that server instead of the embedded one, and removes what it created there.
+    pub kubeconfig: Option<PathBuf>,
 }
 
 impl Default for LabOptions {
@@ -104,6 +116,7 @@ impl Default for LabOptions {
             speaker_args: Vec::new(),
             controller_args: Vec::new(),
             log_level: "info".into(),
+            kubeconfig: None,
         }
     }
 }
@@ -153,6 +166,14 @@ pub struct Lab {
     opts: LabOptions,
     bins: Option<Bins>,
     api: Option<RunningApiServer>,
+    /// The external API server, when the lab runs against one.
+    external: Option<ExternalApi>,
+    /// How the forwarders relay: HTTP (embedded or plain-HTTP server) or TCP (TLS).
+    relay: Relay,
+    /// What the lab created (or adopted) on the API server.
+    ledger: Arc<Ledger>,
+    /// The external server's objects have been removed (by `shutdown`).
+    removed: AtomicBool,
     client: Option<kube::Client>,
     kubeconfig: PathBuf,
     lab_kubeconfig: PathBuf,
@@ -181,6 +202,10 @@ impl Lab {
         }
         cmd::require_program("ip")?;
         cmd::require_program("setpriv")?;
+        let external = match &opts.kubeconfig {
+            Some(path) => Some(ExternalApi::load(path)?),
+            None => None,
+        };
         let bins = if opts.controller || opts.speakers {
             Some(Bins {
                 controller: find_binary(CONTROLLER_BIN, opts.bin_dir.as_deref())?,
@@ -198,13 +223,27 @@ impl Lab {
             }
         };
         let state_dir = claim.state_dir.clone();
+        let ledger = Arc::new(match &external {
+            Some(ext) => Ledger::persisted(&state_dir, &ext.path),
+            None => Ledger::default(),
+        });
         let mut lab = Lab {
             plan,
             opts,
             bins,
             api: None,
             client: None,
-            kubeconfig: state_dir.join("kubeconfig"),
+            kubeconfig: match &external {
+                Some(ext) => ext.path.clone(),
+                None => state_dir.join("kubeconfig"),
+            },
+            relay: match external.as_ref().map(|e| e.scheme) {
+                Some(Scheme::Https) => Relay::Tcp,
+                _ => Relay::Http,
+            },
+            external,
+            ledger,
+            removed: AtomicBool::new(false),
             lab_kubeconfig: state_dir.join("kubeconfig-lab-network"),
             controller_kubeconfig: state_dir.join("kubeconfig-controller"),
             forwarders: Vec::new(),
@@ -226,59 +265,74 @@ impl Lab {
         topology::build(&self.plan)?;
         tracing::debug!(elapsed = ?t.elapsed(), "lab network built");
 
-        let api = ApiServer::start(ApiServerOptions::default())
-            .await
-            .map_err(|e| LabError::Config(format!("starting the embedded API server: {e}")))?;
-        api.write_kubeconfig(&self.kubeconfig)
-            .map_err(|e| LabError::Config(format!("writing {}: {e}", self.kubeconfig.display())))?;
-        let lab_url = format!("http://{API_V4}:{API_PORT}");
-        let lab_yaml = api.kubeconfig_yaml().replace(api.url(), &lab_url);
-        std::fs::write(&self.lab_kubeconfig, lab_yaml).map_err(LabError::io(format!(
-            "writing {}",
-            self.lab_kubeconfig.display()
-        )))?;
+        let target = match &self.external {
+            Some(ext) => ext.target,
+            None => {
+                let api = ApiServer::start(ApiServerOptions::default())
+                    .await
+                    .map_err(|e| {
+                        LabError::Config(format!("starting the embedded API server: {e}"))
+                    })?;
+                api.write_kubeconfig(&self.kubeconfig).map_err(|e| {
+                    LabError::Config(format!("writing {}: {e}", self.kubeconfig.display()))
+                })?;
+                let target = api.local_addr();
+                self.api = Some(api);
+                target
+            }
+        };
         let roll = std::sync::Arc::new(std::sync::Mutex::new(SplitMix64::from_clock()));
-        self.forwarders.push(forward::spawn(
+        let lab_fwd = forward::spawn_relay(
             Place::Netns(self.plan.bridge_ns()),
             SocketAddr::from((API_V4, API_PORT)),
-            api.local_addr(),
+            target,
+            self.relay,
             self.api_faults.subscribe(),
             roll.clone(),
-        )?);
-        let controller_fwd = forward::spawn(
+        )?;
+        let controller_fwd = forward::spawn_relay(
             Place::Root,
             SocketAddr::from(([127, 0, 0, 1], 0)),
-            api.local_addr(),
+            target,
+            self.relay,
             self.api_faults.subscribe(),
             roll,
         )?;
-        let controller_yaml = api.kubeconfig_yaml().replace(
-            api.url(),
-            &format!("http://{}", controller_fwd.local_addr()),
-        );
+        write_private(
+            &self.lab_kubeconfig,
+            &self.child_kubeconfig(lab_fwd.local_addr()),
+        )?;
+        write_private(
+            &self.controller_kubeconfig,
+            &self.child_kubeconfig(controller_fwd.local_addr()),
+        )?;
+        self.forwarders.push(lab_fwd);
         self.forwarders.push(controller_fwd);
-        std::fs::write(&self.controller_kubeconfig, controller_yaml).map_err(LabError::io(
-            format!("writing {}", self.controller_kubeconfig.display()),
-        ))?;
-        let client = api
-            .client()
-            .await
-            .map_err(|e| LabError::Config(format!("kube client: {e}")))?;
-        self.api = Some(api);
+        let client = match (&self.external, &self.api) {
+            (Some(ext), _) => ext.client().await?,
+            (None, Some(api)) => api
+                .client()
+                .await
+                .map_err(|e| LabError::Config(format!("kube client: {e}")))?,
+            (None, None) => return Err(LabError::Config("no API server".into())),
+        };
         self.client = Some(client.clone());
 
         for node in self.plan.nodes() {
             self.tasks
                 .push(http::spawn_responder(&node.netns, &node.name)?);
         }
-        seed::seed_cluster(&client, &self.plan).await?;
+        seed::seed_cluster(&client, &self.plan, &self.ledger).await?;
+        if self.external.is_some() {
+            self.adopt_child_objects(&client).await?;
+        }
         let (task, ips) =
             kubeproxy::spawn(client.clone(), self.plan.nodes().map(|n| n.netns).collect());
         self.tasks.push(task);
         self.proxy_ips = Some(ips);
         if self.opts.example_services {
             for (name, family) in seed::EXAMPLE_SERVICES {
-                seed::create_service(&client, &self.plan, name, family).await?;
+                seed::create_service(&client, &self.plan, name, family, &self.ledger).await?;
             }
         }
         if self.opts.controller {
@@ -290,6 +344,53 @@ impl Lab {
             }
         }
         Ok(())
+    }
+
+    /// A kubeconfig that reaches the API server through the forwarder at `via`.
+    fn child_kubeconfig(&self, via: SocketAddr) -> String {
+        match (&self.external, &self.api) {
+            (Some(ext), _) => ext.kubeconfig_via(via),
+            (None, Some(api)) => api
+                .kubeconfig_yaml()
+                .replace(api.url(), &format!("http://{via}")),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// Adopts the objects the children will create on an external server under names
+    /// the lab knows, when those names are free: the speakers' Leases (the speaker's
+    /// `ferrolb-speaker-<node>`), the controller's leader Lease and the membership
+    /// Secret (the controller's defaults; a `--controller-arg` renaming them is not
+    /// followed).
+    async fn adopt_child_objects(&self, client: &kube::Client) -> Result<(), LabError> {
+        if self.opts.speakers {
+            for node in self.plan.nodes() {
+                self.ledger
+                    .adopt_if_absent(
+                        client,
+                        Kind::Lease,
+                        seed::SPEAKER_LEASE_NAMESPACE,
+                        &format!("ferrolb-speaker-{}", node.name),
+                    )
+                    .await?;
+            }
+        }
+        if self.opts.controller {
+            for (kind, name) in [
+                (Kind::Lease, "ferrolb-controller"),
+                (Kind::Secret, "ferrolb-membership"),
+            ] {
+                self.ledger
+                    .adopt_if_absent(client, kind, seed::SYSTEM_NAMESPACE, name)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// What the lab created (or adopted) on its API server so far.
+    pub fn owned_objects(&self) -> Vec<ledger::Entry> {
+        self.ledger.entries()
     }
 
     fn start_controller(&self) -> Result<(), LabError> {
@@ -398,6 +499,17 @@ impl Lab {
     /// Sets the API-path faults; when the API server goes down (up), returns once every
     /// forwarder has reset its connections and stopped listening (listens again).
     pub async fn set_api_faults(&self, faults: ApiFaults) -> Result<(), LabError> {
+        let needs_http = faults::needs_http(&faults);
+        if self.relay == Relay::Tcp && !needs_http.is_empty() {
+            return Err(LabError::Config(format!(
+                "{} needs the forwarder to see HTTP requests, but against the https API server {} it relays TLS end to end (TCP): only api-down/api-up are available",
+                needs_http.join(", "),
+                self.external
+                    .as_ref()
+                    .map(|e| e.host.as_str())
+                    .unwrap_or("?")
+            )));
+        }
         let down = faults.down;
         self.api_faults.send_replace(faults);
         for f in &self.forwarders {
@@ -564,7 +676,7 @@ impl Lab {
 
     /// Creates a LoadBalancer Service `default/<name>` with EndpointSlices on every node.
     pub async fn create_service(&self, name: &str, family: Family) -> Result<(), LabError> {
-        seed::create_service(self.client(), &self.plan, name, family).await
+        seed::create_service(self.client(), &self.plan, name, family, &self.ledger).await
     }
 
     /// The plan (names, addresses, MACs).
@@ -591,14 +703,18 @@ impl Lab {
             .expect("the lab has a client once started")
     }
 
-    /// The embedded API server.
-    pub fn api_server(&self) -> &RunningApiServer {
-        self.api
-            .as_ref()
-            .expect("the lab has an API server once started")
+    /// The embedded API server (None when the lab runs against an external one).
+    pub fn api_server(&self) -> Option<&RunningApiServer> {
+        self.api.as_ref()
     }
 
-    /// The kubeconfig for the root namespace (kubectl, controller).
+    /// The external API server the lab runs against, if any.
+    pub fn external_api(&self) -> Option<&ExternalApi> {
+        self.external.as_ref()
+    }
+
+    /// The kubeconfig for the root namespace (kubectl, the lab's observers): the
+    /// embedded server's, or the external one's file as given.
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
     }
@@ -762,6 +878,14 @@ impl Lab {
         if let Some(api) = self.api.take() {
             api.shutdown().await;
         }
+        if self.external.is_some() && !self.removed.swap(true, Ordering::SeqCst) {
+            let entries = self.ledger.entries();
+            let client = self.client().clone();
+            ledger::report(
+                tokio::time::timeout(REMOVAL_TIMEOUT, ledger::remove_all(&client, &entries)).await,
+            );
+            self.ledger.discard_file();
+        }
         self.cleanup();
     }
 
@@ -790,11 +914,44 @@ impl Lab {
         {
             std::thread::sleep(Duration::from_millis(10));
         }
+        self.remove_external_objects_blocking();
         for e in topology::destroy(&self.plan) {
             tracing::warn!(error = %e, "lab cleanup");
         }
         self.claim.release();
     }
+}
+
+impl Lab {
+    /// Removes the lab's objects from the external server from a synchronous context
+    /// (`Drop`: an error, a Ctrl-C during the build): a thread of its own with its own
+    /// runtime and client, since the lab's runtime may be the one blocked here.
+    fn remove_external_objects_blocking(&self) {
+        let Some(ext) = &self.external else { return };
+        if self.removed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        ledger::remove_blocking(&ext.path, self.ledger.entries(), REMOVAL_TIMEOUT);
+        self.ledger.discard_file();
+    }
+}
+
+/// Bound on removing the lab's objects from an external server.
+const REMOVAL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Writes `text` to `path`, readable by its owner only (it may hold credentials).
+fn write_private(path: &Path, text: &str) -> Result<(), LabError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(LabError::io(format!("writing {}", path.display())))?;
+    f.write_all(text.as_bytes())
+        .map_err(LabError::io(format!("writing {}", path.display())))
 }
 
 impl Drop for Lab {

@@ -172,6 +172,18 @@ pub async fn status(lab: &Lab) -> Result<String, LabError> {
         faults::summary(&api_faults, &net_faults)
     );
     let _ = writeln!(out, "kubeconfig:  {}", lab.kubeconfig().display());
+    if let Some(ext) = lab.external_api() {
+        let _ = writeln!(
+            out,
+            "api server:  external, {} ({}; {} objects of the lab's to remove at exit)",
+            ext.target,
+            match ext.scheme {
+                crate::lab::external::Scheme::Https => "https, relayed as TCP",
+                crate::lab::external::Scheme::Http => "http, relayed as HTTP",
+            },
+            lab.owned_objects().len()
+        );
+    }
     let _ = writeln!(
         out,
         "logs:        {}",

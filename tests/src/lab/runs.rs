@@ -204,6 +204,8 @@ pub fn reap(prefix: &str) {
         let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
     }
     destroy_namespaces(&namespaces);
+    // Its objects on an external API server, once its processes are gone.
+    crate::lab::ledger::reap_record(&state_dir);
     let _ = std::fs::remove_dir_all(&state_dir);
     let _ = std::fs::remove_file(record_path(prefix));
 }

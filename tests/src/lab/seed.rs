@@ -16,6 +16,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use crate::lab::error::LabError;
+use crate::lab::ledger::{Kind, Ledger};
 use crate::lab::plan::{HTTP_PORT, POOL_V4, POOL_V6, Plan};
 
 /// Namespace of ferrolb's own objects.
@@ -192,8 +193,13 @@ pub fn node_status(name: &str, addresses: &[IpAddr], ready: bool) -> NodeStatus 
     }
 }
 
-/// Registers the lab's Nodes (Ready), ferrolb's namespaces and the pool ConfigMap.
-pub async fn seed_cluster(client: &kube::Client, plan: &Plan) -> Result<(), LabError> {
+/// Registers the lab's Nodes (Ready), ferrolb's namespaces (unless they exist) and the
+/// pool ConfigMap, recording in `ledger` what it creates.
+pub async fn seed_cluster(
+    client: &kube::Client,
+    plan: &Plan,
+    ledger: &Ledger,
+) -> Result<(), LabError> {
     let pp = PostParams::default();
     let namespaces: Api<Namespace> = Api::all(client.clone());
     for name in [SYSTEM_NAMESPACE, SPEAKER_LEASE_NAMESPACE] {
@@ -204,18 +210,21 @@ pub async fn seed_cluster(client: &kube::Client, plan: &Plan) -> Result<(), LabE
             },
             ..Default::default()
         };
-        namespaces
-            .create(&pp, &ns)
-            .await
-            .map_err(LabError::kube(format!("creating namespace {name}")))?;
+        // An external cluster may have them already (ferrolb installed): used, not owned.
+        match namespaces.create(&pp, &ns).await {
+            Ok(created) => ledger.created(Kind::Namespace, &created.metadata),
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(LabError::kube(format!("creating namespace {name}"))(e)),
+        }
     }
 
     let nodes: Api<Node> = Api::all(client.clone());
     for n in plan.nodes() {
-        nodes
+        let created = nodes
             .create(&pp, &node(&n.name))
             .await
             .map_err(LabError::kube(format!("creating Node {}", n.name)))?;
+        ledger.created(Kind::Node, &created.metadata);
         set_node_ready(client, &n.name, &[IpAddr::V4(n.v4), IpAddr::V6(n.v6)], true).await?;
     }
 
@@ -232,9 +241,10 @@ pub async fn seed_cluster(client: &kube::Client, plan: &Plan) -> Result<(), LabE
         )])),
         ..Default::default()
     };
-    cms.create(&pp, &cm).await.map_err(LabError::kube(format!(
+    let created = cms.create(&pp, &cm).await.map_err(LabError::kube(format!(
         "creating ConfigMap {SYSTEM_NAMESPACE}/{CONFIG_NAME}"
     )))?;
+    ledger.created(Kind::ConfigMap, &created.metadata);
     Ok(())
 }
 
@@ -285,30 +295,33 @@ pub async fn set_node_drained(
     Ok(())
 }
 
-/// Creates Service `name` of `family` and its EndpointSlices.
+/// Creates Service `name` of `family` and its EndpointSlices, recorded in `ledger`.
 pub async fn create_service(
     client: &kube::Client,
     plan: &Plan,
     name: &str,
     family: Family,
+    ledger: &Ledger,
 ) -> Result<(), LabError> {
     let pp = PostParams::default();
     let services: Api<Service> = Api::namespaced(client.clone(), SERVICE_NAMESPACE);
-    services
+    let created = services
         .create(&pp, &service(name, family))
         .await
         .map_err(LabError::kube(format!(
             "creating Service {SERVICE_NAMESPACE}/{name}"
         )))?;
+    ledger.created(Kind::Service, &created.metadata);
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), SERVICE_NAMESPACE);
     for slice in endpoint_slices(plan, name, family) {
         let slice_name = slice.metadata.name.clone().unwrap_or_default();
-        slices
+        let created = slices
             .create(&pp, &slice)
             .await
             .map_err(LabError::kube(format!(
                 "creating EndpointSlice {SERVICE_NAMESPACE}/{slice_name}"
             )))?;
+        ledger.created(Kind::EndpointSlice, &created.metadata);
     }
     Ok(())
 }

@@ -157,7 +157,7 @@ fn controller_deployment_runs_two_locked_down_replicas_with_leader_election() {
             .is_some_and(|i| i.starts_with("ferrolb-controller-"))
     );
     assert!(run.renew_period < run.lease_duration);
-    assert!(run.kubeconfig.is_none(), "in-cluster config");
+    assert!(run.common.kubeconfig.is_none(), "in-cluster config");
 
     // Metrics and health on the named port the flags say.
     assert_eq!(metrics_port(c), i32::from(run.metrics_addr.port()));
@@ -283,7 +283,7 @@ fn speaker_daemonset_runs_on_every_node_with_net_raw_only() {
     cli.settings()
         .expect("the speaker accepts the manifest's flags");
     assert_eq!(cli.node_name, "node-1");
-    assert!(cli.kubeconfig.is_none(), "in-cluster config");
+    assert!(cli.common.kubeconfig.is_none(), "in-cluster config");
 
     // Metrics and health on the named port the flags say; on the host network the
     // container port is the host port.

@@ -503,7 +503,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         Api::<Service>::all(client.clone()),
         watcher::Config::default().page_size(100),
     )
-    .default_backoff()
+    .backoff(ferrolb_process::backoff::QuickBackoff::new())
     // The store keeps every Service: drop what the controller never reads.
     .modify(service::trim)
     .reflect(svc_writer);
@@ -535,7 +535,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         let api = Api::<ConfigMap>::namespaced(client.clone(), &args.config_namespace);
         let wc = watcher::Config::default().fields(&format!("metadata.name={}", args.config_name));
         tokio::spawn(async move {
-            let stream = watcher(api, wc).default_backoff();
+            let stream = watcher(api, wc).backoff(ferrolb_process::backoff::QuickBackoff::new());
             futures::pin_mut!(stream);
             let mut seen = false;
             while let Some(ev) = stream.next().await {

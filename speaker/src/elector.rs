@@ -315,6 +315,7 @@ impl Elector {
             .update(&plan.election, &me, &plan.announce, plan.reporter)
         {
             if self.events.try_send(notice).is_err() {
+                self.metrics.events_dropped.inc();
                 tracing::debug!("Event queue full; dropping an Event");
             }
         }

@@ -55,6 +55,9 @@ pub struct Metrics {
     pub heartbeats_received: Counter,
     /// Heartbeat datagrams dropped, by reason.
     pub heartbeats_dropped: Family<DropLabels, Counter>,
+    /// Events dropped because the publishing queue was full (the controller's policy:
+    /// Events are informational, memory is bounded).
+    pub events_dropped: Counter,
     /// Service IPs that no node can announce.
     pub ips_without_announcer: Gauge,
     /// IPs gained / lost by this node.
@@ -89,6 +92,7 @@ impl Metrics {
         let heartbeat_send_errors = Counter::default();
         let heartbeats_received = Counter::default();
         let heartbeats_dropped = Family::<DropLabels, Counter>::default();
+        let events_dropped = Counter::default();
         let ips_without_announcer = Gauge::default();
         let leadership_changes = Family::<ChangeLabels, Counter>::default();
         let lease_renewals = Counter::default();
@@ -167,6 +171,11 @@ impl Metrics {
             "Interfaces on which the kernel would answer ARP for Service IPs itself (kube-proxy IPVS without strictARP)",
             strict_arp_problems.clone(),
         );
+        registry.register(
+            "events_dropped",
+            "Events dropped because the publishing queue was full",
+            events_dropped.clone(),
+        );
         registry.register_collector(Box::new(DataplaneCollector(dataplane)));
         // Every series exists from the start (at 0), so that rates and alerts work
         // before the first event.
@@ -187,6 +196,7 @@ impl Metrics {
             heartbeat_send_errors,
             heartbeats_received,
             heartbeats_dropped,
+            events_dropped,
             ips_without_announcer,
             leadership_changes,
             lease_renewals,

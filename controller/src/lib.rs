@@ -8,6 +8,7 @@
 pub mod check_config;
 pub mod cli;
 pub mod convert;
+pub mod error;
 pub mod events;
 pub mod http;
 pub mod leader;

@@ -54,6 +54,8 @@ pub struct Metrics {
     pub reconcile_duration: Histogram,
     /// Events dropped because the queue of Events to publish was full.
     pub events_dropped: Counter,
+    /// Reconciles that failed, by error kind (`Error::metric_label`).
+    pub reconcile_errors: Family<ReasonLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -79,6 +81,7 @@ impl Metrics {
             stepdowns: Counter::default(),
             reconcile_duration: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             events_dropped: Counter::default(),
+            reconcile_errors: Family::default(),
             registry: Registry::default(),
         };
         registry.register("pool_size", "Addresses in the pool", m.pool_size.clone());
@@ -125,6 +128,17 @@ impl Metrics {
             "Events dropped because the queue of Events to publish was full",
             m.events_dropped.clone(),
         );
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed, by error kind",
+            m.reconcile_errors.clone(),
+        );
+        // Every error kind's series exists from the start (at 0), for rates and alerts.
+        for reason in crate::error::Error::LABELS {
+            let _ = m.reconcile_errors.get_or_create(&ReasonLabels {
+                reason: (*reason).to_owned(),
+            });
+        }
         Metrics { registry, ..m }
     }
 
@@ -134,6 +148,15 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// Counts a failed reconcile under its error kind.
+    pub fn reconcile_error(&self, reason: &str) {
+        self.reconcile_errors
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts a failed allocation under its reason.

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use ferrolb_config::Config;
 use ferrolb_core::alloc::{AllocError, Allocator};
 
+use crate::error::{Failure, NoteReason};
+
 use crate::slim::LbService;
 
 use crate::service::{self, has_our_condition, is_handled, status_ips};
@@ -18,9 +20,8 @@ use crate::status::Wanted;
 pub struct Note {
     /// Warning (true) or Normal.
     pub warning: bool,
-    /// CamelCase reason (`IPAllocated`, `AllocationFailed`, `IPReleased`, `IPConflict`,
-    /// `IPAdopted`, `IPNotAdopted`, `IPNotInPool`).
-    pub reason: &'static str,
+    /// The Event's reason.
+    pub reason: NoteReason,
     /// Human-readable text.
     pub message: String,
 }
@@ -32,8 +33,8 @@ pub struct Decision {
     pub wanted: Option<Wanted>,
     /// Events to publish, in order.
     pub notes: Vec<Note>,
-    /// The failure reason (for metrics), when allocation failed.
-    pub failure: Option<&'static str>,
+    /// Why allocation failed, when it did.
+    pub failure: Option<Failure>,
     /// True when an allocation was made or changed.
     pub allocated: bool,
     /// True when an allocation was released.
@@ -59,11 +60,11 @@ pub fn decide(
             return Decision::default();
         }
         let message = format!("no pool configuration: ConfigMap {cm} does not exist");
-        return fail(alloc, &key, "NoConfiguration", message);
+        return fail(alloc, &key, Failure::NoConfiguration, message);
     };
     let req = match service::to_request(svc) {
         Ok(r) => r,
-        Err(message) => return fail(alloc, &key, "InvalidRequest", message),
+        Err(message) => return fail(alloc, &key, Failure::InvalidRequest, message),
     };
 
     let mut notes = Vec::new();
@@ -86,12 +87,12 @@ pub fn decide(
             Ok(_) => {}
             Err(e @ AllocError::IpInUse { .. }) => notes.push(Note {
                 warning: true,
-                reason: "IPConflict",
+                reason: NoteReason::IpConflict,
                 message: format!("{e}; allocating another"),
             }),
             Err(e) if foreign => notes.push(Note {
                 warning: true,
-                reason: "IPNotAdopted",
+                reason: NoteReason::IpNotAdopted,
                 message: format!(
                     "{} in the status (written by another load-balancer implementation) cannot be kept: {e}; allocating another",
                     crate::status::ip_list(&current)
@@ -106,7 +107,7 @@ pub fn decide(
             if foreign && current.iter().all(|ip| a.ips.contains(ip)) {
                 notes.push(Note {
                     warning: false,
-                    reason: "IPAdopted",
+                    reason: NoteReason::IpAdopted,
                     message: format!(
                         "adopted {} (written to the status by another load-balancer implementation) into pool {}",
                         crate::status::ip_list(&current),
@@ -118,7 +119,7 @@ pub fn decide(
                 let ips = crate::status::ip_list(&a.ips);
                 notes.push(Note {
                     warning: false,
-                    reason: "IPAllocated",
+                    reason: NoteReason::IpAllocated,
                     message: format!("allocated {ips} from pool {}", a.pool),
                 });
             }
@@ -133,7 +134,7 @@ pub fn decide(
             }
         }
         Err(e) => {
-            let mut d = fail(alloc, &key, e.reason(), e.to_string());
+            let mut d = fail(alloc, &key, Failure::Allocation(e.reason()), e.to_string());
             notes.append(&mut d.notes);
             d.notes = notes;
             d
@@ -154,7 +155,7 @@ fn outside_pools(config: &Config, current: &[IpAddr]) -> Option<Note> {
     let ips = crate::status::ip_list(&outside);
     Some(Note {
         warning: true,
-        reason: "IPNotInPool",
+        reason: NoteReason::IpNotInPool,
         message: format!(
             "{ips} in the status (written by another load-balancer implementation) lies in no ferrolb address pool; \
              it is left as it is, neither adopted nor replaced: add it to a pool to adopt it, or clear the \
@@ -190,7 +191,7 @@ fn withdraw(
         let ips = crate::status::ip_list(&a.ips);
         notes.push(Note {
             warning: false,
-            reason: "IPReleased",
+            reason: NoteReason::IpReleased,
             message: format!("released {ips}: the Service is no longer a ferrolb LoadBalancer"),
         });
     }
@@ -202,20 +203,20 @@ fn withdraw(
     }
 }
 
-fn fail(alloc: &mut Allocator, key: &str, reason: &'static str, message: String) -> Decision {
+fn fail(alloc: &mut Allocator, key: &str, failure: Failure, message: String) -> Decision {
     // No half-result: whatever the Service held is given back.
     let released = alloc.release(key).is_some();
     Decision {
         wanted: Some(Wanted::Failed {
-            reason: reason.to_owned(),
+            reason: failure.metric_label().to_owned(),
             message: message.clone(),
         }),
         notes: vec![Note {
             warning: true,
-            reason: "AllocationFailed",
+            reason: NoteReason::AllocationFailed,
             message,
         }],
-        failure: Some(reason),
+        failure: Some(failure),
         released,
         ..Decision::default()
     }
@@ -379,7 +380,7 @@ mod tests {
         assert_eq!(ips(&d), ["192.0.2.10"]);
         assert!(d.allocated);
         assert_eq!(d.notes.len(), 1);
-        assert_eq!(d.notes[0].reason, "IPAllocated");
+        assert_eq!(d.notes[0].reason, NoteReason::IpAllocated);
         assert!(d.notes[0].message.contains("192.0.2.10") && d.notes[0].message.contains("lan"));
     }
 
@@ -430,7 +431,7 @@ mod tests {
                 ours: vec!["192.0.2.10".parse().unwrap()]
             })
         );
-        assert_eq!(d.notes[0].reason, "IPReleased");
+        assert_eq!(d.notes[0].reason, NoteReason::IpReleased);
         assert!(a.get("default/web").is_none());
     }
 
@@ -440,11 +441,11 @@ mod tests {
         decide(&mut a, Some(&c), &mk_service("a", 1), CLASS, CM);
         decide(&mut a, Some(&c), &mk_service("b", 2), CLASS, CM);
         let d = decide(&mut a, Some(&c), &mk_service("c", 3), CLASS, CM);
-        assert_eq!(d.failure, Some("PoolExhausted"));
+        assert_eq!(d.failure, Some(Failure::Allocation("PoolExhausted")));
         assert!(
             matches!(&d.wanted, Some(Wanted::Failed { reason, .. }) if reason == "PoolExhausted")
         );
-        assert!(d.notes[0].warning && d.notes[0].reason == "AllocationFailed");
+        assert!(d.notes[0].warning && d.notes[0].reason == NoteReason::AllocationFailed);
         assert!(a.get("default/c").is_none());
     }
 
@@ -457,7 +458,7 @@ mod tests {
             "not-an-ip".to_owned(),
         )]));
         let d = decide(&mut a, Some(&c), &svc, CLASS, CM);
-        assert_eq!(d.failure, Some("InvalidRequest"));
+        assert_eq!(d.failure, Some(Failure::InvalidRequest));
         assert!(d.notes[0].message.contains("not-an-ip"), "{:?}", d.notes);
     }
 
@@ -465,7 +466,7 @@ mod tests {
     fn without_configuration_nothing_is_allocated_and_nothing_taken() {
         let (mut a, _) = setup();
         let d = decide(&mut a, None, &mk_service("new", 1), CLASS, CM);
-        assert_eq!(d.failure, Some("NoConfiguration"));
+        assert_eq!(d.failure, Some(Failure::NoConfiguration));
         assert!(d.notes[0].message.contains(CM));
         let held = with_status(mk_service("old", 1), &["192.0.2.10"], true);
         assert_eq!(decide(&mut a, None, &held, CLASS, CM), Decision::default());
@@ -489,9 +490,9 @@ mod tests {
         );
         let d = decide(&mut a, Some(&c), &younger, CLASS, CM);
         assert_eq!(ips(&d), ["192.0.2.10"], "the younger one moves");
-        assert_eq!(d.notes[0].reason, "IPConflict");
+        assert_eq!(d.notes[0].reason, NoteReason::IpConflict);
         assert!(d.notes[0].warning);
-        assert_eq!(d.notes[1].reason, "IPAllocated");
+        assert_eq!(d.notes[1].reason, NoteReason::IpAllocated);
     }
 
     #[test]
@@ -503,7 +504,7 @@ mod tests {
         assert_eq!(ips(&d), ["192.0.2.11"], "kept, not moved to the lowest");
         assert!(!d.allocated);
         assert_eq!(d.notes.len(), 1, "{:?}", d.notes);
-        assert_eq!(d.notes[0].reason, "IPAdopted");
+        assert_eq!(d.notes[0].reason, NoteReason::IpAdopted);
         assert!(!d.notes[0].warning);
         assert_eq!(
             d.notes[0].message,
@@ -547,7 +548,7 @@ mod tests {
             assert_eq!(ips(&d), [before]);
             assert_eq!(
                 d.notes.iter().map(|n| n.reason).collect::<Vec<_>>(),
-                ["IPAdopted"]
+                [NoteReason::IpAdopted]
             );
         }
     }
@@ -561,7 +562,7 @@ mod tests {
         assert!(!d.allocated);
         assert_eq!(d.notes.len(), 1);
         assert!(d.notes[0].warning);
-        assert_eq!(d.notes[0].reason, "IPNotInPool");
+        assert_eq!(d.notes[0].reason, NoteReason::IpNotInPool);
         assert!(
             d.notes[0].message.starts_with(
                 "203.0.113.50 in the status (written by another load-balancer implementation) lies in no ferrolb address pool; it is left as it is, neither adopted nor replaced"
@@ -586,7 +587,7 @@ mod tests {
         let svc = with_status(mk_service("web", 1), &["203.0.113.50"], true);
         let d = decide(&mut a, Some(&c), &svc, CLASS, CM);
         assert_eq!(ips(&d), ["192.0.2.10"]);
-        assert_eq!(d.notes[0].reason, "IPAllocated");
+        assert_eq!(d.notes[0].reason, NoteReason::IpAllocated);
     }
 
     #[test]
@@ -598,7 +599,7 @@ mod tests {
         let svc = with_status(mk_service("web", 1), &["192.0.2.11"], false);
         let d = decide(&mut a, Some(&c), &svc, CLASS, CM);
         assert_eq!(ips(&d), ["198.51.100.1"]);
-        assert_eq!(d.notes[0].reason, "IPNotAdopted");
+        assert_eq!(d.notes[0].reason, NoteReason::IpNotAdopted);
         assert!(d.notes[0].warning);
         assert!(
             d.notes[0].message.contains("192.0.2.11 in the status")
@@ -606,7 +607,7 @@ mod tests {
             "{}",
             d.notes[0].message
         );
-        assert_eq!(d.notes[1].reason, "IPAllocated");
+        assert_eq!(d.notes[1].reason, NoteReason::IpAllocated);
     }
 
     #[test]

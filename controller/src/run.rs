@@ -35,6 +35,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::cli::RunArgs;
+pub use crate::error::Error;
 use crate::events::{EventQueue, Pending};
 use crate::http::Health;
 use crate::leader::Elector;
@@ -46,17 +47,6 @@ use crate::status;
 
 /// Reconciles running at once, at most.
 const RECONCILE_CONCURRENCY: u16 = 64;
-
-/// Errors of the running controller.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    #[error(transparent)]
-    Client(#[from] ferrolb_process::ClientError),
-    #[error("metrics endpoint: {0}")]
-    Io(#[from] std::io::Error),
-}
 
 /// How often, at most, the leader checks that the membership Secret exists.
 const MEMBERSHIP_CHECK_MAX_PERIOD: Duration = Duration::from_secs(30);
@@ -374,7 +364,7 @@ async fn reconcile_one(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error
         ctx.failed.lock().expect("lock").remove(&oref);
     }
     if let Some(reason) = decision.failure {
-        ctx.metrics.failure(reason);
+        ctx.metrics.failure(reason.metric_label());
     }
     if decision.allocated {
         ctx.metrics.allocations.inc();
@@ -405,12 +395,13 @@ async fn reconcile_one(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error
     if !decision.notes.is_empty() && ctx.leading() {
         let svc_ref = svc.object_ref(&());
         for n in decision.notes {
-            let action = if n.reason == "IPReleased" {
-                "Release"
-            } else {
-                "Allocate"
-            };
-            ctx.publish(svc_ref.clone(), n.warning, n.reason, action, n.message);
+            ctx.publish(
+                svc_ref.clone(),
+                n.warning,
+                n.reason.as_str(),
+                n.reason.action(),
+                n.message,
+            );
         }
     }
     ctx.metrics
@@ -419,10 +410,12 @@ async fn reconcile_one(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error
     Ok(Action::await_change())
 }
 
-fn error_policy(svc: Arc<Service>, err: &Error, _ctx: Arc<Ctx>) -> Action {
-    // A 409 means the Service changed under us: the watch brings the new version soon.
-    debug!(service = %service::key(&svc), error = %err, "reconcile failed; retrying");
-    Action::requeue(Duration::from_millis(500))
+fn error_policy(svc: Arc<Service>, err: &Error, ctx: Arc<Ctx>) -> Action {
+    let reason = err.metric_label();
+    ctx.metrics.reconcile_error(reason);
+    let after = err.retry_after();
+    debug!(service = %service::key(&svc), error = %err, reason, ?after, "reconcile failed; retrying");
+    Action::requeue(after)
 }
 
 /// Builds a client from `--kubeconfig` or the environment (`$KUBECONFIG`,

@@ -65,22 +65,18 @@ pub fn key(svc: &LbService) -> String {
 /// True when ferrolb is responsible for the Service: type LoadBalancer and a
 /// loadBalancerClass that is unset or ours, and not being deleted.
 pub fn is_handled(svc: &LbService, class: &str) -> bool {
-    svc.spec.type_.as_deref() == Some("LoadBalancer")
-        && svc
-            .spec
-            .load_balancer_class
-            .as_deref()
-            .is_none_or(|c| c == class)
-        && svc.metadata.deletion_timestamp.is_none()
+    ferrolb_core::service::is_ours(
+        svc.spec.type_.as_deref(),
+        svc.spec.load_balancer_class.as_deref(),
+        class,
+        svc.metadata.deletion_timestamp.is_some(),
+        ferrolb_core::service::WhileDeleting::NotOurs,
+    )
 }
 
-/// The IPs in `status.loadBalancer.ingress`, in order, skipping entries without a valid IP.
+/// The IPs in `status.loadBalancer.ingress` ([`ferrolb_core::service::ingress_ips`]).
 pub fn status_ips(svc: &LbService) -> Vec<IpAddr> {
-    svc.status
-        .ingress
-        .iter()
-        .filter_map(|i| i.ip.as_deref()?.parse().ok())
-        .collect()
+    ferrolb_core::service::ingress_ips(svc.status.ingress.iter().map(|i| i.ip.as_deref()))
 }
 
 /// True when the Service carries ferrolb's condition, i.e. ferrolb wrote its status.

@@ -8,4 +8,5 @@ pub mod api_access;
 pub mod duration;
 pub mod election;
 pub mod membership;
+pub mod service;
 pub mod wire;

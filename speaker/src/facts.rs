@@ -73,38 +73,28 @@ pub fn service_key(svc: &Service) -> Option<ServiceKey> {
 }
 
 /// True when ferrolb's speaker handles `svc`: type LoadBalancer, and class unset or
-/// equal to `lb_class`.
+/// equal to `lb_class`; a Service being deleted is still answered for until it is gone.
 pub fn handles(svc: &Service, lb_class: &str) -> bool {
     let Some(spec) = &svc.spec else {
         return false;
     };
-    spec.type_.as_deref() == Some("LoadBalancer")
-        && spec
-            .load_balancer_class
-            .as_deref()
-            .is_none_or(|c| c == lb_class)
+    ferrolb_core::service::is_ours(
+        spec.type_.as_deref(),
+        spec.load_balancer_class.as_deref(),
+        lb_class,
+        svc.metadata.deletion_timestamp.is_some(),
+        ferrolb_core::service::WhileDeleting::StillOurs,
+    )
 }
 
-/// The IPs in `status.loadBalancer.ingress`, deduplicated, in order; entries that are
-/// hostnames or not valid IPs are skipped.
+/// The IPs in `status.loadBalancer.ingress` ([`ferrolb_core::service::ingress_ips`]).
 pub fn ingress_ips(svc: &Service) -> Vec<IpAddr> {
-    let mut out = Vec::new();
     let ingress = svc
         .status
         .as_ref()
         .and_then(|s| s.load_balancer.as_ref())
         .and_then(|lb| lb.ingress.as_ref());
-    for ing in ingress.into_iter().flatten() {
-        if let Some(ip) = ing
-            .ip
-            .as_deref()
-            .and_then(|s| s.trim().parse::<IpAddr>().ok())
-            && !out.contains(&ip)
-        {
-            out.push(ip);
-        }
-    }
-    out
+    ferrolb_core::service::ingress_ips(ingress.into_iter().flatten().map(|i| i.ip.as_deref()))
 }
 
 /// The election input for `svc`, or `None` when the speaker has nothing to announce

@@ -63,6 +63,11 @@ fn assert_nothing_moved(r: &SoakReport) {
     assert_eq!(r.failed_requests, 0, "no failed client request: {r:?}");
     assert_eq!(r.moves, 0, "no address moved during the fault: {r:?}");
     assert_eq!(r.moves_after_lift, 0, "nothing moved after it: {r:?}");
+    // Every address kept being answered (a who-has every 20 ms; margin for CI).
+    assert!(
+        r.longest_silence <= Duration::from_secs(1),
+        "every IP kept being answered: {r:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -510,9 +510,9 @@ async fn bench_failover(
                 .join(", ")
         );
         println!(
-            "| fault | held | requests | failed requests | moves while held | moves within 5 s after | note |"
+            "| fault | held | requests | failed requests | moves while held | moves within 5 s after | longest unanswered | note |"
         );
-        println!("|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|");
         for &s in soaks {
             let held = soak.unwrap_or_else(|| s.default_duration());
             let r = bench::soak(lab, &ips, s, held)
@@ -526,12 +526,13 @@ async fn bench_failover(
                 None => r.failures.join("; "),
             };
             println!(
-                "| {s} | {} s | {} | {} | {} | {} | {note} |",
+                "| {s} | {} s | {} | {} | {} | {} | {} | {note} |",
                 r.duration.as_secs(),
                 r.requests,
                 r.failed_requests,
                 r.moves,
-                r.moves_after_lift
+                r.moves_after_lift,
+                bench::ms(r.longest_silence)
             );
             reports.push(r);
         }

@@ -357,21 +357,7 @@ pub async fn failover_round(
     let claims = claims?;
     let rejoin_claims = rejoin?;
 
-    let old_mac = lab.node(&from)?.mac;
-    let first_new = claims
-        .iter()
-        .filter(|c| c.at >= t0 && c.mac != old_mac)
-        .map(|c| c.at)
-        .min();
-    let last_old = claims
-        .iter()
-        .filter(|c| c.mac == old_mac)
-        .map(|c| c.at)
-        .max();
-    let takeover = first_new.map(|at| at - t0);
-    let gap = first_new
-        .zip(last_old)
-        .map(|(new, old)| new.saturating_duration_since(old));
+    let (takeover, gap) = handover(&claims, lab.node(&from)?.mac, t0);
 
     Ok(Round {
         disruption,
@@ -423,6 +409,75 @@ async fn restore(
     let claims = rejoin.finish().await;
     settled?;
     claims
+}
+
+/// Takeover and silent gap of a handover away from `old_mac` that began at `t0`: the
+/// first claim by another MAC after `t0` (as a time since `t0`), and the time from the
+/// old MAC's last claim to it (zero when they overlap).
+pub fn handover(
+    claims: &[Claim],
+    old_mac: [u8; 6],
+    t0: Instant,
+) -> (Option<Duration>, Option<Duration>) {
+    let first_new = claims
+        .iter()
+        .filter(|c| c.at >= t0 && c.mac != old_mac)
+        .map(|c| c.at)
+        .min();
+    let last_old = claims
+        .iter()
+        .filter(|c| c.mac == old_mac)
+        .map(|c| c.at)
+        .max();
+    let takeover = first_new.map(|at| at - t0);
+    let gap = first_new
+        .zip(last_old)
+        .map(|(new, old)| new.saturating_duration_since(old));
+    (takeover, gap)
+}
+
+/// Announcer changes in `[from, to)`: for each IP of `announcers` (IP → the MAC that
+/// announced it before), the number of other MACs that claimed it. Claims for other
+/// IPs are ignored.
+pub fn count_moves(
+    claims: &[Claim],
+    announcers: &BTreeMap<IpAddr, [u8; 6]>,
+    from: Instant,
+    to: Instant,
+) -> u32 {
+    let mut moves = 0;
+    for (ip, mac) in announcers {
+        let mut others: Vec<[u8; 6]> = claims
+            .iter()
+            .filter(|c| c.ip == *ip && c.mac != *mac && c.at >= from && c.at < to)
+            .map(|c| c.mac)
+            .collect();
+        others.sort();
+        others.dedup();
+        moves += others.len() as u32;
+    }
+    moves
+}
+
+/// The longest time in `[from, to)` during which some IP of `ips` was claimed by
+/// nobody (the edges of the window count: an IP never claimed was silent throughout).
+/// With a who-has every tick this shows whether every address kept being answered.
+pub fn longest_silence(claims: &[Claim], ips: &[IpAddr], from: Instant, to: Instant) -> Duration {
+    let mut longest = Duration::ZERO;
+    for ip in ips {
+        let mut times: Vec<Instant> = claims
+            .iter()
+            .filter(|c| c.ip == *ip && c.at >= from && c.at < to)
+            .map(|c| c.at)
+            .collect();
+        times.sort();
+        let mut last = from;
+        for t in times.into_iter().chain(std::iter::once(to)) {
+            longest = longest.max(t - last);
+            last = t;
+        }
+    }
+    longest
 }
 
 /// A fault under which no address may move.
@@ -504,6 +559,9 @@ pub struct SoakReport {
     pub moves: u32,
     /// Announcer changes within [`AFTER_LIFT`] after the fault was lifted.
     pub moves_after_lift: u32,
+    /// The longest time some IP went unanswered by every node while the fault was held
+    /// (the observer asks for each every 20 ms).
+    pub longest_silence: Duration,
     /// [`Soak::StartWithoutApi`]: the restarted node, and how many claims its MAC made
     /// while the API server was down.
     pub restarted: Option<(String, u32)>,
@@ -558,23 +616,13 @@ pub async fn soak(
     lifted?;
     let claims = claims?;
 
-    let foreign = |from: Instant, to: Instant| -> Result<u32, LabError> {
-        let mut moves = 0;
-        for (ip, node) in &announcers {
-            let mac = lab.node(node)?.mac;
-            let mut others: Vec<[u8; 6]> = claims
-                .iter()
-                .filter(|c| c.ip == *ip && c.mac != mac && c.at >= from && c.at < to)
-                .map(|c| c.mac)
-                .collect();
-            others.sort();
-            others.dedup();
-            moves += others.len() as u32;
-        }
-        Ok(moves)
-    };
-    let moves = foreign(t0, t_lift)?;
-    let moves_after_lift = foreign(t_lift, t_lift + AFTER_LIFT)?;
+    let mut announcer_macs = BTreeMap::new();
+    for (ip, node) in &announcers {
+        announcer_macs.insert(*ip, lab.node(node)?.mac);
+    }
+    let moves = count_moves(&claims, &announcer_macs, t0, t_lift);
+    let moves_after_lift = count_moves(&claims, &announcer_macs, t_lift, t_lift + AFTER_LIFT);
+    let longest_silence = longest_silence(&claims, ips, t0, t_lift);
     let restarted = match restarted {
         Some(node) => {
             let mac = lab.node(&node)?.mac;
@@ -605,6 +653,7 @@ pub async fn soak(
         failures,
         moves,
         moves_after_lift,
+        longest_silence,
         restarted,
     })
 }
@@ -713,6 +762,106 @@ pub fn ms(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
+    const B: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
+    const C: [u8; 6] = [2, 0, 0, 0, 0, 0xc];
+
+    fn claim(t0: Instant, ms: u64, ip: &str, mac: [u8; 6]) -> Claim {
+        Claim {
+            at: t0 + Duration::from_millis(ms),
+            ip: ip.parse().unwrap(),
+            mac,
+            kind: crate::lab::probe::ClaimKind::Reply,
+        }
+    }
+
+    #[test]
+    fn handover_measures_takeover_and_gap_from_the_claims() {
+        let t0 = Instant::now();
+        let ip = "192.0.2.200";
+        // A claims until 40 ms after the disruption at 10 ms, B from 90 ms.
+        let claims: Vec<Claim> = [0, 20, 40, 90, 100]
+            .into_iter()
+            .zip([A, A, A, B, B])
+            .map(|(ms, mac)| claim(t0, ms, ip, mac))
+            .collect();
+        let (takeover, gap) = handover(&claims, A, t0 + Duration::from_millis(10));
+        assert_eq!(takeover, Some(Duration::from_millis(80)));
+        assert_eq!(gap, Some(Duration::from_millis(50)));
+        // Overlapping claims: no gap.
+        let claims = vec![claim(t0, 0, ip, B), claim(t0, 5, ip, A)];
+        assert_eq!(handover(&claims, A, t0).1, Some(Duration::ZERO));
+        // Nobody took over.
+        assert_eq!(handover(&claims[1..], A, t0), (None, None));
+    }
+
+    #[test]
+    fn moves_count_other_macs_per_ip_within_the_window() {
+        let t0 = Instant::now();
+        let (v4, v6) = ("192.0.2.200", "2001:db8::200");
+        let announcers: BTreeMap<IpAddr, [u8; 6]> =
+            [(v4.parse().unwrap(), A), (v6.parse().unwrap(), B)].into();
+        let quiet = vec![
+            claim(t0, 0, v4, A),
+            claim(t0, 10, v6, B),
+            // Another IP than the observed ones does not count.
+            claim(t0, 20, "192.0.2.201", C),
+        ];
+        let end = t0 + Duration::from_secs(1);
+        assert_eq!(count_moves(&quiet, &announcers, t0, end), 0);
+        let mut moved = quiet.clone();
+        // v4 claimed by B twice and by C once: two other MACs; v6 by A: one.
+        moved.extend([
+            claim(t0, 30, v4, B),
+            claim(t0, 40, v4, B),
+            claim(t0, 50, v4, C),
+            claim(t0, 60, v6, A),
+        ]);
+        assert_eq!(count_moves(&moved, &announcers, t0, end), 3);
+        // Only the window counts.
+        let from = t0 + Duration::from_millis(45);
+        assert_eq!(count_moves(&moved, &announcers, from, end), 2);
+        assert_eq!(count_moves(&moved, &announcers, t0, from), 1);
+    }
+
+    #[test]
+    fn the_longest_silence_counts_the_window_edges_and_unclaimed_ips() {
+        let t0 = Instant::now();
+        let (v4, v6) = ("192.0.2.200", "2001:db8::200");
+        let ips: Vec<IpAddr> = vec![v4.parse().unwrap(), v6.parse().unwrap()];
+        let end = t0 + Duration::from_millis(100);
+        let mut claims: Vec<Claim> = (0..10).map(|i| claim(t0, i * 10, v4, A)).collect();
+        claims.extend((0..10).map(|i| claim(t0, i * 10 + 5, v6, B)));
+        assert_eq!(
+            longest_silence(&claims, &ips, t0, end),
+            Duration::from_millis(10)
+        );
+        // v6 unanswered from 25 ms to 75 ms.
+        claims.retain(|c| !(c.ip == ips[1] && (30..=70).contains(&(c.at - t0).as_millis())));
+        assert_eq!(
+            longest_silence(&claims, &ips, t0, end),
+            Duration::from_millis(50)
+        );
+        // An IP nobody claims is silent for the whole window.
+        let more = [ips[0], "192.0.2.201".parse().unwrap()];
+        assert_eq!(
+            longest_silence(&claims, &more, t0, end),
+            Duration::from_millis(100)
+        );
+    }
+
+    #[test]
+    fn fault_names_are_distinct() {
+        let mut names: Vec<&str> = DISRUPTIONS
+            .iter()
+            .map(|d| d.name())
+            .chain(SOAKS.iter().map(|s| s.name()))
+            .collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DISRUPTIONS.len() + SOAKS.len());
+    }
 
     #[test]
     fn summary_orders_values() {

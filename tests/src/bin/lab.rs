@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use ferrolb_testbed::lab::bench::{self, Disruption, Round};
+use ferrolb_testbed::lab::bench::{self, DISRUPTIONS, Disruption, Round, SOAKS, Soak, SoakReport};
 use ferrolb_testbed::lab::{Lab, LabOptions, faults, report, runs};
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -58,8 +58,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Measure failover from the client: SIGKILL and SIGTERM of the announcing speaker,
-    /// and an API partition of its node.
+    /// Measure every fault of the failure model from the client: failover rounds
+    /// (SIGKILL, SIGTERM, API cut of one node, isolation from peers, SIGKILL while the
+    /// API server is down, power-off) and stability runs under faults where nothing may
+    /// move (API down, slow API writes, failing API requests, loss between nodes, a
+    /// speaker starting while the API server is down).
     BenchFailover {
         /// Rounds per disruption.
         #[arg(long, default_value_t = 5)]
@@ -67,12 +70,19 @@ enum Command {
         /// Example Service whose IP fails over (web: IPv4, web6: IPv6).
         #[arg(long, default_value = "web")]
         service: String,
+        /// Duration of every stability run, in seconds (default: 60 s for api-down and
+        /// start-without-api, 300 s for api-slow-writes and api-failing, 600 s for loss).
+        #[arg(long)]
+        soak: Option<u64>,
+        /// Run only these faults (comma-separated): kill, term, cut, isolate,
+        /// kill-api-down, power-off, api-down, api-slow-writes, api-failing, loss,
+        /// start-without-api.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// Remove what killed lab runs left behind (done at every start anyway).
     Reap,
 }
-
-const DISRUPTIONS: [Disruption; 3] = [Disruption::Kill, Disruption::Term, Disruption::Cut];
 
 const HELP: &str = "\
 commands:
@@ -81,6 +91,8 @@ commands:
   stop <node>              SIGTERM the node's speaker (graceful)
   start <node>             start the node's speaker again
   cut <node> | heal <node> cut the node off from the API server (its link stays up) / undo
+  link-down <node> | link-up <node>   take the node's link down at the bridge (with kill:
+                           a power-off) / bring it up
   drain <node> | undrain <node>   label exclude-from-external-load-balancers + cordon / undo
   notready <node> | ready <node>  set the Node's Ready condition
   api-down | api-up        the API server goes away for the speakers and the controller
@@ -225,8 +237,16 @@ fn build_ferrolb_binaries() -> anyhow::Result<()> {
 }
 
 async fn session(lab: &Lab, cli: &Cli) -> anyhow::Result<()> {
-    if let Some(Command::BenchFailover { rounds, service }) = &cli.command {
-        return bench_failover(lab, *rounds, service).await;
+    if let Some(Command::BenchFailover {
+        rounds,
+        service,
+        soak,
+        only,
+    }) = &cli.command
+    {
+        let (disruptions, soaks) = selected_faults(only)?;
+        let soak = soak.map(Duration::from_secs);
+        return bench_failover(lab, *rounds, service, &disruptions, &soaks, soak).await;
     }
     if !cli.no_examples {
         settle(lab).await;
@@ -327,6 +347,14 @@ async fn command(lab: &Lab, words: &[&str]) -> anyhow::Result<String> {
             lab.heal(node).await?;
             format!("{node} reaches the API server again")
         }
+        ["link-down", node] => {
+            lab.set_link(node, false).await?;
+            format!("{node}'s link is down: nothing reaches it")
+        }
+        ["link-up", node] => {
+            lab.set_link(node, true).await?;
+            format!("{node}'s link is up again")
+        }
         ["drain", node] => {
             lab.drain(node, true).await?;
             format!("{node} cordoned and labelled exclude-from-external-load-balancers")
@@ -413,7 +441,45 @@ async fn command(lab: &Lab, words: &[&str]) -> anyhow::Result<String> {
     })
 }
 
-async fn bench_failover(lab: &Lab, rounds: u32, service: &str) -> anyhow::Result<()> {
+/// The disruptions and stability runs named in `--only` (all of them when empty).
+fn selected_faults(only: &[String]) -> anyhow::Result<(Vec<Disruption>, Vec<Soak>)> {
+    if only.is_empty() {
+        return Ok((DISRUPTIONS.to_vec(), SOAKS.to_vec()));
+    }
+    let (mut disruptions, mut soaks) = (Vec::new(), Vec::new());
+    for name in only {
+        let name = name.trim();
+        if let Some(d) = DISRUPTIONS.iter().find(|d| d.name() == name) {
+            disruptions.push(*d);
+        } else if let Some(s) = SOAKS.iter().find(|s| s.name() == name) {
+            soaks.push(*s);
+        } else {
+            let known: Vec<&str> = DISRUPTIONS
+                .iter()
+                .map(|d| d.name())
+                .chain(SOAKS.iter().map(|s| s.name()))
+                .collect();
+            bail!(
+                "--only: unknown fault {name:?}; known: {}",
+                known.join(", ")
+            );
+        }
+    }
+    Ok((disruptions, soaks))
+}
+
+fn opt_ms(d: Option<Duration>) -> String {
+    d.map(bench::ms).unwrap_or_else(|| "-".into())
+}
+
+async fn bench_failover(
+    lab: &Lab,
+    rounds: u32,
+    service: &str,
+    disruptions: &[Disruption],
+    soaks: &[Soak],
+    soak: Option<Duration>,
+) -> anyhow::Result<()> {
     let ips = lab
         .wait_service_ips(service, 1, Duration::from_secs(30))
         .await?;
@@ -423,59 +489,103 @@ async fn bench_failover(lab: &Lab, rounds: u32, service: &str) -> anyhow::Result
         lab.plan().node_count()
     );
     println!(
-        "| disruption | round | from | to | recovery (client HTTP) | takeover (first ARP/NDP claim) | silent gap | overlap | failed requests | rejoin overlap |"
+        "| disruption | round | from | to | recovery (client HTTP) | takeover (first ARP/NDP claim) | silent gap | overlap | old node silent | failed requests | rejoin overlap |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut all: Vec<Round> = Vec::new();
-    for sig in DISRUPTIONS {
+    for &d in disruptions {
         for i in 1..=rounds {
-            let r = bench::failover_round(lab, ip, sig, Duration::from_secs(30)).await?;
+            let r = bench::failover_round(lab, ip, d, Duration::from_secs(30))
+                .await
+                .with_context(|| format!("{d}, round {i}"))?;
             println!(
-                "| {} | {i} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {i} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.disruption,
                 r.from,
                 r.to,
                 bench::ms(r.recovery),
-                r.takeover.map(bench::ms).unwrap_or_else(|| "-".into()),
-                r.gap.map(bench::ms).unwrap_or_else(|| "-".into()),
+                opt_ms(r.takeover),
+                opt_ms(r.gap),
                 bench::ms(r.overlap),
+                opt_ms(r.silenced),
                 r.failed_requests,
                 bench::ms(r.rejoin_overlap)
             );
             all.push(r);
         }
     }
+    let mut reports: Vec<SoakReport> = Vec::new();
+    if !soaks.is_empty() {
+        let ips = bench::example_ips(lab).await?;
+        println!();
+        println!(
+            "stability runs over every example Service IP ({}), one request every 20 ms",
+            ips.iter()
+                .map(|ip| ip.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        println!(
+            "| fault | held | requests | failed requests | moves while held | moves within 5 s after | longest unanswered | note |"
+        );
+        println!("|---|---|---|---|---|---|---|---|");
+        for &s in soaks {
+            let held = soak.unwrap_or_else(|| s.default_duration());
+            let r = bench::soak(lab, &ips, s, held)
+                .await
+                .with_context(|| format!("stability run {s}"))?;
+            let note = match &r.restarted {
+                Some((node, claims)) => format!(
+                    "{node} restarted ({} IPs before); {claims} claims by it while the API was down",
+                    r.announcers.values().filter(|a| *a == node).count()
+                ),
+                None => r.failures.join("; "),
+            };
+            println!(
+                "| {s} | {} s | {} | {} | {} | {} | {} | {note} |",
+                r.duration.as_secs(),
+                r.requests,
+                r.failed_requests,
+                r.moves,
+                r.moves_after_lift,
+                bench::ms(r.longest_silence)
+            );
+            reports.push(r);
+        }
+    }
     println!();
     println!(
-        "| disruption | recovery min / median / mean / max | takeover median | min silent gap | max overlap | max rejoin overlap |"
+        "| fault | rounds / held | recovery min / median / max | takeover median | silent gap min / max | overlap max | failed requests | moves |"
     );
-    println!("|---|---|---|---|---|---|");
-    for sig in DISRUPTIONS {
-        let of: Vec<&Round> = all.iter().filter(|r| r.disruption == sig).collect();
+    println!("|---|---|---|---|---|---|---|---|");
+    for &d in disruptions {
+        let of: Vec<&Round> = all.iter().filter(|r| r.disruption == d).collect();
         let rec: Vec<Duration> = of.iter().map(|r| r.recovery).collect();
         let tk: Vec<Duration> = of.iter().filter_map(|r| r.takeover).collect();
-        let (min, med, mean, max) = bench::summary(&rec).context("no rounds")?;
+        let (min, med, _, max) = bench::summary(&rec).context("no rounds")?;
+        let gaps: Vec<Duration> = of.iter().filter_map(|r| r.gap).collect();
         println!(
-            "| {sig} | {} / {} / {} / {} | {} | {} | {} | {} |",
+            "| {d} | {} | {} / {} / {} | {} | {} / {} | {} | {} | - |",
+            of.len(),
             bench::ms(min),
             bench::ms(med),
-            bench::ms(mean),
             bench::ms(max),
-            bench::summary(&tk)
-                .map(|s| bench::ms(s.1))
-                .unwrap_or_else(|| "-".into()),
-            of.iter()
-                .filter_map(|r| r.gap)
-                .min()
-                .map(bench::ms)
-                .unwrap_or_else(|| "-".into()),
+            opt_ms(bench::summary(&tk).map(|s| s.1)),
+            opt_ms(gaps.iter().min().copied()),
+            opt_ms(gaps.iter().max().copied()),
             bench::ms(of.iter().map(|r| r.overlap).max().unwrap_or_default()),
-            bench::ms(
-                of.iter()
-                    .map(|r| r.rejoin_overlap)
-                    .max()
-                    .unwrap_or_default()
-            ),
+            of.iter().map(|r| r.failed_requests).sum::<u32>(),
+        );
+    }
+    for r in &reports {
+        println!(
+            "| {} | {} s | - | - | - | - | {} of {} | {} (+{} after) |",
+            r.soak,
+            r.duration.as_secs(),
+            r.failed_requests,
+            r.requests,
+            r.moves,
+            r.moves_after_lift
         );
     }
     Ok(())

@@ -486,6 +486,19 @@ impl Lab {
         topology::heal(&self.node(node)?).await
     }
 
+    /// Takes `node`'s link down at the bridge (`up == false`: nothing reaches the node
+    /// and it reaches nothing, as if it were powered off) or brings it up again.
+    pub async fn set_link(&self, node: &str, up: bool) -> Result<(), LabError> {
+        let n = self.node(node)?;
+        let state = if up { "up" } else { "down" };
+        cmd::ip_in_async(
+            &self.plan.bridge_ns(),
+            &["link", "set", &n.bridge_port, state],
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Whether `node` is cut off.
     pub async fn is_cut(&self, node: &str) -> Result<bool, LabError> {
         topology::is_cut(&self.node(node)?).await

@@ -14,78 +14,22 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
 
 use ferrolb_config::LabelSelector;
 
+pub mod handover;
+pub mod hash;
 pub mod liveness;
 pub mod step;
+
+pub use handover::Handover;
+pub use hash::{rendezvous_pick, rendezvous_score};
 
 pub use liveness::{Member, NotLive, SelfGuard, SelfMode};
 pub use step::{NodeInfo, Observation, Plan, SpeakerStep, StepConfig};
 
 /// The well-known label with which a Node opts out of external load balancers.
 pub const EXCLUDE_LB_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
-
-// ---------------------------------------------------------------------------------------
-// Stable hash
-// ---------------------------------------------------------------------------------------
-
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-/// 64-bit FNV-1a of `bytes`, continuing from `state`.
-fn fnv1a(mut state: u64, bytes: &[u8]) -> u64 {
-    for &b in bytes {
-        state ^= u64::from(b);
-        state = state.wrapping_mul(FNV_PRIME);
-    }
-    state
-}
-
-/// MurmurHash3's 64-bit finaliser: FNV-1a alone mixes poorly into the high bits, and
-/// rendezvous hashing compares whole 64-bit scores.
-fn fmix64(mut k: u64) -> u64 {
-    k ^= k >> 33;
-    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    k ^= k >> 33;
-    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    k ^= k >> 33;
-    k
-}
-
-/// The rendezvous score of `node` for `ip`; the highest-scoring eligible node announces.
-///
-/// **This function is part of ferrolb's cluster protocol**: every speaker of a cluster,
-/// whatever its version, must compute the same value, or two speakers may both announce
-/// an IP during a rolling upgrade. It is defined as
-/// `fmix64(FNV-1a-64(node_utf8 ‖ 0xFF ‖ family ‖ address_octets))` where `family` is the
-/// byte 4 or 6, the address is in network byte order (4 or 16 octets) and `fmix64` is
-/// MurmurHash3's 64-bit finaliser. `0xFF` never occurs in UTF-8, so no node name can run
-/// into the address bytes. It deliberately avoids `std`'s hasher, whose algorithm may
-/// change between Rust releases. Changing it is a breaking change.
-pub fn rendezvous_score(node: &str, ip: IpAddr) -> u64 {
-    let mut h = fnv1a(FNV_OFFSET, node.as_bytes());
-    h = fnv1a(h, &[0xff]);
-    h = match ip {
-        IpAddr::V4(a) => fnv1a(fnv1a(h, &[4]), &a.octets()),
-        IpAddr::V6(a) => fnv1a(fnv1a(h, &[6]), &a.octets()),
-    };
-    fmix64(h)
-}
-
-/// The candidate that ranks first for `ip`: highest score, ties (astronomically rare)
-/// broken by the smaller name so that the answer is total.
-pub fn rendezvous_pick<'a, I>(candidates: I, ip: IpAddr) -> Option<&'a str>
-where
-    I: IntoIterator<Item = &'a str>,
-{
-    candidates
-        .into_iter()
-        .map(|n| (rendezvous_score(n, ip), std::cmp::Reverse(n)))
-        .max()
-        .map(|(_, std::cmp::Reverse(n))| n)
-}
 
 // ---------------------------------------------------------------------------------------
 // Inputs
@@ -392,95 +336,17 @@ fn decide_ip(
 }
 
 // ---------------------------------------------------------------------------------------
-// Handover
-// ---------------------------------------------------------------------------------------
-
-/// Holds back IPs this node has just won from a peer that is still running, so that the
-/// peer stops answering before this node starts.
-///
-/// When a node joins (or comes back: link up, Ready again, partition healed), it and
-/// the previous announcer see the same change through their watches at about the same
-/// time; without a delay both could answer for a few milliseconds. An IP won from a
-/// peer whose speaker is still live (and whose link works) is therefore announced only
-/// `delay` after it was won. IPs won because their announcer died, left gracefully
-/// (Lease deleted) or lost its link are announced at once: that peer is already
-/// silent, and failover time is what matters there.
-#[derive(Debug, Clone)]
-pub struct Handover {
-    delay: Duration,
-    pending: BTreeMap<IpAddr, Instant>,
-}
-
-impl Handover {
-    /// A handover that waits `delay` before taking an IP from a live peer.
-    pub fn new(delay: Duration) -> Self {
-        Self {
-            delay,
-            pending: BTreeMap::new(),
-        }
-    }
-
-    /// Of the IPs `won` by this node, those it may answer for at `now`.
-    ///
-    /// `announcing` is what it answers for now; `previous_announcer` tells who announced
-    /// an IP in the previous election (for the first election: the election computed
-    /// without this node); `peer_running(node)` tells whether that node's speaker is
-    /// live with a working link, i.e. still answering.
-    pub fn admit<'a>(
-        &mut self,
-        me: &str,
-        won: &BTreeSet<IpAddr>,
-        announcing: &BTreeSet<IpAddr>,
-        previous_announcer: impl Fn(IpAddr) -> Option<&'a str>,
-        peer_running: impl Fn(&str) -> bool,
-        now: Instant,
-    ) -> BTreeSet<IpAddr> {
-        self.pending.retain(|ip, _| won.contains(ip));
-        let mut out = BTreeSet::new();
-        for ip in won {
-            if announcing.contains(ip) {
-                out.insert(*ip);
-                continue;
-            }
-            if let Some(at) = self.pending.get(ip) {
-                if now >= *at {
-                    self.pending.remove(ip);
-                    out.insert(*ip);
-                }
-                continue;
-            }
-            let from_running_peer =
-                previous_announcer(*ip).is_some_and(|p| p != me && peer_running(p));
-            if from_running_peer && !self.delay.is_zero() {
-                self.pending.insert(*ip, now + self.delay);
-            } else {
-                out.insert(*ip);
-            }
-        }
-        out
-    }
-
-    /// The next instant at which a held-back IP may be announced.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.pending.values().min().copied()
-    }
-
-    /// IPs currently held back.
-    pub fn pending(&self) -> impl Iterator<Item = IpAddr> + '_ {
-        self.pending.keys().copied()
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // Tests
 // ---------------------------------------------------------------------------------------
 
 #[cfg(test)]
 mod tests {
+    use super::hash::{FNV_OFFSET, fmix64, fnv1a};
     use super::*;
     use ferrolb_config::SelectorRequirement;
     use proptest::prelude::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
+    use std::time::{Duration, Instant};
 
     fn mk_node(name: &str) -> NodeFacts {
         NodeFacts {

@@ -8,6 +8,7 @@
 pub mod check_config;
 pub mod cli;
 pub mod convert;
+pub mod engine;
 pub mod error;
 pub mod events;
 pub mod http;
@@ -19,3 +20,4 @@ pub mod run;
 pub mod service;
 pub mod slim;
 pub mod status;
+pub mod term;

@@ -23,26 +23,25 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use ferrolb_core::wire::{self, Decision, GratuitousForm, MacAddr, Protocol, Reply};
-use tokio::io::unix::AsyncFd;
+use ferrolb_core::wire::{GratuitousForm, MacAddr};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
+use super::NetError;
 use super::iface::{LinkStatus, Selection, eligible, select};
 use super::scan::{LinkEvents, dump_links};
+use super::serve::serve;
 use super::strictarp::{self, StrictArpProblem};
-use super::sys::PacketSocket;
-use super::{NetError, bpf};
 use crate::dataplane::{Dataplane, DataplaneCounters};
 
-const ETH_P_ARP: u16 = 0x0806;
-const ETH_P_IPV6: u16 = 0x86dd;
+pub(super) const ETH_P_ARP: u16 = 0x0806;
+pub(super) const ETH_P_IPV6: u16 = 0x86dd;
 /// Receive buffer: bigger than the snap lengths of the filters.
-const FRAME_BUF: usize = 512;
+pub(super) const FRAME_BUF: usize = 512;
 /// Frames handled per wake-up before yielding to the other branches (bursts, set
 /// changes), so that a flood cannot starve them.
-const BATCH: usize = 256;
+pub(super) const BATCH: usize = 256;
 /// Minimum delay before re-opening sockets on an interface whose task failed.
 const RESPAWN_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -153,25 +152,25 @@ impl Metrics {
     }
 }
 
-fn inc(c: &AtomicU64) {
+pub(super) fn inc(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
-struct Inner {
-    cfg: AnnouncerConfig,
-    announced: RwLock<BTreeSet<IpAddr>>,
+pub(super) struct Inner {
+    pub(super) cfg: AnnouncerConfig,
+    pub(super) announced: RwLock<BTreeSet<IpAddr>>,
     /// Bumped on every change of `announced`; interface tasks diff against their copy.
-    generation: watch::Sender<u64>,
-    selection: Mutex<Selection>,
-    rescan: Notify,
-    links: watch::Sender<Vec<LinkStatus>>,
-    link_ok: AtomicBool,
-    strict_arp: Mutex<Vec<StrictArpProblem>>,
-    metrics: Metrics,
+    pub(super) generation: watch::Sender<u64>,
+    pub(super) selection: Mutex<Selection>,
+    pub(super) rescan: Notify,
+    pub(super) links: watch::Sender<Vec<LinkStatus>>,
+    pub(super) link_ok: AtomicBool,
+    pub(super) strict_arp: Mutex<Vec<StrictArpProblem>>,
+    pub(super) metrics: Metrics,
 }
 
 impl Inner {
-    fn read_set(&self) -> std::sync::RwLockReadGuard<'_, BTreeSet<IpAddr>> {
+    pub(super) fn read_set(&self) -> std::sync::RwLockReadGuard<'_, BTreeSet<IpAddr>> {
         // A panic while holding the lock cannot leave the set half-written (writes are
         // a single assignment), so a poisoned lock is still consistent.
         self.announced.read().unwrap_or_else(|e| e.into_inner())
@@ -483,227 +482,5 @@ impl Supervisor {
             }
             *cur = problems;
         }
-    }
-}
-
-/// A pending gratuitous burst.
-struct Burst {
-    due: Instant,
-    ips: Arc<Vec<IpAddr>>,
-    /// Rounds still to send.
-    left: u32,
-    /// Rounds that may still be repeated because a send failed in them.
-    retries: u32,
-}
-
-struct Iface {
-    link: LinkStatus,
-    inner: Arc<Inner>,
-    arp: AsyncFd<PacketSocket>,
-    nd: AsyncFd<PacketSocket>,
-    joined: BTreeSet<MacAddr>,
-    bursts: Vec<Burst>,
-}
-
-/// The interface task: runs until aborted or until a socket fails.
-async fn serve(
-    link: LinkStatus,
-    inner: Arc<Inner>,
-    mut burst_all: mpsc::UnboundedReceiver<()>,
-) -> io::Result<()> {
-    let filter = inner.cfg.kernel_filter;
-    let arp_prog = bpf::arp_requests();
-    let ns_prog = bpf::neighbor_solicitations();
-    let arp = PacketSocket::open(link.ifindex, ETH_P_ARP, filter.then_some(&arp_prog[..]))?;
-    let nd = PacketSocket::open(link.ifindex, ETH_P_IPV6, filter.then_some(&ns_prog[..]))?;
-    // Room for a burst of requests while the task is busy; silently capped by rmem_max.
-    let _ = arp.set_recv_buffer(1 << 20);
-    let _ = nd.set_recv_buffer(1 << 20);
-    let mut me = Iface {
-        link,
-        arp: super::sys::register(arp)?,
-        nd: super::sys::register(nd)?,
-        inner: inner.clone(),
-        joined: BTreeSet::new(),
-        bursts: Vec::new(),
-    };
-    let mut generation = inner.generation.subscribe();
-    // Whatever is announced when the interface appears is news to its neighbours.
-    let mut last = BTreeSet::new();
-    generation.mark_changed();
-    let mut reannounce = inner.cfg.reannounce_every.map(|d| {
-        let mut i = tokio::time::interval_at(Instant::now() + d, d);
-        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        i
-    });
-    let mut buf = [0u8; FRAME_BUF];
-    loop {
-        let next_due = me.bursts.iter().map(|b| b.due).min();
-        tokio::select! {
-            r = me.arp.readable() => {
-                let mut g = r?;
-                me.drain(&mut g, &mut buf);
-            }
-            r = me.nd.readable() => {
-                let mut g = r?;
-                me.drain(&mut g, &mut buf);
-            }
-            r = generation.changed() => {
-                if r.is_err() {
-                    return Ok(()); // the announcer is gone
-                }
-                let cur = inner.read_set().clone();
-                let gained: Vec<IpAddr> = cur.difference(&last).copied().collect();
-                me.sync_groups(&cur);
-                me.schedule(gained, inner.cfg.burst_count);
-                last = cur;
-            }
-            Some(()) = burst_all.recv() => {
-                let all: Vec<IpAddr> = inner.read_set().iter().copied().collect();
-                me.schedule(all, inner.cfg.burst_count);
-            }
-            _ = tokio::time::sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
-                me.send_due();
-            }
-            _ = async { reannounce.as_mut().expect("guarded").tick().await }, if reannounce.is_some() => {
-                let all: Vec<IpAddr> = inner.read_set().iter().copied().collect();
-                me.schedule(all, 1);
-            }
-        }
-    }
-}
-
-impl Iface {
-    /// Reads up to [`BATCH`] frames from the socket whose readiness `g` holds and
-    /// answers them.
-    fn drain(
-        &self,
-        g: &mut tokio::io::unix::AsyncFdReadyGuard<'_, PacketSocket>,
-        buf: &mut [u8; FRAME_BUF],
-    ) {
-        let sock = g.get_inner();
-        let m = &self.inner.metrics;
-        for _ in 0..BATCH {
-            match sock.recv(buf) {
-                Ok(n) => {
-                    let set = self.inner.read_set();
-                    match wire::decide(&buf[..n], self.link.mac, |ip| set.contains(&ip)) {
-                        Decision::Answer(p, reply) => {
-                            inc(seen(m, p));
-                            match sock.send(reply.as_bytes()) {
-                                Ok(_) => inc(match p {
-                                    Protocol::Arp => &m.arp_replies_sent,
-                                    Protocol::Ndp => &m.ndp_advertisements_sent,
-                                }),
-                                Err(e) => {
-                                    inc(&m.send_errors);
-                                    tracing::debug!(interface = %self.link.name, error = %e, "reply not sent");
-                                }
-                            }
-                        }
-                        Decision::NotAnnounced(p) => inc(seen(m, p)),
-                        Decision::Drop(e) => {
-                            inc(&m.frames_dropped);
-                            tracing::trace!(interface = %self.link.name, error = %e, "frame dropped");
-                        }
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    g.clear_ready();
-                    return;
-                }
-                Err(e) => {
-                    // ENETDOWN while the link is down, ENOBUFS...: transient.
-                    inc(&m.receive_errors);
-                    tracing::debug!(interface = %self.link.name, error = %e, "receive failed");
-                    return;
-                }
-            }
-        }
-        // Batch full: leave readiness set so the next select! comes straight back.
-    }
-
-    /// Joins the solicited-node group of every announced IPv6 address, leaves the rest.
-    fn sync_groups(&mut self, set: &BTreeSet<IpAddr>) {
-        let want: BTreeSet<MacAddr> = set
-            .iter()
-            .filter_map(|ip| match ip {
-                IpAddr::V6(v6) => Some(wire::solicited_node_mac(*v6)),
-                IpAddr::V4(_) => None,
-            })
-            .collect();
-        let sock = self.nd.get_ref();
-        for mac in want.difference(&self.joined) {
-            if let Err(e) = sock.join_multicast(mac.0) {
-                tracing::warn!(interface = %self.link.name, group = %mac, error = %e, "cannot join solicited-node group");
-            }
-        }
-        for mac in self.joined.difference(&want) {
-            if let Err(e) = sock.leave_multicast(mac.0) {
-                tracing::debug!(interface = %self.link.name, group = %mac, error = %e, "cannot leave solicited-node group");
-            }
-        }
-        self.joined = want;
-    }
-
-    fn schedule(&mut self, ips: Vec<IpAddr>, count: u32) {
-        if ips.is_empty() || count == 0 {
-            return;
-        }
-        self.bursts.push(Burst {
-            due: Instant::now(),
-            ips: Arc::new(ips),
-            left: count,
-            retries: count,
-        });
-        // Send the first round right away rather than after a trip through select!.
-        self.send_due();
-    }
-
-    fn send_due(&mut self) {
-        let now = Instant::now();
-        let interval = self.inner.cfg.burst_interval;
-        let m = &self.inner.metrics;
-        for b in self.bursts.iter_mut().filter(|b| b.due <= now) {
-            let mut failed = false;
-            for ip in b.ips.iter() {
-                let set = self.inner.read_set();
-                if !set.contains(ip) {
-                    continue; // lost meanwhile: never announce it again
-                }
-                let (frame, sock): (Reply, &PacketSocket) = match ip {
-                    IpAddr::V4(v4) => (
-                        wire::gratuitous_arp(self.link.mac, *v4, self.inner.cfg.garp_form),
-                        self.arp.get_ref(),
-                    ),
-                    IpAddr::V6(v6) => (wire::unsolicited_na(self.link.mac, *v6), self.nd.get_ref()),
-                };
-                match sock.send(frame.as_bytes()) {
-                    Ok(_) => inc(&m.gratuitous_sent),
-                    Err(e) => {
-                        failed = true;
-                        inc(&m.send_errors);
-                        tracing::debug!(interface = %self.link.name, %ip, error = %e, "gratuitous packet not sent");
-                    }
-                }
-            }
-            // A round that failed (ENOBUFS, a link that has just come up and whose
-            // queue is not active yet) is sent again, at most `count` times per burst,
-            // so that neighbours still get the number of announcements configured.
-            if failed && b.retries > 0 {
-                b.retries -= 1;
-            } else {
-                b.left -= 1;
-            }
-            b.due = now + interval;
-        }
-        self.bursts.retain(|b| b.left > 0);
-    }
-}
-
-fn seen(m: &Metrics, p: Protocol) -> &AtomicU64 {
-    match p {
-        Protocol::Arp => &m.arp_requests_seen,
-        Protocol::Ndp => &m.ndp_solicitations_seen,
     }
 }

@@ -14,6 +14,7 @@ pub mod bpf;
 pub mod iface;
 pub mod rtnl;
 pub mod scan;
+mod serve;
 pub mod strictarp;
 #[allow(unsafe_code)]
 pub mod sys;

@@ -104,15 +104,18 @@ pub async fn status(lab: &Lab) -> Result<String, LabError> {
     }
     out.push('\n');
 
-    let _ = writeln!(out, "$ kubectl get lease -n {SYSTEM_NAMESPACE}");
-    match lab.kubectl(&["get", "lease", "-n", SYSTEM_NAMESPACE]).await {
-        Ok(table) if table.trim().is_empty() => out.push_str("(no Lease yet)\n"),
-        Ok(table) => out.push_str(&table),
-        Err(e) => {
-            let _ = writeln!(out, "(kubectl failed: {e})");
+    // The controller's leader Lease, then the speakers' (in a namespace of their own).
+    for ns in [SYSTEM_NAMESPACE, crate::lab::seed::SPEAKER_LEASE_NAMESPACE] {
+        let _ = writeln!(out, "$ kubectl get lease -n {ns}");
+        match lab.kubectl(&["get", "lease", "-n", ns]).await {
+            Ok(table) if table.trim().is_empty() => out.push_str("(no Lease yet)\n"),
+            Ok(table) => out.push_str(&table),
+            Err(e) => {
+                let _ = writeln!(out, "(kubectl failed: {e})");
+            }
         }
+        out.push('\n');
     }
-    out.push('\n');
 
     let api_faults = lab.api_faults();
     let net_faults = lab.net_faults().await;

@@ -19,12 +19,11 @@ use serde_yaml_ng::Value;
 use super::l2::Policy;
 use super::objects::{Object, spec_fields};
 use super::{Lost, Part, pool_name};
-use crate::addr::{self, HostBits, Syntax};
 use crate::error::{Problem, ProblemKind};
-use crate::ferrolb::check_interface;
+use crate::ferrolb::{check_interface, read_addresses};
 use crate::model::LabelSelector;
 use crate::selector;
-use crate::validate::{RawEntry, RawPool};
+use crate::validate::RawPool;
 use crate::walk::{self, DNS1123_RULE, Loc, is_dns1123_label};
 
 /// The MetalLB kinds `convert` reads.
@@ -153,7 +152,7 @@ fn pool(o: &Object, problems: &mut Vec<Problem>, lost: &mut Vec<Lost>) -> Option
         match key {
             "addresses" => {
                 saw_addresses = true;
-                addresses(v, &floc, &mut raw, problems);
+                read_addresses(v, &floc, &mut raw, problems);
             }
             "autoAssign" => {
                 if let Some(b) = walk::boolean(v, &floc, true, problems) {
@@ -245,25 +244,6 @@ fn pool(o: &Object, problems: &mut Vec<Problem>, lost: &mut Vec<Lost>) -> Option
         origin,
         order,
     })
-}
-
-fn addresses(v: &Value, loc: &Loc, raw: &mut RawPool, problems: &mut Vec<Problem>) {
-    let before = problems.len();
-    if let Some(items) = walk::string_list(v, loc, problems) {
-        for (text, l) in items {
-            match addr::parse_entry(text, Syntax::Any, HostBits::Reject) {
-                Ok(e) => raw.entries.push(RawEntry {
-                    range: e.range,
-                    path: l.path.clone(),
-                    text: text.to_string(),
-                }),
-                Err((kind, msg)) => problems.push(l.problem_str(kind, text, msg)),
-            }
-        }
-    }
-    if problems.len() != before {
-        raw.addresses_broken = true;
-    }
 }
 
 fn namespaces(v: &Value, loc: &Loc, problems: &mut Vec<Problem>) -> Option<Vec<String>> {

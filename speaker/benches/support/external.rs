@@ -36,11 +36,7 @@ impl Names {
 
     /// Names of this run's own on an external server.
     pub fn external() -> Names {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let prefix = format!("flbbench-{}-{}-", std::process::id(), secs % 1_000_000);
+        let prefix = ferrolb_testbed::bench_run_prefix();
         Names {
             system_ns: format!("{prefix}system"),
             lease_ns: format!("{prefix}leases"),

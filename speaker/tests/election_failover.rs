@@ -46,6 +46,29 @@ async fn settle(
     .await
 }
 
+/// Kills (as SIGKILL) the speaker announcing the first Service IP in `before` and waits
+/// at most `limit` until the survivors announce every IP as the election among them says;
+/// returns the victim's node, when it was killed, and how long the takeover took.
+async fn kill_first_announcer(
+    speakers: &mut [SpeakerHandle],
+    before: &BTreeMap<IpAddr, String>,
+    limit: Duration,
+    what: &str,
+) -> (String, Instant, Duration) {
+    let victim_node = before[&doc_ip(0)].clone();
+    let victim = speakers.iter().position(|s| s.node == victim_node).unwrap();
+    let killed_at = Instant::now();
+    speakers[victim].kill();
+    let survivors: Vec<&str> = NODES
+        .iter()
+        .copied()
+        .filter(|n| *n != victim_node)
+        .collect();
+    let live: Vec<&SpeakerHandle> = speakers.iter().filter(|s| s.node != victim_node).collect();
+    let took = settle(&live, &survivors, limit, what).await;
+    (victim_node, killed_at, took)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_announcer_loses_its_ips_within_the_peer_timeout_and_only_those_move() {
     let c = cluster_with_services().await;
@@ -58,24 +81,14 @@ async fn killed_announcer_loses_its_ips_within_the_peer_timeout_and_only_those_m
         settle(&refs, &NODES, Duration::from_secs(10), "initial election").await;
     }
     let before = announcers(&speakers.iter().collect::<Vec<_>>());
-    let victim_node = before[&doc_ip(0)].clone();
-    let victim = speakers.iter().position(|s| s.node == victim_node).unwrap();
-    let killed_at = Instant::now();
-    speakers[victim].kill();
-
-    let survivors: Vec<&str> = NODES
-        .iter()
-        .copied()
-        .filter(|n| *n != victim_node)
-        .collect();
-    let live: Vec<&SpeakerHandle> = speakers.iter().filter(|s| s.node != victim_node).collect();
-    let took = settle(
-        &live,
-        &survivors,
+    let (victim_node, killed_at, took) = kill_first_announcer(
+        &mut speakers,
+        &before,
         Duration::from_secs(5),
         "takeover after a crash",
     )
     .await;
+    let live: Vec<&SpeakerHandle> = speakers.iter().filter(|s| s.node != victim_node).collect();
     let timeout = Timers::default().peer_timeout;
     assert!(
         took <= timeout + Duration::from_millis(300),
@@ -323,23 +336,14 @@ async fn api_down_for_everyone_moves_nothing_and_a_crash_still_fails_over() {
     }
 
     // A node dies while the API server is still down: its IPs move on the cached view.
-    let victim_node = before[&doc_ip(0)].clone();
-    let victim = speakers.iter().position(|s| s.node == victim_node).unwrap();
-    let killed_at = Instant::now();
-    speakers[victim].kill();
-    let survivors: Vec<&str> = NODES
-        .iter()
-        .copied()
-        .filter(|n| *n != victim_node)
-        .collect();
-    let live: Vec<&SpeakerHandle> = speakers.iter().filter(|s| s.node != victim_node).collect();
-    let took = settle(
-        &live,
-        &survivors,
+    let (victim_node, killed_at, took) = kill_first_announcer(
+        &mut speakers,
+        &before,
         Duration::from_secs(3),
         "takeover without the API",
     )
     .await;
+    let live: Vec<&SpeakerHandle> = speakers.iter().filter(|s| s.node != victim_node).collect();
     assert!(
         took <= Timers::default().peer_timeout + Duration::from_millis(300),
         "took {took:?}"

@@ -192,14 +192,18 @@ async fn link_down_hands_over_and_is_published_in_the_lease() {
         "peers take over from a dead link",
     )
     .await;
-    let ann = c
-        .lease(&victim_node)
-        .await
-        .unwrap()
-        .metadata
-        .annotations
-        .unwrap();
-    assert_eq!(ann.get("ferrolb.io/link").map(String::as_str), Some("down"));
+    // The Lease is written in the background, after the heartbeat that moved the IPs.
+    wait_until_async(
+        Duration::from_secs(3),
+        "the link state published in the Lease",
+        || async {
+            c.lease(&victim_node)
+                .await
+                .and_then(|l| l.metadata.annotations)
+                .is_some_and(|a| a.get("ferrolb.io/link").map(String::as_str) == Some("down"))
+        },
+    )
+    .await;
 
     // Link back: the node takes its IPs back by the normal election.
     speakers[victim].dp.set_link(true);

@@ -32,5 +32,8 @@ pub use error::{ConfigErrors, PoolRef, Problem, ProblemKind};
 pub use ferrolb::parse_ferrolb_yaml;
 pub use kubevip::{GLOBAL as KUBEVIP_GLOBAL_POOL, parse_kubevip};
 pub use metallb::parse_metallb_legacy;
-pub use model::{Config, IpRange, L2Config, LabelSelector, Pool, SelectorRequirement, is_buggy_ip};
+pub use model::{
+    Announcement, Config, InterfaceMatcher, InterfaceRule, IpRange, L2Config, L2Policy,
+    LabelSelector, Pool, PoolChoice, SelectorRequirement, is_buggy_ip,
+};
 pub use summary::{Families, PoolSummary, SummaryTable, summarize};

@@ -41,6 +41,7 @@ pub(crate) struct RawPool {
     pub avoid_buggy_ips: bool,
     pub namespaces: Option<Vec<String>>,
     pub service_selector: Option<LabelSelector>,
+    pub labels: BTreeMap<String, String>,
 }
 
 impl RawPool {
@@ -58,6 +59,7 @@ impl RawPool {
             avoid_buggy_ips: false,
             namespaces: None,
             service_selector: None,
+            labels: BTreeMap::new(),
         }
     }
 
@@ -96,6 +98,7 @@ pub(crate) fn finish(
                 avoid_buggy_ips: p.avoid_buggy_ips,
                 namespaces: p.namespaces,
                 service_selector: p.service_selector,
+                labels: p.labels,
             }
         })
         .collect();

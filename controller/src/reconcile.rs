@@ -302,6 +302,7 @@ mod tests {
             avoid_buggy_ips: false,
             namespaces: None,
             service_selector: None,
+            labels: Default::default(),
         }
     }
 

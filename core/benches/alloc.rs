@@ -37,6 +37,7 @@ fn mk_pool(name: &str, start: &str, end: &str) -> Pool {
         avoid_buggy_ips: false,
         namespaces: None,
         service_selector: None,
+        labels: Default::default(),
     }
 }
 

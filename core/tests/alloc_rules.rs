@@ -62,6 +62,7 @@ fn mk_pool(name: &str, ranges: &[&str]) -> Pool {
         avoid_buggy_ips: false,
         namespaces: None,
         service_selector: None,
+        labels: Default::default(),
     }
 }
 

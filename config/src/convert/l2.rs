@@ -182,6 +182,7 @@ fn one_policy_set(policies: &[Policy], ix: &[usize], lost: &mut Vec<Lost>) -> L2
     L2Config {
         interfaces: interfaces.unwrap_or_default(),
         node_selector,
+        policies: Vec::new(),
     }
 }
 

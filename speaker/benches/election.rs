@@ -379,6 +379,7 @@ fn election_cost(n_svc: u32) {
             traffic_policy: TrafficPolicy::Cluster,
             ready_endpoint_nodes: Default::default(),
             has_ready_endpoint: true,
+            node_rules: Default::default(),
         })
         .collect();
     let policy = ElectionPolicy::default();

@@ -6,12 +6,13 @@
 //! [`NetDataplane`]); [`RecordingDataplane`] is an in-memory one for tests and for
 //! running the election without raw sockets.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use ferrolb_config::InterfaceRule;
 use tokio::sync::watch;
 
 use crate::cli::Settings;
@@ -48,6 +49,11 @@ pub trait Dataplane: Send + Sync + 'static {
     /// The `l2.interfaces` of the configuration changed (empty: automatic choice).
     fn set_interfaces(&self, _interfaces: &[String]) {}
 
+    /// The interface rules of announced IPs whose pool `l2.policies` cover (the others
+    /// are answered on the default choice). Called before [`Dataplane::set_announced`]
+    /// whenever they change.
+    fn set_interface_rules(&self, _rules: BTreeMap<IpAddr, InterfaceRule>) {}
+
     /// Packet counters for metrics.
     fn counters(&self) -> DataplaneCounters {
         DataplaneCounters::default()
@@ -69,6 +75,7 @@ pub struct RecordingDataplane {
     history: Mutex<Vec<(Instant, BTreeSet<IpAddr>)>>,
     link: AtomicBool,
     interfaces: Mutex<Vec<String>>,
+    rules: Mutex<BTreeMap<IpAddr, InterfaceRule>>,
     gratuitous: AtomicU64,
     strict_arp: Mutex<Vec<String>>,
 }
@@ -87,6 +94,7 @@ impl RecordingDataplane {
             history: Mutex::new(Vec::new()),
             link: AtomicBool::new(true),
             interfaces: Mutex::new(Vec::new()),
+            rules: Mutex::new(BTreeMap::new()),
             gratuitous: AtomicU64::new(0),
             strict_arp: Mutex::new(Vec::new()),
         }
@@ -127,6 +135,11 @@ impl RecordingDataplane {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
+
+    /// The interface rules last set.
+    pub fn interface_rules(&self) -> BTreeMap<IpAddr, InterfaceRule> {
+        self.rules.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 impl Dataplane for RecordingDataplane {
@@ -146,6 +159,10 @@ impl Dataplane for RecordingDataplane {
 
     fn set_interfaces(&self, interfaces: &[String]) {
         *self.interfaces.lock().unwrap_or_else(|e| e.into_inner()) = interfaces.to_vec();
+    }
+
+    fn set_interface_rules(&self, rules: BTreeMap<IpAddr, InterfaceRule>) {
+        *self.rules.lock().unwrap_or_else(|e| e.into_inner()) = rules;
     }
 
     fn counters(&self) -> DataplaneCounters {
@@ -173,6 +190,9 @@ impl<T: Dataplane> Dataplane for Arc<T> {
     fn set_interfaces(&self, interfaces: &[String]) {
         (**self).set_interfaces(interfaces)
     }
+    fn set_interface_rules(&self, rules: BTreeMap<IpAddr, InterfaceRule>) {
+        (**self).set_interface_rules(rules)
+    }
     fn counters(&self) -> DataplaneCounters {
         (**self).counters()
     }
@@ -194,6 +214,9 @@ impl Dataplane for NetDataplane {
     }
     fn set_interfaces(&self, interfaces: &[String]) {
         Dataplane::set_interfaces(&self.0, interfaces)
+    }
+    fn set_interface_rules(&self, rules: BTreeMap<IpAddr, InterfaceRule>) {
+        Dataplane::set_interface_rules(&self.0, rules)
     }
     fn counters(&self) -> DataplaneCounters {
         Dataplane::counters(&self.0)

@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ferrolb_config::L2Config;
+use ferrolb_config::{Config, InterfaceRule};
 use ferrolb_core::election::{
     ElectionPolicy, Member, NodeInfo, NotLive, Observation, Plan, SelfMode, SpeakerStep, StepConfig,
 };
@@ -21,7 +21,7 @@ use crate::api_probe::ApiContact;
 use crate::cli::Settings;
 use crate::dataplane::Dataplane;
 use crate::events::{EventTracker, Notice};
-use crate::facts::{SliceIndex, node_ready, service_facts};
+use crate::facts::{SliceIndex, apply_policies, node_ready, service_facts};
 use crate::http::Health;
 use crate::lease::Reports;
 use crate::membership::{LocalFlags, SharedMembership};
@@ -78,6 +78,7 @@ struct LoopState {
     step: SpeakerStep,
     config: ConfigCache,
     interfaces: Option<Vec<String>>,
+    interface_rules: Option<BTreeMap<IpAddr, InterfaceRule>>,
     peers: Option<Vec<(String, SocketAddr)>>,
     secret_version: Option<Option<Option<String>>>,
     mode: Option<SelfMode>,
@@ -127,6 +128,7 @@ impl Elector {
                 step,
                 config: ConfigCache::default(),
                 interfaces: None,
+                interface_rules: None,
                 peers: None,
                 secret_version: None,
                 mode: None,
@@ -226,15 +228,33 @@ impl Elector {
             .collect();
         let slice_objs = self.stores.slices.state();
         let index = SliceIndex::build(slice_objs.iter().map(|a| a.as_ref()));
+        let config = &self.state.config.config;
+        let no_labels = BTreeMap::new();
+        let my_labels = nodes
+            .iter()
+            .find(|n| n.name == s.node_name)
+            .map_or(&no_labels, |n| &n.labels);
+        let mut interface_rules = BTreeMap::new();
         let services: Vec<_> = self
             .stores
             .services
             .state()
             .iter()
-            .filter_map(|svc| service_facts(svc, &index, &s.lb_class))
+            .filter_map(|svc| {
+                let mut facts = service_facts(svc, &index, &s.lb_class)?;
+                let labels = svc.metadata.labels.as_ref().unwrap_or(&no_labels);
+                apply_policies(&mut facts, labels, config, my_labels, &mut interface_rules);
+                Some(facts)
+            })
             .collect();
+        if self.state.interface_rules.as_ref() != Some(&interface_rules) {
+            // Before the announced set changes, so that a gained IP is answered on its
+            // interfaces from the first frame.
+            self.dataplane.set_interface_rules(interface_rules.clone());
+            self.state.interface_rules = Some(interface_rules);
+        }
         let policy = ElectionPolicy {
-            node_selector: self.state.config.l2.node_selector.clone(),
+            node_selector: config.l2.node_selector.clone(),
             ignore_exclude_label: s.ignore_exclude_lb_label,
         };
         let before = self.state.step.current().clone();
@@ -375,7 +395,7 @@ impl Elector {
             .get(&ObjectRef::new(&s.config_name).within(&s.config_namespace));
         self.state.config.refresh(cm.as_deref());
         let interfaces = if s.interfaces.is_empty() {
-            self.state.config.l2.interfaces.clone()
+            self.state.config.config.l2.interfaces.clone()
         } else {
             s.interfaces.clone()
         };
@@ -440,11 +460,12 @@ fn log_mode(me: &str, from: Option<SelfMode>, to: SelfMode, why: Option<NotLive>
     }
 }
 
-/// The pool configuration's l2 section, re-parsed only when the ConfigMap changes.
+/// The pool configuration (the pools place each IP under its announcement policies),
+/// re-parsed only when the ConfigMap changes.
 #[derive(Default)]
 struct ConfigCache {
     version: Option<String>,
-    l2: L2Config,
+    config: Config,
 }
 
 impl ConfigCache {
@@ -456,14 +477,14 @@ impl ConfigCache {
         self.version = version;
         let Some(cm) = cm else {
             // No ConfigMap: announce from every node on the automatic interfaces.
-            self.l2 = L2Config::default();
+            self.config = Config::default();
             return;
         };
         let data = cm.data.clone().unwrap_or_default();
         match ferrolb_config::parse_configmap_data(&data) {
-            Ok(parsed) => self.l2 = parsed.config.l2,
+            Ok(parsed) => self.config = parsed.config,
             Err(e) => tracing::warn!(error = %e,
-                "pool ConfigMap is invalid; keeping the previous l2 settings"),
+                "pool ConfigMap is invalid; keeping the previous pools and l2 settings"),
         }
     }
 }

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use ferrolb_core::election::{Election, ServiceKey};
+use ferrolb_core::election::{Election, NoAnnouncer, ServiceKey};
 use std::sync::Arc;
 
 use kube::Resource;
@@ -45,6 +45,9 @@ pub enum Notice {
     NoAnnouncer {
         /// The Service.
         service: ServiceKey,
+        /// The Event reason: `NotAllowedByL2Policy` when no announcement policy of the
+        /// pool allows the Service, `NoEligibleNode` otherwise.
+        reason: &'static str,
         /// Why, for the message.
         why: String,
     },
@@ -89,9 +92,9 @@ impl Notice {
                 action: "Announce".into(),
                 secondary: None,
             },
-            Notice::NoAnnouncer { why, .. } => Event {
+            Notice::NoAnnouncer { why, reason, .. } => Event {
                 type_: EventType::Warning,
-                reason: "NoEligibleNode".into(),
+                reason: (*reason).into(),
                 note: Some(format!("no node announces this Service: {why}")),
                 action: "Elect".into(),
                 secondary: None,
@@ -104,7 +107,7 @@ impl Notice {
 #[derive(Debug, Default)]
 pub struct EventTracker {
     mine: BTreeMap<ServiceKey, BTreeSet<IpAddr>>,
-    warned: BTreeMap<ServiceKey, String>,
+    warned: BTreeMap<ServiceKey, (&'static str, String)>,
 }
 
 impl EventTracker {
@@ -164,24 +167,31 @@ impl EventTracker {
         self.mine = next;
 
         // Services none of whose IPs has an announcer.
-        let mut orphans: BTreeMap<ServiceKey, String> = BTreeMap::new();
+        let mut orphans: BTreeMap<ServiceKey, (&'static str, String)> = BTreeMap::new();
         let mut served: BTreeSet<&ServiceKey> = BTreeSet::new();
         for a in election.by_ip.values() {
             match &a.announcer {
                 Ok(_) => served.extend(a.services.iter()),
                 Err(why) => {
+                    let reason = match why {
+                        NoAnnouncer::NotAllowed(..) => "NotAllowedByL2Policy",
+                        _ => "NoEligibleNode",
+                    };
                     for s in &a.services {
-                        orphans.entry(s.clone()).or_insert_with(|| why.to_string());
+                        orphans
+                            .entry(s.clone())
+                            .or_insert_with(|| (reason, why.to_string()));
                     }
                 }
             }
         }
         orphans.retain(|k, _| !served.contains(k));
         if report_warnings {
-            for (key, why) in &orphans {
-                if self.warned.get(key) != Some(why) {
+            for (key, (reason, why)) in &orphans {
+                if self.warned.get(key).map(|w| &w.1) != Some(why) {
                     out.push(Notice::NoAnnouncer {
                         service: key.clone(),
+                        reason,
                         why: why.clone(),
                     });
                 }
@@ -323,6 +333,7 @@ mod tests {
             traffic_policy: TrafficPolicy::Cluster,
             ready_endpoint_nodes: Default::default(),
             has_ready_endpoint: ready,
+            node_rules: Default::default(),
         }
     }
 
@@ -442,5 +453,29 @@ mod tests {
         t.update(&ok, "a", &ok.announced_by("a"), true);
         let n = t.update(&e2, "a", &BTreeSet::new(), true);
         assert!(n.iter().any(|x| matches!(x, Notice::NoAnnouncer { .. })));
+    }
+
+    #[test]
+    fn a_service_no_policy_allows_gets_its_own_warning() {
+        let mut s = svc("gated", "192.0.2.7", true);
+        s.node_rules.insert(
+            "192.0.2.7".parse().unwrap(),
+            ferrolb_core::election::NodeRule::Refused(
+                "pool p is announced only for tier=edge".into(),
+            ),
+        );
+        let e = elect(&[node("a", true)], &[s], &ElectionPolicy::default());
+        let mut t = EventTracker::new();
+        let n = t.update(&e, "a", &BTreeSet::new(), true);
+        assert_eq!(n.len(), 1);
+        let ev = n[0].to_event("a");
+        assert_eq!(ev.type_, EventType::Warning);
+        assert_eq!(ev.reason, "NotAllowedByL2Policy");
+        assert_eq!(
+            ev.note.as_deref(),
+            Some(
+                "no node announces this Service: no l2 policy allows Service default/gated (pool p is announced only for tier=edge)"
+            )
+        );
     }
 }

@@ -1,10 +1,11 @@
 //! Translation of the cached Kubernetes objects ([`crate::slim`]) into the election's
 //! plain inputs ([`ferrolb_core::election`]). Pure functions.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
-use ferrolb_core::election::{ServiceFacts, ServiceKey, TrafficPolicy};
+use ferrolb_config::{Announcement, Config, InterfaceRule};
+use ferrolb_core::election::{NodeRule, ServiceFacts, ServiceKey, TrafficPolicy};
 
 use crate::slim::{SlimEndpointSlice as EndpointSlice, SlimNode as Node, SlimService as Service};
 
@@ -130,7 +131,52 @@ pub fn service_facts(svc: &Service, slices: &SliceIndex, lb_class: &str) -> Opti
         traffic_policy,
         ready_endpoint_nodes,
         has_ready_endpoint,
+        node_rules: BTreeMap::new(),
     })
+}
+
+/// Applies the pools' announcement policies (`l2.policies` of `config`) to `facts`, the
+/// election input of a Service labelled `service_labels`: which nodes may announce each
+/// of its IPs, and, into `interfaces`, on which interfaces this node (labelled
+/// `my_labels`) answers each. IPs of pools no policy covers are left to the defaults.
+pub fn apply_policies(
+    facts: &mut ServiceFacts,
+    service_labels: &BTreeMap<String, String>,
+    config: &Config,
+    my_labels: &BTreeMap<String, String>,
+    interfaces: &mut BTreeMap<IpAddr, InterfaceRule>,
+) {
+    if config.l2.policies.is_empty() {
+        return;
+    }
+    for ip in &facts.ips {
+        let announcement = config.announcement(*ip, service_labels);
+        let rule = match &announcement {
+            Announcement::Default => continue,
+            Announcement::Refused { pool, policies } => NodeRule::Refused(format!(
+                "pool {pool} is announced only for the Services that the serviceSelector of {} {} selects",
+                if policies.len() == 1 {
+                    "policy"
+                } else {
+                    "policies"
+                },
+                policies.join(", ")
+            )),
+            Announcement::Policies(ps) => {
+                let mine = announcement.interfaces_on(my_labels);
+                // A shared IP answers wherever any of its Services' policies say.
+                let entry = interfaces.entry(*ip).or_default();
+                entry.default_choice |= mine.default_choice;
+                for m in mine.matchers {
+                    if !entry.matchers.contains(&m) {
+                        entry.matchers.push(m);
+                    }
+                }
+                NodeRule::Policies(ps.iter().map(|p| p.node_selector.clone()).collect())
+            }
+        };
+        facts.node_rules.insert(*ip, rule);
+    }
 }
 
 /// True when the Node's `Ready` condition is `True`.
@@ -307,5 +353,71 @@ pub(crate) mod tests {
         let mut n = mk_node("a", true);
         n.status = None;
         assert!(!node_ready(&n));
+    }
+
+    #[test]
+    fn pool_policies_become_node_rules_and_this_nodes_interfaces() {
+        let config = ferrolb_config::parse_configmap_data(
+            &[(
+                "config.yaml".to_string(),
+                r#"
+pools:
+  - {name: lan, addresses: ["198.51.100.0/28"]}
+  - {name: vlan20, addresses: ["192.0.2.0/28"]}
+  - {name: gated, addresses: ["203.0.113.0/28"]}
+l2:
+  policies:
+    - name: vlan20
+      pools: [vlan20]
+      interfaces: ["eth0.20"]
+      nodeSelector: {matchLabels: {vlan20: "yes"}}
+    - name: gated
+      pools: [gated]
+      serviceSelector: {matchLabels: {tier: edge}}
+"#
+                .to_string(),
+            )]
+            .into(),
+        );
+        let config = config.expect("a configuration with l2.policies").config;
+        let svc = mk_service("s", &["198.51.100.1", "192.0.2.1", "203.0.113.1"]);
+        let mut facts = service_facts(&svc, &SliceIndex::default(), "ferrolb.io/lb").unwrap();
+        let mine: BTreeMap<String, String> = [("vlan20".to_string(), "yes".to_string())].into();
+        let mut interfaces = BTreeMap::new();
+        apply_policies(
+            &mut facts,
+            &BTreeMap::new(),
+            &config,
+            &mine,
+            &mut interfaces,
+        );
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(
+            !facts.node_rules.contains_key(&ip("198.51.100.1")),
+            "uncovered pool"
+        );
+        assert!(
+            matches!(&facts.node_rules[&ip("192.0.2.1")], NodeRule::Policies(s) if s.len() == 1)
+        );
+        assert_eq!(
+            facts.node_rules[&ip("203.0.113.1")],
+            NodeRule::Refused(
+                "pool gated is announced only for the Services that the serviceSelector of policy gated selects".into()
+            )
+        );
+        assert_eq!(interfaces.len(), 1);
+        let rule = &interfaces[&ip("192.0.2.1")];
+        assert!(rule.takes("eth0.20", false) && !rule.takes("eth0", true));
+        // On a node the VLAN policy does not select, no interface is taken for it.
+        let mut elsewhere = BTreeMap::new();
+        let mut facts = service_facts(&svc, &SliceIndex::default(), "ferrolb.io/lb").unwrap();
+        apply_policies(
+            &mut facts,
+            &BTreeMap::new(),
+            &config,
+            &BTreeMap::new(),
+            &mut elsewhere,
+        );
+        assert!(elsewhere[&ip("192.0.2.1")].is_empty());
     }
 }

@@ -268,9 +268,12 @@ fn identity(meta: &mut ObjectMeta, keep_uid: bool) -> ObjectMeta {
 }
 
 /// Drops the metadata a Service's Events and election do not need (the uid stays: an
-/// Event names the object it is about by uid).
+/// Event names the object it is about by uid; the labels stay for `l2.policies`).
 pub fn trim_service(svc: &mut SlimService) {
+    // Labels stay: `l2.policies` select Services by them.
+    let labels = svc.metadata.labels.take();
     svc.metadata = identity(&mut svc.metadata, true);
+    svc.metadata.labels = labels;
     if let Some(ingress) = svc
         .status
         .as_mut()
@@ -378,7 +381,15 @@ mod tests {
         );
         assert!(svc.metadata.annotations.is_none());
         assert!(svc.metadata.managed_fields.is_none());
-        assert!(svc.metadata.labels.is_none());
+        assert_eq!(
+            svc.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("app"))
+                .map(String::as_str),
+            Some("web"),
+            "labels stay for l2.policies"
+        );
         let r = svc.object_ref(&());
         assert_eq!(r.kind.as_deref(), Some("Service"));
         assert_eq!(r.api_version.as_deref(), Some("v1"));

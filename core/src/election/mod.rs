@@ -99,6 +99,45 @@ pub struct ServiceFacts {
     /// True when the Service has at least one ready endpoint anywhere (including
     /// endpoints whose node is unknown).
     pub has_ready_endpoint: bool,
+    /// Which nodes may announce each IP, from the announcement policies of its pool;
+    /// an IP without an entry follows [`NodeRule::Default`].
+    pub node_rules: BTreeMap<IpAddr, NodeRule>,
+}
+
+/// Which nodes may announce one IP of a Service (the pool's `l2.policies`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum NodeRule {
+    /// No policy covers the IP's pool: [`ElectionPolicy::node_selector`] decides.
+    #[default]
+    Default,
+    /// Policies cover the pool and allow the Service: a node they select (any of these
+    /// node selectors; `None` selects every node).
+    Policies(Vec<Option<LabelSelector>>),
+    /// Policies cover the pool but none allows the Service: nobody announces it. The
+    /// text says why, for Events (`pool vlan20: policies a, b select other Services`).
+    Refused(String),
+}
+
+impl NodeRule {
+    /// Why the rule keeps a node labelled `labels` from announcing, if it does.
+    fn rejects(
+        &self,
+        labels: &BTreeMap<String, String>,
+        policy: &ElectionPolicy,
+    ) -> Option<Ineligible> {
+        match self {
+            NodeRule::Default => policy
+                .node_selector
+                .as_ref()
+                .is_some_and(|s| !s.matches(labels))
+                .then_some(Ineligible::NotSelected),
+            NodeRule::Policies(selectors) => (!selectors
+                .iter()
+                .any(|s| s.as_ref().is_none_or(|s| s.matches(labels))))
+            .then_some(Ineligible::NotSelectedByPolicy),
+            NodeRule::Refused(_) => Some(Ineligible::NotSelectedByPolicy),
+        }
+    }
 }
 
 /// Cluster-wide settings that narrow the eligible nodes.
@@ -125,8 +164,10 @@ pub enum Ineligible {
     NodeNotReady,
     /// The Node carries the exclude-from-external-load-balancers label.
     ExcludedByLabel,
-    /// The Node does not match `l2.nodeSelector`.
+    /// The Node does not match `l2.nodeSelector` (pools no policy covers).
     NotSelected,
+    /// No `l2.policies` entry covering the IP's pool selects the Node.
+    NotSelectedByPolicy,
     /// The node's announcing interface is down.
     LinkDown,
     /// `externalTrafficPolicy: Local` and no ready endpoint on this node.
@@ -142,6 +183,7 @@ impl Ineligible {
             Ineligible::NodeNotReady => "not Ready",
             Ineligible::ExcludedByLabel => "labelled exclude-from-external-load-balancers",
             Ineligible::NotSelected => "not matching l2.nodeSelector",
+            Ineligible::NotSelectedByPolicy => "not selected by the l2 policies of the IP's pool",
             Ineligible::LinkDown => "announcing interface down",
             Ineligible::NoLocalEndpoint => "no local ready endpoint (externalTrafficPolicy Local)",
             Ineligible::NotEligibleForAllSharers => "not eligible for every Service sharing the IP",
@@ -156,6 +198,8 @@ pub enum NoAnnouncer {
     NoSpeakers,
     /// The Service (one of the Services sharing the IP) has no ready endpoint anywhere.
     NoReadyEndpoint(ServiceKey),
+    /// No announcement policy of the IP's pool allows the Service (one of the sharers).
+    NotAllowed(ServiceKey, String),
     /// Every known node is ineligible; counts of the first reason found per node.
     NoEligibleNode(BTreeMap<Ineligible, usize>),
 }
@@ -165,6 +209,9 @@ impl fmt::Display for NoAnnouncer {
         match self {
             NoAnnouncer::NoSpeakers => write!(f, "no speaker is running"),
             NoAnnouncer::NoReadyEndpoint(k) => write!(f, "Service {k} has no ready endpoint"),
+            NoAnnouncer::NotAllowed(k, why) => {
+                write!(f, "no l2 policy allows Service {k} ({why})")
+            }
             NoAnnouncer::NoEligibleNode(counts) => {
                 write!(f, "no eligible node: ")?;
                 let mut first = true;
@@ -220,7 +267,8 @@ impl Election {
 // The election
 // ---------------------------------------------------------------------------------------
 
-/// The node-level reason why `node` may not announce anything, if any.
+/// The node-level reason why `node` may not announce anything, if any. Node selectors
+/// are per IP ([`NodeRule`]) and checked in [`decide_ip`].
 fn node_ineligibility(node: &NodeFacts, policy: &ElectionPolicy) -> Option<Ineligible> {
     if !node.speaker_live {
         Some(Ineligible::SpeakerNotLive)
@@ -228,12 +276,6 @@ fn node_ineligibility(node: &NodeFacts, policy: &ElectionPolicy) -> Option<Ineli
         Some(Ineligible::NodeNotReady)
     } else if !policy.ignore_exclude_label && node.labels.contains_key(EXCLUDE_LB_LABEL) {
         Some(Ineligible::ExcludedByLabel)
-    } else if policy
-        .node_selector
-        .as_ref()
-        .is_some_and(|s| !s.matches(&node.labels))
-    {
-        Some(Ineligible::NotSelected)
     } else if !node.link_ok {
         Some(Ineligible::LinkDown)
     } else {
@@ -257,17 +299,14 @@ fn service_allows(svc: &ServiceFacts, node: &str) -> bool {
 /// the first.
 pub fn elect(nodes: &[NodeFacts], services: &[ServiceFacts], policy: &ElectionPolicy) -> Election {
     // Node-level verdicts once, sorted by name so that iteration order is fixed.
-    let mut verdicts: BTreeMap<&str, Option<Ineligible>> = BTreeMap::new();
+    let mut verdicts: BTreeMap<&str, Verdict> = BTreeMap::new();
     for n in nodes {
-        verdicts
-            .entry(n.name.as_str())
-            .or_insert_with(|| node_ineligibility(n, policy));
+        verdicts.entry(n.name.as_str()).or_insert_with(|| Verdict {
+            node: n,
+            ineligible: node_ineligibility(n, policy),
+            default_rule: NodeRule::Default.rejects(&n.labels, policy),
+        });
     }
-    let base: Vec<&str> = verdicts
-        .iter()
-        .filter(|(_, v)| v.is_none())
-        .map(|(n, _)| *n)
-        .collect();
 
     // Group Services by IP (shared IPs).
     let mut users: BTreeMap<IpAddr, Vec<&ServiceFacts>> = BTreeMap::new();
@@ -285,7 +324,7 @@ pub fn elect(nodes: &[NodeFacts], services: &[ServiceFacts], policy: &ElectionPo
         svcs.sort_by(|a, b| a.key.cmp(&b.key));
         svcs.dedup_by(|a, b| a.key == b.key);
         let keys: Vec<ServiceKey> = svcs.iter().map(|s| s.key.clone()).collect();
-        let announcer = decide_ip(ip, &svcs, &verdicts, &base);
+        let announcer = decide_ip(ip, &svcs, &verdicts, policy);
         by_ip.insert(
             ip,
             Assignment {
@@ -297,18 +336,57 @@ pub fn elect(nodes: &[NodeFacts], services: &[ServiceFacts], policy: &ElectionPo
     Election { by_ip }
 }
 
+/// What the election knows of one node before looking at any IP.
+struct Verdict<'a> {
+    node: &'a NodeFacts,
+    /// The node-level reason it may not announce anything.
+    ineligible: Option<Ineligible>,
+    /// [`NodeRule::Default`]'s verdict, computed once (most IPs follow it).
+    default_rule: Option<Ineligible>,
+}
+
+impl Verdict<'_> {
+    /// The first reason (in [`Ineligible`] order) why the node may not announce `ip` of
+    /// `svcs`, before the Services' endpoints are looked at.
+    fn for_ip(
+        &self,
+        ip: IpAddr,
+        svcs: &[&ServiceFacts],
+        policy: &ElectionPolicy,
+    ) -> Option<Ineligible> {
+        let by_rule = svcs
+            .iter()
+            .filter_map(|s| match s.node_rules.get(&ip) {
+                None | Some(NodeRule::Default) => self.default_rule,
+                Some(rule) => rule.rejects(&self.node.labels, policy),
+            })
+            .min();
+        match (self.ineligible, by_rule) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
 fn decide_ip(
     ip: IpAddr,
     svcs: &[&ServiceFacts],
-    verdicts: &BTreeMap<&str, Option<Ineligible>>,
-    base: &[&str],
+    verdicts: &BTreeMap<&str, Verdict<'_>>,
+    policy: &ElectionPolicy,
 ) -> Result<String, NoAnnouncer> {
+    if let Some((s, why)) = svcs.iter().find_map(|s| match s.node_rules.get(&ip) {
+        Some(NodeRule::Refused(why)) => Some((s, why)),
+        _ => None,
+    }) {
+        return Err(NoAnnouncer::NotAllowed(s.key.clone(), why.clone()));
+    }
     if let Some(s) = svcs.iter().find(|s| !s.has_ready_endpoint) {
         return Err(NoAnnouncer::NoReadyEndpoint(s.key.clone()));
     }
-    let eligible = base
+    let eligible = verdicts
         .iter()
-        .copied()
+        .filter(|(_, v)| v.for_ip(ip, svcs, policy).is_none())
+        .map(|(n, _)| *n)
         .filter(|n| svcs.iter().all(|s| service_allows(s, n)));
     if let Some(winner) = rendezvous_pick(eligible, ip) {
         return Ok(winner.to_owned());
@@ -319,8 +397,8 @@ fn decide_ip(
     // Explain: first failing reason per node.
     let mut counts = BTreeMap::new();
     for (node, verdict) in verdicts {
-        let reason = match verdict {
-            Some(r) => *r,
+        let reason = match verdict.for_ip(ip, svcs, policy) {
+            Some(r) => r,
             None => {
                 let allowed_by_some = svcs.iter().any(|s| service_allows(s, node));
                 if svcs.len() > 1 && allowed_by_some {
@@ -369,6 +447,7 @@ mod tests {
             traffic_policy: TrafficPolicy::Cluster,
             ready_endpoint_nodes: BTreeSet::new(),
             has_ready_endpoint: true,
+            node_rules: Default::default(),
         }
     }
 
@@ -514,6 +593,133 @@ mod tests {
             .collect();
         let e = elect(&nodes, &svcs, &policy);
         assert_eq!(e.announced_by("ok").len(), 200);
+    }
+
+    fn labelled(mut n: NodeFacts, k: &str, v: &str) -> NodeFacts {
+        n.labels.insert(k.into(), v.into());
+        n
+    }
+
+    fn sel(k: &str, v: &str) -> Option<LabelSelector> {
+        Some(LabelSelector {
+            match_labels: [(k.to_string(), v.to_string())].into(),
+            match_expressions: vec![],
+        })
+    }
+
+    #[test]
+    fn pool_policies_choose_the_nodes_per_ip() {
+        let nodes = vec![
+            labelled(mk_node("a"), "rack", "1"),
+            labelled(mk_node("b"), "rack", "2"),
+            labelled(mk_node("c"), "kubernetes.io/hostname", "c"),
+        ];
+        // The cluster-wide selector would allow only c; the policy of the VLAN pool
+        // replaces it for that pool's IPs.
+        let policy = ElectionPolicy {
+            node_selector: sel("kubernetes.io/hostname", "c"),
+            ignore_exclude_label: false,
+        };
+        let mut svcs = Vec::new();
+        for i in 0..64 {
+            let mut s = mk_service(&format!("s{i}"), &[]);
+            s.ips = vec![v4(i), v4(1000 + i)];
+            s.node_rules.insert(
+                v4(i),
+                NodeRule::Policies(vec![sel("rack", "1"), sel("rack", "2")]),
+            );
+            svcs.push(s);
+        }
+        let e = elect(&nodes, &svcs, &policy);
+        let mut winners = BTreeSet::new();
+        for i in 0..64 {
+            let w = e.announcer_of(v4(i)).unwrap();
+            assert!(w == "a" || w == "b", "{w} is not selected by the policy");
+            winners.insert(w);
+            assert_eq!(e.announcer_of(v4(1000 + i)), Some("c"), "default rule");
+        }
+        assert_eq!(winners.len(), 2, "both selected nodes share the pool");
+
+        // Only rack 1 selected and its node not ready: nobody, and the reason says why.
+        let mut s = mk_service("only", &["192.0.2.200"]);
+        s.node_rules.insert(
+            ip("192.0.2.200"),
+            NodeRule::Policies(vec![sel("rack", "1")]),
+        );
+        let mut down = nodes.clone();
+        down[0].ready = false;
+        let e = elect(&down, &[s.clone()], &policy);
+        assert_eq!(
+            e.by_ip[&ip("192.0.2.200")].announcer,
+            Err(NoAnnouncer::NoEligibleNode(
+                [
+                    (Ineligible::NodeNotReady, 1),
+                    (Ineligible::NotSelectedByPolicy, 2)
+                ]
+                .into()
+            ))
+        );
+        assert_eq!(
+            e.by_ip[&ip("192.0.2.200")]
+                .announcer
+                .as_ref()
+                .unwrap_err()
+                .to_string(),
+            "no eligible node: 1 node not Ready, 2 nodes not selected by the l2 policies of the IP's pool"
+        );
+        // A policy without a node selector takes every node.
+        s.node_rules
+            .insert(ip("192.0.2.200"), NodeRule::Policies(vec![None]));
+        assert!(
+            elect(&down, &[s], &policy)
+                .announcer_of(ip("192.0.2.200"))
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn refused_ips_are_never_announced_and_say_why() {
+        let nodes = mk_nodes(&["a", "b"]);
+        let mut s = mk_service("gated", &["192.0.2.9"]);
+        s.node_rules.insert(
+            ip("192.0.2.9"),
+            NodeRule::Refused("pool p is announced only for tier=edge".into()),
+        );
+        // A sharer that is allowed does not make the IP announceable.
+        let mut sharer = mk_service("open", &["192.0.2.9"]);
+        sharer
+            .node_rules
+            .insert(ip("192.0.2.9"), NodeRule::Policies(vec![None]));
+        let e = elect(&nodes, &[s, sharer], &ElectionPolicy::default());
+        let why = e.by_ip[&ip("192.0.2.9")].announcer.clone().unwrap_err();
+        assert_eq!(
+            why,
+            NoAnnouncer::NotAllowed(
+                ServiceKey::new("default", "gated"),
+                "pool p is announced only for tier=edge".into()
+            )
+        );
+        assert_eq!(
+            why.to_string(),
+            "no l2 policy allows Service default/gated (pool p is announced only for tier=edge)"
+        );
+    }
+
+    #[test]
+    fn a_shared_ip_needs_a_node_every_sharers_policies_select() {
+        let nodes = vec![
+            labelled(labelled(mk_node("both"), "x", "1"), "y", "1"),
+            labelled(mk_node("x-only"), "x", "1"),
+            labelled(mk_node("y-only"), "y", "1"),
+        ];
+        let mut s1 = mk_service("s1", &["192.0.2.50"]);
+        s1.node_rules
+            .insert(ip("192.0.2.50"), NodeRule::Policies(vec![sel("x", "1")]));
+        let mut s2 = mk_service("s2", &["192.0.2.50"]);
+        s2.node_rules
+            .insert(ip("192.0.2.50"), NodeRule::Policies(vec![sel("y", "1")]));
+        let e = elect(&nodes, &[s1, s2], &ElectionPolicy::default());
+        assert_eq!(e.announcer_of(ip("192.0.2.50")), Some("both"));
     }
 
     #[test]
@@ -744,6 +950,7 @@ mod tests {
                     prop_assert!(seen.contains(ip));
                     let first = nodes.iter().find(|n| &n.name == winner).unwrap();
                     prop_assert!(node_ineligibility(first, &policy).is_none());
+                    prop_assert!(NodeRule::Default.rejects(&first.labels, &policy).is_none());
                     for s in svcs.iter().filter(|s| s.ips.contains(ip)) {
                         prop_assert!(s.has_ready_endpoint);
                         prop_assert!(service_allows(s, winner));

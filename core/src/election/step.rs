@@ -312,6 +312,7 @@ mod tests {
             traffic_policy: TrafficPolicy::Cluster,
             ready_endpoint_nodes: BTreeSet::new(),
             has_ready_endpoint: true,
+            node_rules: Default::default(),
         }
     }
 

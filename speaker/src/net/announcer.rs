@@ -15,7 +15,7 @@
 //! more — a stronger promise than a lock-free swap would give, for the price of an
 //! uncontended read lock per frame.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::net::IpAddr;
 use std::path::Path;
@@ -23,13 +23,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use ferrolb_config::InterfaceRule;
 use ferrolb_core::wire::{GratuitousForm, MacAddr};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
 use super::NetError;
-use super::iface::{LinkStatus, Selection, eligible, select};
+use super::announced::Announced;
+use super::iface::{LinkStatus, Selection, eligible, select_with};
 use super::scan::{LinkEvents, dump_links};
 use super::serve::serve;
 use super::strictarp::{self, StrictArpProblem};
@@ -158,7 +160,7 @@ pub(super) fn inc(c: &AtomicU64) {
 
 pub(super) struct Inner {
     pub(super) cfg: AnnouncerConfig,
-    pub(super) announced: RwLock<BTreeSet<IpAddr>>,
+    pub(super) announced: RwLock<Announced>,
     /// Bumped on every change of `announced`; interface tasks diff against their copy.
     pub(super) generation: watch::Sender<u64>,
     pub(super) selection: Mutex<Selection>,
@@ -170,7 +172,7 @@ pub(super) struct Inner {
 }
 
 impl Inner {
-    pub(super) fn read_set(&self) -> std::sync::RwLockReadGuard<'_, BTreeSet<IpAddr>> {
+    pub(super) fn read_set(&self) -> std::sync::RwLockReadGuard<'_, Announced> {
         // A panic while holding the lock cannot leave the set half-written (writes are
         // a single assignment), so a poisoned lock is still consistent.
         self.announced.read().unwrap_or_else(|e| e.into_inner())
@@ -187,7 +189,7 @@ pub struct Announcer {
 impl std::fmt::Debug for Announcer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Announcer")
-            .field("announced", &*self.inner.read_set())
+            .field("announced", &self.inner.read_set().ips)
             .field("links", &*self.inner.links.borrow())
             .finish()
     }
@@ -205,7 +207,7 @@ impl Announcer {
         let inner = Arc::new(Inner {
             selection: Mutex::new(Selection::from_list(&cfg.interfaces)),
             cfg,
-            announced: RwLock::new(BTreeSet::new()),
+            announced: RwLock::new(Announced::default()),
             generation: watch::Sender::new(0),
             rescan: Notify::new(),
             links: watch::Sender::new(Vec::new()),
@@ -235,17 +237,37 @@ impl Announcer {
                 .announced
                 .write()
                 .unwrap_or_else(|e| e.into_inner());
-            if *w == ips {
+            if w.ips == ips {
                 return;
             }
-            *w = ips;
+            w.ips = ips;
         }
         self.inner.generation.send_modify(|g| *g += 1);
     }
 
+    /// Sets the interface rules of IPs whose pool `l2.policies` cover (IPs without one
+    /// are answered on the default choice), opens the interfaces they name and closes
+    /// those no longer named. Effective for frames from the moment this returns; IPs
+    /// that gain an interface get a gratuitous burst there.
+    pub fn set_interface_rules(&self, rules: BTreeMap<IpAddr, InterfaceRule>) {
+        {
+            let mut w = self
+                .inner
+                .announced
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            if w.rules == rules {
+                return;
+            }
+            w.rules = rules;
+        }
+        self.inner.generation.send_modify(|g| *g += 1);
+        self.inner.rescan.notify_one();
+    }
+
     /// The IPs currently announced.
     pub fn announced(&self) -> BTreeSet<IpAddr> {
-        self.inner.read_set().clone()
+        self.inner.read_set().ips.clone()
     }
 
     /// Whether at least one selected interface is up with carrier (cheap: an atomic).
@@ -292,6 +314,7 @@ impl Drop for Announcer {
             .announced
             .write()
             .unwrap_or_else(|e| e.into_inner())
+            .ips
             .clear();
         self.supervisor.abort();
     }
@@ -310,6 +333,10 @@ impl Dataplane for Announcer {
         Announcer::set_interfaces(self, interfaces)
     }
 
+    fn set_interface_rules(&self, rules: BTreeMap<IpAddr, InterfaceRule>) {
+        Announcer::set_interface_rules(self, rules)
+    }
+
     fn counters(&self) -> DataplaneCounters {
         let m = self.inner.metrics.snapshot();
         DataplaneCounters {
@@ -325,6 +352,7 @@ impl Dataplane for Announcer {
 struct Task {
     name: String,
     mac: MacAddr,
+    in_default: bool,
     link_ok: bool,
     abort: AbortHandle,
     burst_all: mpsc::UnboundedSender<()>,
@@ -389,15 +417,17 @@ impl Supervisor {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let (chosen, missing) = select(&links, &sel);
+        let extra = self.inner.read_set().matchers();
+        let (chosen, missing) = select_with(&links, &sel, &extra);
         if !missing.is_empty() {
             tracing::debug!(?missing, "listed interfaces not present");
         }
-        // Stop tasks of interfaces gone, deselected, or whose MAC changed.
+        // Stop tasks of interfaces gone, deselected, whose MAC changed or that joined or
+        // left the default choice (the task reads that once).
         self.tasks.retain(|ifindex, t| {
             let keep = chosen
                 .iter()
-                .any(|c| c.ifindex == *ifindex && c.mac == t.mac);
+                .any(|c| c.ifindex == *ifindex && c.mac == t.mac && c.in_default == t.in_default);
             if !keep {
                 tracing::info!(interface = %t.name, "stop answering on interface");
                 t.abort.abort();
@@ -431,6 +461,7 @@ impl Supervisor {
                         Task {
                             name: c.name.clone(),
                             mac: c.mac,
+                            in_default: c.in_default,
                             link_ok: c.link_ok,
                             abort,
                             burst_all: tx,

@@ -19,6 +19,7 @@
 //! carrier and its operational state is not down/dormant: the election treats a node
 //! without any usable selected interface as ineligible.
 
+use ferrolb_config::InterfaceMatcher;
 use ferrolb_core::wire::MacAddr;
 
 /// `IFF_UP`.
@@ -234,20 +235,40 @@ pub struct LinkStatus {
     pub mac: MacAddr,
     /// Whether frames can flow ([`LinkAttrs::link_ok`]).
     pub link_ok: bool,
+    /// Taken by the default choice ([`Selection`]), not only by an `l2.policies`
+    /// interface entry: IPs of pools that no policy covers are answered here.
+    pub in_default: bool,
 }
 
 /// The interfaces to use among `links`, with their status. With a [`Selection::Named`]
 /// list, the names that match no usable link are returned as missing so that they
 /// count as "down" for eligibility.
 pub fn select(links: &[LinkAttrs], sel: &Selection) -> (Vec<LinkStatus>, Vec<String>) {
+    select_with(links, sel, &[])
+}
+
+/// [`select`], plus the Ethernet interfaces that `extra` (the interface entries of the
+/// `l2.policies` that apply to this node) match, as [`Selection::Named`] takes them.
+pub fn select_with(
+    links: &[LinkAttrs],
+    sel: &Selection,
+    extra: &[InterfaceMatcher],
+) -> (Vec<LinkStatus>, Vec<String>) {
     let chosen: Vec<LinkStatus> = links
         .iter()
-        .filter(|l| qualifies(l, sel).is_ok())
-        .map(|l| LinkStatus {
-            name: l.name.clone(),
-            ifindex: l.ifindex,
-            mac: l.mac.unwrap_or_default(),
-            link_ok: l.link_ok(),
+        .filter_map(|l| {
+            let in_default = qualifies(l, sel).is_ok();
+            let by_policy = || {
+                extra.iter().any(|m| m.matches(&l.name))
+                    && qualifies(l, &Selection::Named(vec![l.name.clone()])).is_ok()
+            };
+            (in_default || by_policy()).then(|| LinkStatus {
+                name: l.name.clone(),
+                ifindex: l.ifindex,
+                mac: l.mac.unwrap_or_default(),
+                link_ok: l.link_ok(),
+                in_default,
+            })
         })
         .collect();
     let missing = match sel {
@@ -392,5 +413,34 @@ mod tests {
         let (sel, _) = select(&links, &Selection::Auto);
         assert!(eligible(&sel));
         assert!(!eligible(&[]));
+    }
+
+    #[test]
+    fn policy_interfaces_add_to_the_default_choice() {
+        let mut vlan = mk_link("eth0.20");
+        vlan.ifindex = 4;
+        let mut other = mk_link("eth1.30");
+        other.ifindex = 5;
+        let mut lo = mk_link("lo");
+        lo.ifindex = 1;
+        lo.arphrd = 772; // ARPHRD_LOOPBACK
+        let links = [mk_link("eth0"), vlan, other, lo];
+        let extra = [
+            InterfaceMatcher::Glob("eth0.*".into()),
+            InterfaceMatcher::Name("lo".into()),
+        ];
+        let (sel, missing) = select_with(&links, &Selection::from_list(&["eth0".into()]), &extra);
+        let got: Vec<(&str, bool)> = sel
+            .iter()
+            .map(|l| (l.name.as_str(), l.in_default))
+            .collect();
+        assert_eq!(
+            got,
+            [("eth0", true), ("eth0.20", false)],
+            "lo is not Ethernet"
+        );
+        assert!(missing.is_empty());
+        let (sel, _) = select(&links, &Selection::from_list(&["eth0".into()]));
+        assert_eq!(sel.len(), 1);
     }
 }

@@ -9,6 +9,7 @@
 //! kernel filter or join a multicast group, and reads on a blocking thread; the speaker
 //! needs all three the other way round, which takes a few lines of libc in [`sys`].
 
+pub mod announced;
 pub mod announcer;
 pub mod bpf;
 pub mod iface;

@@ -86,22 +86,22 @@ pub(super) async fn serve(
                 if r.is_err() {
                     return Ok(()); // the announcer is gone
                 }
-                let cur = inner.read_set().clone();
+                let cur = inner.read_set().on_interface(&me.link.name, me.link.in_default);
                 let gained: Vec<IpAddr> = cur.difference(&last).copied().collect();
                 me.sync_groups(&cur);
                 me.schedule(gained, inner.cfg.burst_count);
                 last = cur;
             }
             Some(()) = burst_all.recv() => {
-                let all: Vec<IpAddr> = inner.read_set().iter().copied().collect();
-                me.schedule(all, inner.cfg.burst_count);
+                let all = inner.read_set().on_interface(&me.link.name, me.link.in_default);
+                me.schedule(all.into_iter().collect(), inner.cfg.burst_count);
             }
             _ = tokio::time::sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
                 me.send_due();
             }
             _ = async { reannounce.as_mut().expect("guarded").tick().await }, if reannounce.is_some() => {
-                let all: Vec<IpAddr> = inner.read_set().iter().copied().collect();
-                me.schedule(all, 1);
+                let all = inner.read_set().on_interface(&me.link.name, me.link.in_default);
+                me.schedule(all.into_iter().collect(), 1);
             }
         }
     }
@@ -121,7 +121,10 @@ impl Iface {
             match sock.recv(buf) {
                 Ok(n) => {
                     let set = self.inner.read_set();
-                    match wire::decide(&buf[..n], self.link.mac, |ip| set.contains(&ip)) {
+                    let (name, in_default) = (&self.link.name, self.link.in_default);
+                    match wire::decide(&buf[..n], self.link.mac, |ip| {
+                        set.answers(ip, name, in_default)
+                    }) {
                         Decision::Answer(p, reply) => {
                             inc(seen(m, p));
                             match sock.send(reply.as_bytes()) {
@@ -202,8 +205,8 @@ impl Iface {
             let mut failed = false;
             for ip in b.ips.iter() {
                 let set = self.inner.read_set();
-                if !set.contains(ip) {
-                    continue; // lost meanwhile: never announce it again
+                if !set.answers(*ip, &self.link.name, self.link.in_default) {
+                    continue; // lost meanwhile (or moved off this interface): never announce it again
                 }
                 let (frame, sock): (Reply, &PacketSocket) = match ip {
                     IpAddr::V4(v4) => (

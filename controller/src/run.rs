@@ -19,12 +19,12 @@ use std::sync::{Arc, Mutex};
 
 use ferrolb_config::Config;
 use ferrolb_core::alloc::Allocator;
+use ferrolb_process::events::{EventData, EventSink, Pending};
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, Resource};
@@ -33,7 +33,6 @@ use tracing::{error, info, warn};
 
 use crate::cli::RunArgs;
 pub use crate::error::Error;
-use crate::events::{EventQueue, Pending};
 use crate::http::Health;
 use crate::leader::Elector;
 use crate::metrics::Metrics;
@@ -64,7 +63,7 @@ impl Engine {
 pub struct Ctx {
     pub(crate) client: Client,
     pub(crate) engine: Mutex<Engine>,
-    pub(crate) events: EventQueue,
+    pub(crate) events: EventSink,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) class: String,
     pub(crate) cm_ref: String,
@@ -93,10 +92,12 @@ impl Ctx {
     ) {
         self.events.send(Pending {
             regarding,
-            warning,
-            reason: reason.to_owned(),
-            action: action.to_owned(),
-            note,
+            event: EventData {
+                warning,
+                reason: reason.to_owned(),
+                action: action.to_owned(),
+                note,
+            },
         });
     }
 }
@@ -138,19 +139,9 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
 
     let (retry_tx, retry_rx) = mpsc::unbounded_channel();
     let cm_ref = format!("{}/{}", args.config_namespace, args.config_name);
-    let (events, events_rx) = EventQueue::new(metrics.clone());
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "ferrolb-controller".into(),
-            instance: Some(identity.clone()),
-        },
-    );
-    tokio::spawn(crate::events::publish_all(
-        recorder,
-        events_rx,
-        lead_rx.clone(),
-    ));
+    // Publishing stops when `run` returns (`_publisher` dropped).
+    let (events, _publisher) =
+        crate::events::start(client.clone(), &identity, &metrics, lead_rx.clone());
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         engine: Mutex::new(Engine {

@@ -17,8 +17,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use ferrolb_config::Config;
-use ferrolb_core::alloc::Allocator;
 use ferrolb_process::events::{EventData, EventSink, Pending};
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -32,6 +30,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 use crate::cli::RunArgs;
+use crate::engine::Engine;
 pub use crate::error::Error;
 use crate::http::Health;
 use crate::leader::Elector;
@@ -39,25 +38,6 @@ use crate::metrics::Metrics;
 use crate::service;
 use crate::slim::LbService as Service;
 use crate::term::Term;
-
-/// The allocator with the configuration it was built from.
-pub(crate) struct Engine {
-    pub(crate) alloc: Allocator,
-    pub(crate) config: Option<Config>,
-    /// True once the allocator was rebuilt from the Services' status.
-    pub(crate) rebuilt: bool,
-    /// Set when a term ended: the cache may have missed changes while the API
-    /// was out of reach, so the next rebuild must come from a fresh list.
-    pub(crate) needs_fresh_list: bool,
-}
-
-impl Engine {
-    /// Reconciling is safe once the allocator was rebuilt; without any
-    /// configuration it is too, as nothing is allocated then.
-    pub(crate) fn open(&self) -> bool {
-        self.rebuilt || self.config.is_none()
-    }
-}
 
 /// State shared by the watch tasks and the reconciler.
 pub struct Ctx {
@@ -144,12 +124,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         crate::events::start(client.clone(), &identity, &metrics, lead_rx.clone());
     let ctx = Arc::new(Ctx {
         client: client.clone(),
-        engine: Mutex::new(Engine {
-            alloc: Allocator::new(Config::default()),
-            config: None,
-            rebuilt: false,
-            needs_fresh_list: false,
-        }),
+        engine: Mutex::new(Engine::new()),
         events,
         metrics: metrics.clone(),
         class: args.lb_class.clone(),
@@ -185,7 +160,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                     Ok(Event::Apply(s) | Event::InitApply(s)) if forward => {
                         let _ = touch_tx.send(s);
                     }
-                    Ok(Event::Delete(s)) if ctx.leading() => ctx.on_deleted(&s),
+                    Ok(Event::Delete(s)) if ctx.leading() => ctx.on_deleted(&s, &store),
                     Ok(Event::InitDone) if ctx.leading() => ctx.sweep(&store),
                     Ok(_) => {}
                     Err(e) => warn!(error = %e, "service watch failed; retrying with backoff"),
@@ -265,7 +240,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                 // write it had in flight; the Event worker discards the rest.
                 metrics.leader.set(0);
                 metrics.stepdowns.inc();
-                ctx.step_down();
+                ctx.step_down(&svc_reader);
                 health.set_ready(true);
                 warn!(identity = %identity, "leadership lost: stepped down, writing nothing; campaigning again");
             }

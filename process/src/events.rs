@@ -235,10 +235,13 @@ mod tests {
         }
     }
 
+    /// What the API server saw: method, path and body of each request.
+    type Requests = Arc<Mutex<Vec<(String, String, String)>>>;
+
     /// A client whose API server records each request (method, path, body) and answers
     /// with the body it was sent, as a create does.
-    fn recording_client() -> (kube::Client, Arc<Mutex<Vec<(String, String, String)>>>) {
-        let seen: Arc<Mutex<Vec<(String, String, String)>>> = Arc::default();
+    fn recording_client() -> (kube::Client, Requests) {
+        let seen: Requests = Arc::default();
         let log = seen.clone();
         let svc = tower::service_fn(move |req: http::Request<kube::client::Body>| {
             let log = log.clone();

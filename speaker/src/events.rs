@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use ferrolb_core::election::{Election, ServiceKey};
+use ferrolb_core::election::Election;
+use ferrolb_core::service::ServiceKey;
 use ferrolb_process::events::{EventData, EventSink, Pending, Publisher};
 use kube::Resource;
 use kube::runtime::events::Reporter;

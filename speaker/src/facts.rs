@@ -4,7 +4,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
-use ferrolb_core::election::{ServiceFacts, ServiceKey, TrafficPolicy};
+use ferrolb_core::election::{ServiceFacts, TrafficPolicy};
+use ferrolb_core::service::ServiceKey;
 
 use crate::slim::{SlimEndpointSlice as EndpointSlice, SlimNode as Node, SlimService as Service};
 

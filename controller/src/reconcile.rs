@@ -49,7 +49,8 @@ pub fn decide(
     class: &str,
     cm: &str,
 ) -> Decision {
-    let key = service::key(svc);
+    // The allocator's key: the Service's key as text (see `service::key`).
+    let key = service::key(svc).to_string();
     if !is_handled(svc, class) {
         return withdraw(alloc, config, svc, &key);
     }
@@ -246,7 +247,7 @@ pub fn rebuild(alloc: &mut Allocator, services: &[Arc<LbService>], class: &str) 
 pub fn adopt_unheld(alloc: &mut Allocator, services: &[Arc<LbService>], class: &str) -> usize {
     let unheld: Vec<Arc<LbService>> = services
         .iter()
-        .filter(|s| alloc.get(&service::key(s)).is_none())
+        .filter(|s| alloc.get(&service::key(s).to_string()).is_none())
         .cloned()
         .collect();
     rebuild(alloc, &unheld, class)

@@ -17,14 +17,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use ferrolb_config::Config;
-use ferrolb_core::alloc::Allocator;
+use ferrolb_process::events::{EventData, EventSink, Pending};
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, Resource};
@@ -32,8 +30,8 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 use crate::cli::RunArgs;
+use crate::engine::Engine;
 pub use crate::error::Error;
-use crate::events::{EventQueue, Pending};
 use crate::http::Health;
 use crate::leader::Elector;
 use crate::metrics::Metrics;
@@ -41,30 +39,11 @@ use crate::service;
 use crate::slim::LbService as Service;
 use crate::term::Term;
 
-/// The allocator with the configuration it was built from.
-pub(crate) struct Engine {
-    pub(crate) alloc: Allocator,
-    pub(crate) config: Option<Config>,
-    /// True once the allocator was rebuilt from the Services' status.
-    pub(crate) rebuilt: bool,
-    /// Set when a term ended: the cache may have missed changes while the API
-    /// was out of reach, so the next rebuild must come from a fresh list.
-    pub(crate) needs_fresh_list: bool,
-}
-
-impl Engine {
-    /// Reconciling is safe once the allocator was rebuilt; without any
-    /// configuration it is too, as nothing is allocated then.
-    pub(crate) fn open(&self) -> bool {
-        self.rebuilt || self.config.is_none()
-    }
-}
-
 /// State shared by the watch tasks and the reconciler.
 pub struct Ctx {
     pub(crate) client: Client,
     pub(crate) engine: Mutex<Engine>,
-    pub(crate) events: EventQueue,
+    pub(crate) events: EventSink,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) class: String,
     pub(crate) cm_ref: String,
@@ -93,10 +72,12 @@ impl Ctx {
     ) {
         self.events.send(Pending {
             regarding,
-            warning,
-            reason: reason.to_owned(),
-            action: action.to_owned(),
-            note,
+            event: EventData {
+                warning,
+                reason: reason.to_owned(),
+                action: action.to_owned(),
+                note,
+            },
         });
     }
 }
@@ -138,27 +119,12 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
 
     let (retry_tx, retry_rx) = mpsc::unbounded_channel();
     let cm_ref = format!("{}/{}", args.config_namespace, args.config_name);
-    let (events, events_rx) = EventQueue::new(metrics.clone());
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "ferrolb-controller".into(),
-            instance: Some(identity.clone()),
-        },
-    );
-    tokio::spawn(crate::events::publish_all(
-        recorder,
-        events_rx,
-        lead_rx.clone(),
-    ));
+    // Publishing stops when `run` returns (`_publisher` dropped).
+    let (events, _publisher) =
+        crate::events::start(client.clone(), &identity, &metrics, lead_rx.clone());
     let ctx = Arc::new(Ctx {
         client: client.clone(),
-        engine: Mutex::new(Engine {
-            alloc: Allocator::new(Config::default()),
-            config: None,
-            rebuilt: false,
-            needs_fresh_list: false,
-        }),
+        engine: Mutex::new(Engine::new()),
         events,
         metrics: metrics.clone(),
         class: args.lb_class.clone(),
@@ -194,7 +160,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                     Ok(Event::Apply(s) | Event::InitApply(s)) if forward => {
                         let _ = touch_tx.send(s);
                     }
-                    Ok(Event::Delete(s)) if ctx.leading() => ctx.on_deleted(&s),
+                    Ok(Event::Delete(s)) if ctx.leading() => ctx.on_deleted(&s, &store),
                     Ok(Event::InitDone) if ctx.leading() => ctx.sweep(&store),
                     Ok(_) => {}
                     Err(e) => warn!(error = %e, "service watch failed; retrying with backoff"),
@@ -274,7 +240,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                 // write it had in flight; the Event worker discards the rest.
                 metrics.leader.set(0);
                 metrics.stepdowns.inc();
-                ctx.step_down();
+                ctx.step_down(&svc_reader);
                 health.set_ready(true);
                 warn!(identity = %identity, "leadership lost: stepped down, writing nothing; campaigning again");
             }

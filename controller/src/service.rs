@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use ferrolb_core::alloc::{FamilyPolicy, IpFamily, Port, Protocol, Request};
 use ferrolb_core::annotations;
+use ferrolb_core::service::ServiceKey;
 
 use crate::slim::LbService;
 
@@ -53,12 +54,13 @@ pub fn trim(svc: &mut LbService) {
     svc.status.conditions.shrink_to_fit();
 }
 
-/// `namespace/name`, the allocator's key for a Service.
-pub fn key(svc: &LbService) -> String {
-    format!(
-        "{}/{}",
+/// The Service's identity. The allocator keys it by its text form, `namespace/name`
+/// ([`ServiceKey`]'s `Display`): that is where a key becomes a string, at each call
+/// into the allocator, and where one is read back ([`std::str::FromStr`]).
+pub fn key(svc: &LbService) -> ServiceKey {
+    ServiceKey::new(
         svc.metadata.namespace.as_deref().unwrap_or_default(),
-        svc.metadata.name.as_deref().unwrap_or_default()
+        svc.metadata.name.as_deref().unwrap_or_default(),
     )
 }
 
@@ -144,7 +146,7 @@ pub fn to_request(svc: &LbService) -> Result<Request, String> {
     }
 
     Ok(Request {
-        key: key(svc),
+        key: key(svc).to_string(),
         namespace,
         labels: svc.metadata.labels.clone().unwrap_or_default(),
         families,

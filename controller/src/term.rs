@@ -16,10 +16,11 @@ use kube::{Client, Resource, ResourceExt};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use crate::engine::Engine;
 use crate::error::Error;
 use crate::http::Health;
 use crate::reconcile::{self, Decision};
-use crate::run::{Ctx, Engine};
+use crate::run::Ctx;
 use crate::service;
 use crate::slim::LbService as Service;
 use crate::status;
@@ -43,7 +44,7 @@ pub(crate) async fn reconcile_one(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Ac
         let Engine { alloc, config, .. } = &mut *e;
         let d = reconcile::decide(alloc, config.as_ref(), &svc, &ctx.class, &ctx.cm_ref);
         if d.allocated || d.released {
-            ctx.update_pool_metrics(&e);
+            ctx.set_pool_metrics(&e.alloc.pool_stats());
         }
         d
     };

@@ -1,8 +1,59 @@
-//! What both binaries decide about a Service object, decided once: whether it is
-//! ferrolb's, and which IPs its status holds. Plain fields in, so that each binary's
-//! own slim Service type reads them.
+//! What both binaries decide about a Service object, decided once: its identity
+//! ([`ServiceKey`]), whether it is ferrolb's, and which IPs its status holds. Plain
+//! fields in, so that each binary's own slim Service type reads them.
 
+use std::fmt;
 use std::net::IpAddr;
+use std::str::FromStr;
+
+/// Identity of a Service: namespace and name.
+///
+/// Its text form is `namespace/name` ([`fmt::Display`], read back by [`FromStr`]); the
+/// allocator keys its allocations by that text ([`crate::alloc::HolderKey`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceKey {
+    /// The Service's namespace.
+    pub namespace: String,
+    /// The Service's name.
+    pub name: String,
+}
+
+impl ServiceKey {
+    /// Builds a key from namespace and name.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A text that is not `namespace/name`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not a Service key: expected namespace/name, both non-empty and without '/'")]
+pub struct ParseServiceKeyError {
+    /// The text read.
+    pub text: String,
+}
+
+impl FromStr for ServiceKey {
+    type Err = ParseServiceKeyError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('/') {
+            Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+                Ok(Self::new(ns, name))
+            }
+            _ => Err(ParseServiceKeyError { text: s.to_owned() }),
+        }
+    }
+}
 
 /// What to do with a Service that is being deleted (it has a deletion timestamp, and
 /// finalizers keep it around).
@@ -50,6 +101,18 @@ pub fn ingress_ips<'a>(ips: impl IntoIterator<Item = Option<&'a str>>) -> Vec<Ip
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_service_key_reads_back_its_text_and_rejects_other_text() {
+        let k = ServiceKey::new("shop", "web");
+        assert_eq!(k.to_string(), "shop/web");
+        assert_eq!("shop/web".parse::<ServiceKey>(), Ok(k));
+        for bad in ["web", "/web", "shop/", "a/b/c", ""] {
+            let e = bad.parse::<ServiceKey>().unwrap_err();
+            assert_eq!(e.text, bad);
+            assert!(e.to_string().contains("namespace/name"), "{e}");
+        }
+    }
 
     #[test]
     fn load_balancers_of_our_class_or_none_are_ours() {

@@ -1,6 +1,6 @@
 //! The runtime both ferrolb binaries share, so that nothing is written twice: the
 //! common flags and their environment variables ([`flags`]), logging ([`logging`]),
-//! the shutdown signal ([`shutdown`]), the watch retry ([`backoff`]), the `/metrics` `/livez` `/readyz` endpoint
+//! the shutdown signal ([`shutdown`]), the Event sink ([`events`]), the watch retry ([`backoff`]), the `/metrics` `/livez` `/readyz` endpoint
 //! ([`http`]), a Kubernetes client built from a kubeconfig or the in-cluster service
 //! account ([`kubeconfig`]), and glibc malloc settings for a long-lived process whose
 //! resident memory is a figure operators watch ([`malloc`]).
@@ -9,6 +9,7 @@
 #![deny(unsafe_code)]
 
 pub mod backoff;
+pub mod events;
 pub mod flags;
 pub mod http;
 pub mod kubeconfig;

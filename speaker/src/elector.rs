@@ -15,12 +15,12 @@ use ferrolb_core::election::{
 use ferrolb_core::membership::Keyring;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::runtime::reflector::{ObjectRef, Store};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, watch};
 
 use crate::api_probe::ApiContact;
 use crate::cli::Settings;
 use crate::dataplane::Dataplane;
-use crate::events::{EventTracker, Notice};
+use crate::events::{EventTracker, NoticeSink};
 use crate::facts::{SliceIndex, apply_policies, node_ready, service_facts};
 use crate::http::Health;
 use crate::lease::Reports;
@@ -65,7 +65,7 @@ pub struct Elector {
     /// Readiness.
     pub health: Arc<Health>,
     /// Events to publish.
-    pub events: mpsc::Sender<Notice>,
+    pub events: NoticeSink,
     /// What the Lease publishes.
     pub published: watch::Sender<Published>,
     /// Event bookkeeping.
@@ -98,7 +98,7 @@ impl Elector {
         dataplane: Arc<dyn Dataplane>,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
-        events: mpsc::Sender<Notice>,
+        events: NoticeSink,
         published: watch::Sender<Published>,
     ) -> Self {
         let t = settings.timers;
@@ -334,10 +334,7 @@ impl Elector {
             .tracker
             .update(&plan.election, &me, &plan.announce, plan.reporter)
         {
-            if self.events.try_send(notice).is_err() {
-                self.metrics.events_dropped.inc();
-                tracing::debug!("Event queue full; dropping an Event");
-            }
+            self.events.send(notice);
         }
         self.metrics.announced_ips.set(plan.announce.len() as i64);
         self.metrics.live_speakers.set(plan.live.len() as i64);

@@ -1,19 +1,20 @@
 //! Kubernetes Events on Services: which node announces them, and why none does.
 //!
 //! [`EventTracker`] is pure: it compares successive elections and says what to
-//! report. [`publish_loop`] sends the reports through a kube-runtime `Recorder` in
-//! the background so that a slow API server never delays announcing.
+//! report. [`NoticeSink`] queues the reports on the shared Event sink
+//! ([`ferrolb_process::events`]), published in the background so that a slow API
+//! server never delays announcing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-
-use ferrolb_core::election::{Election, NoAnnouncer, ServiceKey};
 use std::sync::Arc;
 
+use ferrolb_core::election::{Election, NoAnnouncer};
+use ferrolb_core::service::ServiceKey;
+use ferrolb_process::events::{EventData, EventSink, Pending, Publisher};
 use kube::Resource;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{ObjectRef, Store};
-use tokio::sync::mpsc;
 
 use crate::dataplane::Dataplane;
 use crate::metrics::Metrics;
@@ -21,6 +22,20 @@ use crate::slim::{SlimNode, SlimService};
 
 /// The reporting controller name on every Event.
 pub const REPORTING_CONTROLLER: &str = "ferrolb-speaker";
+
+/// Events waiting to be published, at most; beyond, they are dropped and counted
+/// (`ferrolb_speaker_events_dropped_total`).
+pub const QUEUE_CAPACITY: usize = 4096;
+
+/// Starts publishing the Events of the speaker on `node`.
+pub fn start(client: kube::Client, node: &str, metrics: &Metrics) -> (EventSink, Publisher) {
+    let reporter = Reporter {
+        controller: REPORTING_CONTROLLER.into(),
+        instance: Some(node.to_owned()),
+    };
+    let dropped = metrics.events_dropped.clone();
+    ferrolb_process::events::start(client, reporter, QUEUE_CAPACITY, dropped, None)
+}
 
 /// Something worth an Event on a Service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +79,7 @@ impl Notice {
     }
 
     /// The Event to publish for it, as seen from `node`.
-    pub fn to_event(&self, node: &str) -> Event {
+    pub fn to_event(&self, node: &str) -> EventData {
         let list = |ips: &[IpAddr]| {
             ips.iter()
                 .map(|ip| {
@@ -75,29 +90,23 @@ impl Notice {
                 .join(", ")
         };
         match self {
-            Notice::Started { ips, .. } => Event {
-                type_: EventType::Normal,
+            Notice::Started { ips, .. } => EventData {
+                warning: false,
                 reason: "Announcing".into(),
-                note: Some(format!("node {node} announces {}", list(ips))),
+                note: format!("node {node} announces {}", list(ips)),
                 action: "Announce".into(),
-                secondary: None,
             },
-            Notice::Stopped { ips, why, .. } => Event {
-                type_: EventType::Normal,
+            Notice::Stopped { ips, why, .. } => EventData {
+                warning: false,
                 reason: "StoppedAnnouncing".into(),
-                note: Some(format!(
-                    "node {node} stopped announcing {}: {why}",
-                    list(ips)
-                )),
+                note: format!("node {node} stopped announcing {}: {why}", list(ips)),
                 action: "Announce".into(),
-                secondary: None,
             },
-            Notice::NoAnnouncer { why, reason, .. } => Event {
-                type_: EventType::Warning,
+            Notice::NoAnnouncer { why, reason, .. } => EventData {
+                warning: true,
                 reason: (*reason).into(),
-                note: Some(format!("no node announces this Service: {why}")),
+                note: format!("no node announces this Service: {why}"),
                 action: "Elect".into(),
-                secondary: None,
             },
         }
     }
@@ -225,32 +234,37 @@ fn lost_reason(election: &Election, me: &str, ip: IpAddr) -> String {
     }
 }
 
-/// Publishes notices as Events on their Services until the channel closes. Failures are
-/// logged and dropped: Events are informational.
-pub async fn publish_loop(
-    client: kube::Client,
+/// Queues [`Notice`]s as Events on their Services.
+#[derive(Clone)]
+pub struct NoticeSink {
+    sink: EventSink,
     node: String,
     services: Store<SlimService>,
-    mut rx: mpsc::Receiver<Notice>,
-) {
-    let reporter = Reporter {
-        controller: REPORTING_CONTROLLER.into(),
-        instance: Some(node.clone()),
-    };
-    while let Some(notice) = rx.recv().await {
-        let key = notice.service();
-        let Some(svc) = services.get(&ObjectRef::new(&key.name).within(&key.namespace)) else {
-            continue;
-        };
-        let reference = svc.object_ref(&());
-        // A fresh Recorder per Event: a shared one folds Events with the same reason
-        // into one series and keeps the *first* message, so "now announced by b" would
-        // still read "now announced by a". Repeats are already suppressed by
-        // `EventTracker`, which only reports changes.
-        let recorder = Recorder::new(client.clone(), reporter.clone());
-        if let Err(e) = recorder.publish(&notice.to_event(&node), &reference).await {
-            tracing::warn!(service = %key, error = %e, "could not publish Event");
+}
+
+impl NoticeSink {
+    /// Notices of the speaker on `node`, about Services found in `services`.
+    pub fn new(sink: EventSink, node: String, services: Store<SlimService>) -> Self {
+        Self {
+            sink,
+            node,
+            services,
         }
+    }
+
+    /// Queues the Event for `notice`; a Service no longer cached gets none.
+    pub fn send(&self, notice: Notice) {
+        let key = notice.service();
+        let Some(svc) = self
+            .services
+            .get(&ObjectRef::new(&key.name).within(&key.namespace))
+        else {
+            return;
+        };
+        self.sink.send(Pending {
+            regarding: svc.object_ref(&()),
+            event: notice.to_event(&self.node),
+        });
     }
 }
 
@@ -266,17 +280,13 @@ pub fn new_findings(reported: &BTreeSet<String>, current: &BTreeSet<String>) -> 
 /// itself (which defeats the election): a Warning Event on the Node (the data plane
 /// logs it too), and the `strict_arp_problems` gauge.
 pub async fn strict_arp_loop(
-    client: kube::Client,
+    events: EventSink,
     node: String,
     nodes: Store<SlimNode>,
     dataplane: Arc<dyn Dataplane>,
     metrics: Arc<Metrics>,
     period: std::time::Duration,
 ) {
-    let reporter = Reporter {
-        controller: REPORTING_CONTROLLER.into(),
-        instance: Some(node.clone()),
-    };
     let mut reported: BTreeSet<String> = BTreeSet::new();
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -295,17 +305,15 @@ pub async fn strict_arp_loop(
         };
         let reference = obj.object_ref(&());
         for finding in fresh {
-            let ev = Event {
-                type_: EventType::Warning,
-                reason: "StrictArpDisabled".into(),
-                note: Some(finding),
-                action: "CheckArpSysctls".into(),
-                secondary: None,
-            };
-            let recorder = Recorder::new(client.clone(), reporter.clone());
-            if let Err(e) = recorder.publish(&ev, &reference).await {
-                tracing::warn!(node = %node, error = %e, "could not publish the strictARP Event");
-            }
+            events.send(Pending {
+                regarding: reference.clone(),
+                event: EventData {
+                    warning: true,
+                    reason: "StrictArpDisabled".into(),
+                    note: finding,
+                    action: "CheckArpSysctls".into(),
+                },
+            });
         }
         reported = current;
     }
@@ -374,8 +382,8 @@ mod tests {
         let ev = n[0].to_event("a");
         assert_eq!(ev.reason, "StoppedAnnouncing");
         assert_eq!(
-            ev.note.as_deref(),
-            Some("node a stopped announcing 192.0.2.1 (ARP): now announced by node b")
+            ev.note,
+            "node a stopped announcing 192.0.2.1 (ARP): now announced by node b"
         );
     }
 
@@ -387,10 +395,8 @@ mod tests {
         t.update(&e, "a", &e.announced_by("a"), false);
         let n = t.update(&e, "a", &BTreeSet::new(), false);
         assert_eq!(
-            n[0].to_event("a").note.as_deref(),
-            Some(
-                "node a stopped announcing 2001:db8::1 (NDP): this node's speaker Lease is not held"
-            )
+            n[0].to_event("a").note,
+            "node a stopped announcing 2001:db8::1 (NDP): this node's speaker Lease is not held"
         );
     }
 
@@ -422,10 +428,10 @@ mod tests {
         let n = t.update(&e, "a", &BTreeSet::new(), true);
         assert_eq!(n.len(), 1);
         let ev = n[0].to_event("a");
-        assert_eq!(ev.type_, EventType::Warning);
+        assert!(ev.warning);
         assert_eq!(
-            ev.note.as_deref(),
-            Some("no node announces this Service: Service default/s has no ready endpoint")
+            ev.note,
+            "no node announces this Service: Service default/s has no ready endpoint"
         );
         assert!(t.update(&e, "a", &BTreeSet::new(), true).is_empty());
 
@@ -437,12 +443,7 @@ mod tests {
         );
         let n = t.update(&e2, "a", &BTreeSet::new(), true);
         assert_eq!(n.len(), 1);
-        assert!(
-            n[0].to_event("a")
-                .note
-                .unwrap()
-                .contains("1 node no live speaker")
-        );
+        assert!(n[0].to_event("a").note.contains("1 node no live speaker"));
 
         // Once served, a recurrence is reported again.
         let ok = elect(
@@ -469,13 +470,11 @@ mod tests {
         let n = t.update(&e, "a", &BTreeSet::new(), true);
         assert_eq!(n.len(), 1);
         let ev = n[0].to_event("a");
-        assert_eq!(ev.type_, EventType::Warning);
+        assert!(ev.warning);
         assert_eq!(ev.reason, "NotAllowedByL2Policy");
         assert_eq!(
-            ev.note.as_deref(),
-            Some(
-                "no node announces this Service: no l2 policy allows Service default/gated (pool p is announced only for tier=edge)"
-            )
+            ev.note,
+            "no node announces this Service: no l2 policy allows Service default/gated (pool p is announced only for tier=edge)"
         );
     }
 }

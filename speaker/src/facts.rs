@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use ferrolb_config::{Announcement, Config, InterfaceRule};
-use ferrolb_core::election::{NodeRule, ServiceFacts, ServiceKey, TrafficPolicy};
+use ferrolb_core::election::{NodeRule, ServiceFacts, TrafficPolicy};
+use ferrolb_core::service::ServiceKey;
 
 use crate::slim::{SlimEndpointSlice as EndpointSlice, SlimNode as Node, SlimService as Service};
 

@@ -55,8 +55,8 @@ pub struct Metrics {
     pub heartbeats_received: Counter,
     /// Heartbeat datagrams dropped, by reason.
     pub heartbeats_dropped: Family<DropLabels, Counter>,
-    /// Events dropped because the publishing queue was full (the controller's policy:
-    /// Events are informational, memory is bounded).
+    /// Events dropped because the publishing queue was full
+    /// ([`ferrolb_process::events`]).
     pub events_dropped: Counter,
     /// Service IPs that no node can announce.
     pub ips_without_announcer: Gauge,

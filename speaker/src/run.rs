@@ -21,7 +21,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::runtime::watcher;
 use kube::{Api, Client};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use crate::api_probe::{ApiContact, probe_loop};
@@ -29,7 +29,7 @@ use crate::cli::Settings;
 use crate::dataplane::Dataplane;
 use crate::elector::{Elector, Stores};
 use crate::error::SpeakerError;
-use crate::events::{STRICT_ARP_CHECK, publish_loop, strict_arp_loop};
+use crate::events::{NoticeSink, STRICT_ARP_CHECK, strict_arp_loop};
 use crate::http::Health;
 use crate::lease::{LeaseWriter, Reports};
 use crate::membership::SharedMembership;
@@ -38,8 +38,6 @@ use crate::renew::{Published, lease_watch, renew_loop};
 use crate::slim::{SlimEndpointSlice, SlimNode, SlimService, trim_node, trim_service, trim_slice};
 use crate::watch::spawn_reflector;
 
-/// Pending Events beyond this are dropped (they are informational).
-const EVENT_QUEUE: usize = 4096;
 /// Upper bound on the shutdown steps that talk to the API server.
 const SHUTDOWN_API_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -187,21 +185,17 @@ impl Speaker {
             s.node_name.clone(),
             t.renew_period,
         )));
+        let (events, publisher) =
+            crate::events::start(self.client.clone(), &s.node_name, &self.metrics);
         tasks.spawn(strict_arp_loop(
-            self.client.clone(),
+            events.clone(),
             s.node_name.clone(),
             stores.nodes.clone(),
             self.dataplane.clone(),
             self.metrics.clone(),
             STRICT_ARP_CHECK,
         ));
-        let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
-        let mut publisher = TaskGuard(tokio::spawn(publish_loop(
-            self.client.clone(),
-            s.node_name.clone(),
-            stores.services.clone(),
-            event_rx,
-        )));
+        let notices = NoticeSink::new(events, s.node_name.clone(), stores.services.clone());
 
         let mut elector = Elector::new(
             s.clone(),
@@ -213,7 +207,7 @@ impl Speaker {
             self.dataplane.clone(),
             self.metrics.clone(),
             self.health.clone(),
-            event_tx,
+            notices,
             published_tx,
         );
 
@@ -248,10 +242,10 @@ impl Speaker {
             Err(_) => tracing::warn!("deleting the Lease timed out"),
         }
         for n in elector.tracker.shutdown() {
-            let _ = elector.events.try_send(n);
+            elector.events.send(n);
         }
         drop(elector);
-        let _ = tokio::time::timeout(SHUTDOWN_API_TIMEOUT, &mut publisher.0).await;
+        publisher.drain(SHUTDOWN_API_TIMEOUT).await;
         tasks.abort_all();
         Ok(())
     }

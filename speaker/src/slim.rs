@@ -317,7 +317,8 @@ pub fn trim_node(node: &mut SlimNode) {
 mod tests {
     use super::*;
     use crate::facts::{SliceIndex, node_ready, service_facts};
-    use ferrolb_core::election::{ServiceKey, TrafficPolicy};
+    use ferrolb_core::election::TrafficPolicy;
+    use ferrolb_core::service::ServiceKey;
     use kube::Resource;
 
     /// A Service as the API server sends it, with much the speaker does not read.

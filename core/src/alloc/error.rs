@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use super::types::{IpFamily, Port, ServiceKey};
+use super::types::{HolderKey, IpFamily, Port};
 
 /// Why a Service could not get (or keep) an address. `Display` is the human reason,
 /// fit for a Kubernetes Event; [`AllocError::reason`] is a short stable label for metrics.
@@ -38,7 +38,7 @@ pub enum AllocError {
         /// The IP.
         ip: IpAddr,
         /// A Service holding it.
-        holder: ServiceKey,
+        holder: HolderKey,
     },
     /// The pool's `namespaces` or `serviceSelector` exclude the Service.
     #[error("address pool \"{pool}\" may not be used by this Service: {reason}")]
@@ -62,7 +62,7 @@ pub enum AllocError {
         /// The IP.
         ip: IpAddr,
         /// The Service holding it.
-        holder: ServiceKey,
+        holder: HolderKey,
     },
     /// Sharing the IP would put two Services on the same port and protocol.
     #[error("IP {ip} cannot be shared with Service {holder}: both use port {port}")]
@@ -72,7 +72,7 @@ pub enum AllocError {
         /// The colliding port.
         port: Port,
         /// The Service already on it.
-        holder: ServiceKey,
+        holder: HolderKey,
     },
     /// Sharing the IP with `externalTrafficPolicy: Local` needs equal pod selectors.
     #[error(
@@ -82,7 +82,7 @@ pub enum AllocError {
         /// The IP.
         ip: IpAddr,
         /// The Service holding it.
-        holder: ServiceKey,
+        holder: HolderKey,
     },
     /// The IP is a `.0` or `.255` and its pool has `avoidBuggyIPs`.
     #[error(

@@ -66,7 +66,7 @@ use ferrolb_config::{Config, Pool};
 
 pub use error::AllocError;
 pub use types::{
-    Allocation, FamilyPolicy, IpFamily, PoolStats, Port, Protocol, Request, ServiceKey,
+    Allocation, FamilyPolicy, HolderKey, IpFamily, PoolStats, Port, Protocol, Request,
 };
 
 use space::Space;
@@ -367,7 +367,7 @@ impl Allocator {
     }
 
     /// The Services holding `ip`, sorted.
-    pub fn holders(&self, ip: IpAddr) -> Vec<ServiceKey> {
+    pub fn holders(&self, ip: IpAddr) -> Vec<HolderKey> {
         self.ips
             .get(&ip)
             .map(|e| e.holders.as_slice().iter().map(|h| h.to_string()).collect())
@@ -494,7 +494,7 @@ impl Allocator {
     /// not be restored, with the reason; the caller allocates them afresh.
     ///
     /// Items may be owned (`(Request, Vec<IpAddr>)`) or borrowed (`(&Request, &[IpAddr])`).
-    pub fn rebuild<I, R, V>(&mut self, items: I) -> Vec<(ServiceKey, AllocError)>
+    pub fn rebuild<I, R, V>(&mut self, items: I) -> Vec<(HolderKey, AllocError)>
     where
         I: IntoIterator<Item = (R, V)>,
         R: Borrow<Request>,
@@ -532,7 +532,7 @@ impl Allocator {
     /// sorted by key, with the pool they were in; the caller should call
     /// [`Allocator::allocate`] for each of these Services (it keeps what remains and fills
     /// the gap).
-    pub fn set_config(&mut self, config: Config) -> Vec<(ServiceKey, Allocation)> {
+    pub fn set_config(&mut self, config: Config) -> Vec<(HolderKey, Allocation)> {
         let old = std::mem::take(&mut self.services);
         *self = Allocator::new(config);
         let mut old: Vec<(Arc<str>, Record)> = old.into_iter().collect();

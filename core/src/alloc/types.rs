@@ -4,8 +4,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
-/// Identifies a Service: `"namespace/name"`.
-pub type ServiceKey = String;
+/// The allocator's name for the Service holding an allocation: the text form of its
+/// [`crate::service::ServiceKey`], `"namespace/name"` (one string per allocation
+/// rather than two).
+pub type HolderKey = String;
 
 /// An IP family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -96,7 +98,7 @@ impl fmt::Display for Port {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Request {
     /// `"namespace/name"`; must start with `namespace` followed by `/`.
-    pub key: ServiceKey,
+    pub key: HolderKey,
     /// The Service's namespace (checked against pools' `namespaces`).
     pub namespace: String,
     /// The Service's labels (checked against pools' `serviceSelector`).

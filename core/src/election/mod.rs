@@ -60,30 +60,8 @@ pub enum TrafficPolicy {
     Local,
 }
 
-/// Identity of a Service: namespace and name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ServiceKey {
-    /// The Service's namespace.
-    pub namespace: String,
-    /// The Service's name.
-    pub name: String,
-}
-
-impl ServiceKey {
-    /// Builds a key from namespace and name.
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self {
-            namespace: namespace.into(),
-            name: name.into(),
-        }
-    }
-}
-
-impl fmt::Display for ServiceKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
+/// The Service identity of the whole crate, here where the election always used it.
+pub use crate::service::ServiceKey;
 
 /// What the election knows about one Service that has external IPs to announce.
 #[derive(Debug, Clone, PartialEq, Eq)]

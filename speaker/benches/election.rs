@@ -31,11 +31,11 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferrolb_apiserver::{ApiServer, ApiServerOptions, RunningApiServer};
 use ferrolb_core::election::{
     ElectionPolicy, NodeFacts, ServiceFacts, ServiceKey, TrafficPolicy, elect,
 };
 use ferrolb_speaker::{RecordingDataplane, Settings, Speaker};
-use ferrolb_testbed::apiserver::{ApiServer, ApiServerOptions, RunningApiServer};
 use kube::Client;
 use std::path::PathBuf;
 use tokio::sync::oneshot;

@@ -3,7 +3,7 @@
 //!
 //! The real `ferrolb-speaker` binary runs **with its data path** in a node network
 //! namespace (`ip netns exec`, as the lab and a DaemonSet pod on the host network run
-//! it), against the embedded API server (ferrolb-testbed), which this process serves on
+//! it), against the embedded API server (ferrolb-apiserver), which this process serves on
 //! the node namespace's loopback. One Node, `node-a`, Ready; N Services (default 1,000:
 //! half IPv4 in 198.51.100.0/24 and 203.0.113.0/24, half IPv6 in 2001:db8:1::/64), each
 //! with its IP in its status and a ready endpoint on `node-a`, so the single speaker leads
@@ -31,9 +31,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use ferrolb_apiserver::{ApiServer, ApiServerOptions};
 use ferrolb_core::wire::{ArpOperation, MacAddr, Packet};
 use ferrolb_speaker::net::sys::{self, PacketSocket};
-use ferrolb_testbed::apiserver::{ApiServer, ApiServerOptions};
 use netns_lab::{CLIENT_IF, CLIENT_MAC, CLIENT_V4, Lab, NODE_MAC};
 
 #[path = "support/cluster.rs"]

@@ -307,7 +307,7 @@ pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 
 /// An embedded API server on loopback with a kubeconfig for the binary.
 pub struct Lab {
-    pub server: ferrolb_testbed::apiserver::RunningApiServer,
+    pub server: ferrolb_apiserver::RunningApiServer,
     pub client: Client,
     pub kubeconfig: PathBuf,
     dir: PathBuf,
@@ -315,7 +315,7 @@ pub struct Lab {
 
 impl Lab {
     pub async fn start() -> Self {
-        let server = ferrolb_testbed::apiserver::ApiServer::start(Default::default())
+        let server = ferrolb_apiserver::ApiServer::start(Default::default())
             .await
             .expect("start API server");
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

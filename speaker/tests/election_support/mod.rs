@@ -8,9 +8,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ferrolb_apiserver::{ApiServer, ApiServerOptions, RunningApiServer};
 use ferrolb_core::election::rendezvous_pick;
 use ferrolb_speaker::{RecordingDataplane, Settings, Speaker};
-use ferrolb_testbed::apiserver::{ApiServer, ApiServerOptions, RunningApiServer};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, LoadBalancerIngress, LoadBalancerStatus, Namespace, Node, NodeCondition, NodeStatus,

@@ -385,11 +385,7 @@ async fn bench(target: Target<'_>) {
         .await
         .unwrap();
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = ferrolb_testkit::free_port();
     let mut ctl = spawn_controller(&kubeconfig, system_ns, port, "warn");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !ready(port).await {

@@ -186,10 +186,7 @@ async fn bench(lab_node: String, client_ns: File, client_ifindex: u32) {
     let kubeconfig = dir.join("kubeconfig");
     server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
     // A free port on the node's loopback (this thread is in the node namespace).
-    let metrics = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let metrics = ferrolb_testkit::free_addr();
     // `ip netns exec` execs the speaker (the pid is the speaker's) and mounts the
     // namespace's own /sys for it, as a pod on the host network sees its node's.
     let child = Command::new("ip")
@@ -203,7 +200,10 @@ async fn bench(lab_node: String, client_ns: File, client_ifindex: u32) {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn speaker");
-    let speaker = [SpeakerProc { child, metrics }];
+    let speaker = [SpeakerProc {
+        child: ferrolb_testkit::KillOnDrop::new(child),
+        metrics,
+    }];
     let pid = speaker[0].child.id();
     let took = wait_announced(&speaker, n_svc).await;
     println!(

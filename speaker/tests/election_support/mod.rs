@@ -397,38 +397,6 @@ impl Drop for SpeakerHandle {
     }
 }
 
-/// Polls `cond` every 10 ms until it holds or `limit` passes; returns the time it took.
-pub async fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    loop {
-        if cond() {
-            return start.elapsed();
-        }
-        if start.elapsed() > limit {
-            panic!("timed out after {limit:?} waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Like [`wait_until`] for an async condition, polled every 50 ms.
-pub async fn wait_until_async<F, Fut>(limit: Duration, what: &str, mut cond: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if cond().await {
-            return start.elapsed();
-        }
-        if start.elapsed() > limit {
-            panic!("timed out after {limit:?} waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Who announces each IP among `speakers`; panics when two announce one IP.
 pub fn announcers(speakers: &[&SpeakerHandle]) -> BTreeMap<IpAddr, String> {
     let mut out = BTreeMap::new();

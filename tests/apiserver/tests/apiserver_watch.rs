@@ -243,19 +243,14 @@ async fn watch_from_zero_sends_current_state_and_a_named_watch_sees_only_its_obj
     );
 }
 
+/// Waits (at most 10 s) until the reflector's store satisfies `pred`.
 async fn wait_for(
     store: &reflector::Store<ConfigMap>,
     what: &str,
     pred: impl Fn(&reflector::Store<ConfigMap>) -> bool,
 ) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !pred(store) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "reflector never saw: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let what = format!("the reflector to see {what}");
+    ferrolb_testkit::wait_until(&what, Duration::from_secs(10), || pred(store)).await;
 }
 
 #[tokio::test]

@@ -399,7 +399,9 @@ impl Lab {
             .bins
             .as_ref()
             .ok_or_else(|| LabError::Config("no binaries".into()))?;
-        let metrics = free_local_port()?;
+        // A free port on 127.0.0.1 for the child's metrics endpoint.
+        let metrics =
+            ferrolb_testkit::try_free_port().map_err(LabError::io("finding a free port"))?;
         let mut argv: Vec<OsString> = vec![bins.controller.clone().into()];
         for a in [
             "--kubeconfig",
@@ -974,37 +976,21 @@ impl Drop for Lab {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (for a child's metrics endpoint).
-fn free_local_port() -> Result<u16, LabError> {
-    let l =
-        std::net::TcpListener::bind("127.0.0.1:0").map_err(LabError::io("finding a free port"))?;
-    Ok(l.local_addr()
-        .map_err(LabError::io("finding a free port"))?
-        .port())
-}
-
 /// Polls `check` every `every` until it yields a value, or fails after `within`.
 pub async fn wait_for<T, F, Fut>(
     what: &str,
     within: Duration,
     every: Duration,
-    mut check: F,
+    check: F,
 ) -> Result<T, LabError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(v) = check().await {
-            return Ok(v);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(LabError::Timeout {
-                what: what.to_string(),
-                after: within,
-            });
-        }
-        tokio::time::sleep(every).await;
-    }
+    ferrolb_testkit::poll(within, every, check)
+        .await
+        .ok_or_else(|| LabError::Timeout {
+            what: what.to_string(),
+            after: within,
+        })
 }

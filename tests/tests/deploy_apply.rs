@@ -7,7 +7,7 @@
 //!   example pool that one node announces — the README's install-and-verify path,
 //!   minus the container runtime;
 //! - every API request they send on the way is recorded by a proxy and must be
-//!   allowed by `ferrolb_core::api_access` (so by the RBAC in `deploy/`, which the
+//!   allowed by `ferrolb_testbed::api_access` (so by the RBAC in `deploy/`, which the
 //!   manifest test holds equal to it), and every entry of the lists is used.
 
 mod deploy_support;
@@ -22,8 +22,8 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use deploy_support::*;
 use ferrolb_apiserver::{ApiServer, ApiServerOptions, RunningApiServer};
-use ferrolb_core::api_access::{self, ApiAccess, Install};
 use ferrolb_speaker::RecordingDataplane;
+use ferrolb_testbed::api_access::{self, ApiAccess, Install};
 use ferrolb_testkit::wait_for;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Secret, Service};

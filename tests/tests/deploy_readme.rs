@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use deploy_support::*;
-use ferrolb_core::api_access::{self, Install};
+use ferrolb_testbed::api_access::{self, Install};
 use k8s_openapi::api::core::v1::ConfigMap;
 
 fn readme() -> String {

@@ -232,12 +232,12 @@ fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(2),
     );
-    let opts = ferrolb_testbed::apiserver::ApiServerOptions {
+    let opts = ferrolb_apiserver::ApiServerOptions {
         history: 200_000,
         ..Default::default()
     };
     let server = server_rt
-        .block_on(ferrolb_testbed::apiserver::ApiServer::start(opts))
+        .block_on(ferrolb_apiserver::ApiServer::start(opts))
         .expect("API server");
     runtime("bench", 2).block_on(bench(Target {
         server: Some(&server),
@@ -278,7 +278,7 @@ impl Names {
 
     /// Namespaces of the run's own on an external server.
     fn external() -> Names {
-        let prefix = ferrolb_testbed::bench_run_prefix();
+        let prefix = ferrolb_testkit::bench_run_prefix();
         Names {
             system_ns: format!("{prefix}system"),
             svc_ns: format!("{prefix}svc"),
@@ -297,7 +297,7 @@ impl Names {
 
 /// The API server of a run: the embedded one, or the one of `kubeconfig`.
 struct Target<'a> {
-    server: Option<&'a ferrolb_testbed::apiserver::RunningApiServer>,
+    server: Option<&'a ferrolb_apiserver::RunningApiServer>,
     kubeconfig: PathBuf,
     names: Names,
 }
@@ -385,11 +385,7 @@ async fn bench(target: Target<'_>) {
         .await
         .unwrap();
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = ferrolb_testkit::free_port();
     let mut ctl = spawn_controller(&kubeconfig, system_ns, port, "warn");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !ready(port).await {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::forwarder::Forwarder;
 use common::*;
+use ferrolb_testkit::wait_for;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};

@@ -4,7 +4,6 @@
 #![forbid(unsafe_code)]
 pub mod alloc;
 pub mod annotations;
-pub mod api_access;
 pub mod duration;
 pub mod election;
 pub mod membership;

@@ -26,16 +26,17 @@
 //! Services (the benchmark's are IPv6 single-stack).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferrolb_apiserver::{ApiServer, ApiServerOptions, RunningApiServer};
 use ferrolb_core::election::{
     ElectionPolicy, NodeFacts, ServiceFacts, ServiceKey, TrafficPolicy, elect,
 };
 use ferrolb_speaker::{RecordingDataplane, Settings, Speaker};
-use ferrolb_testbed::apiserver::{ApiServer, ApiServerOptions, RunningApiServer};
+use ferrolb_testkit::{KillOnDrop, free_addr, free_port};
 use kube::Client;
 use std::path::PathBuf;
 use tokio::sync::oneshot;
@@ -65,12 +66,6 @@ fn svc_ip(i: u32) -> IpAddr {
             0x2001_0db8_0000_0000_0000_0000_0000_0000u128 + u128::from(i),
         ))
     }
-}
-
-/// A free loopback port (bound then released; the speaker binds it right after).
-fn free_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
 }
 
 /// The API server a run uses: the embedded one, or an external one (`BENCH_KUBECONFIG`).
@@ -122,9 +117,9 @@ async fn steady_state(target: &Target, n_svc: u32, window: Duration) {
         None => target.kubeconfig.clone(),
     };
     let mut procs = Vec::new();
-    let port = free_port().port();
+    let port = free_port();
     for (i, n) in target.nodes.iter().enumerate() {
-        let metrics = free_port();
+        let metrics = free_addr();
         let child = Command::new(BIN)
             .args(["--node-name", n, "--no-dataplane", "--log-level", "warn"])
             .args(["--namespace", &target.names.lease_ns])
@@ -142,7 +137,10 @@ async fn steady_state(target: &Target, n_svc: u32, window: Duration) {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn speaker");
-        procs.push(SpeakerProc { child, metrics });
+        procs.push(SpeakerProc {
+            child: KillOnDrop::new(child),
+            metrics,
+        });
     }
     let took = wait_announced(&procs, n_svc).await;
     println!(
@@ -288,7 +286,7 @@ fn max_overlap(speakers: &[&InProc], killed: Option<(&str, Instant)>) -> Duratio
 }
 
 async fn failovers(target: &Target, n_svc: u32, rounds: u64) {
-    let port = free_port().port();
+    let port = free_port();
     let mk = |node: &str, c: Client| start_in_proc(target, node, c, port);
     let mut speakers = Vec::new();
     for n in &target.nodes {

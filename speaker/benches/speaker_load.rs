@@ -3,7 +3,7 @@
 //!
 //! The real `ferrolb-speaker` binary runs **with its data path** in a node network
 //! namespace (`ip netns exec`, as the lab and a DaemonSet pod on the host network run
-//! it), against the embedded API server (ferrolb-testbed), which this process serves on
+//! it), against the embedded API server (ferrolb-apiserver), which this process serves on
 //! the node namespace's loopback. One Node, `node-a`, Ready; N Services (default 1,000:
 //! half IPv4 in 198.51.100.0/24 and 203.0.113.0/24, half IPv6 in 2001:db8:1::/64), each
 //! with its IP in its status and a ready endpoint on `node-a`, so the single speaker leads
@@ -31,9 +31,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use ferrolb_apiserver::{ApiServer, ApiServerOptions};
 use ferrolb_core::wire::{ArpOperation, MacAddr, Packet};
 use ferrolb_speaker::net::sys::{self, PacketSocket};
-use ferrolb_testbed::apiserver::{ApiServer, ApiServerOptions};
 use netns_lab::{CLIENT_IF, CLIENT_MAC, CLIENT_V4, Lab, NODE_MAC};
 
 #[path = "support/cluster.rs"]
@@ -186,10 +186,7 @@ async fn bench(lab_node: String, client_ns: File, client_ifindex: u32) {
     let kubeconfig = dir.join("kubeconfig");
     server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
     // A free port on the node's loopback (this thread is in the node namespace).
-    let metrics = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let metrics = ferrolb_testkit::free_addr();
     // `ip netns exec` execs the speaker (the pid is the speaker's) and mounts the
     // namespace's own /sys for it, as a pod on the host network sees its node's.
     let child = Command::new("ip")
@@ -203,7 +200,10 @@ async fn bench(lab_node: String, client_ns: File, client_ifindex: u32) {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn speaker");
-    let speaker = [SpeakerProc { child, metrics }];
+    let speaker = [SpeakerProc {
+        child: ferrolb_testkit::KillOnDrop::new(child),
+        metrics,
+    }];
     let pid = speaker[0].child.id();
     let took = wait_announced(&speaker, n_svc).await;
     println!(

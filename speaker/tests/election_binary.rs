@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use election_support::*;
+use ferrolb_testkit::wait_until_async;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferrolb-speaker");
 
@@ -73,7 +74,7 @@ async fn sigterm_deletes_the_lease_and_exits_cleanly() {
         .stderr(Stdio::from(log))
         .spawn()
         .expect("spawn");
-    wait_until_async(Duration::from_secs(10), "the binary's Lease", || async {
+    wait_until_async("the binary's Lease", Duration::from_secs(10), || async {
         c.lease("bin-node").await.is_some()
     })
     .await;

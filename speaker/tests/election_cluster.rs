@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use election_support::*;
+use ferrolb_testkit::{wait_until, wait_until_async};
 
 const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
 
@@ -30,8 +31,8 @@ async fn one_announcer_per_ip_spread_over_nodes_with_leases_and_events() {
 
     // Every IP ends up announced by the node the pure election names.
     wait_until(
-        Duration::from_secs(10),
         "every IP announced as elected",
+        Duration::from_secs(10),
         || {
             let a = announcers(&refs);
             a.len() == n_svc as usize
@@ -67,8 +68,8 @@ async fn one_announcer_per_ip_spread_over_nodes_with_leases_and_events() {
     // `kubectl describe svc` tells which node holds it.
     let holder = expected(&NODES, doc_ip(0));
     wait_until_async(
-        Duration::from_secs(5),
         "Announcing Event on svc-0",
+        Duration::from_secs(5),
         || async {
             c.service_events("svc-0").await.iter().any(|e| {
                 e.reason.as_deref() == Some("Announcing")
@@ -121,8 +122,8 @@ async fn unready_excluded_and_unselected_nodes_do_not_announce() {
     ];
     let refs: Vec<&SpeakerHandle> = speakers.iter().collect();
     wait_until(
-        Duration::from_secs(10),
         "all 20 IPs on the only eligible node",
+        Duration::from_secs(10),
         || speakers[0].announced().len() == 20,
     )
     .await;
@@ -139,11 +140,11 @@ async fn unready_excluded_and_unselected_nodes_do_not_announce() {
 
     // The node becomes NotReady: nobody may announce; one speaker explains why.
     c.set_node_ready("ready", false).await;
-    wait_until(Duration::from_secs(5), "NotReady node stops", || {
+    wait_until("NotReady node stops", Duration::from_secs(5), || {
         speakers[0].announced().is_empty()
     })
     .await;
-    wait_until_async(Duration::from_secs(5), "NoEligibleNode warning", || async {
+    wait_until_async("NoEligibleNode warning", Duration::from_secs(5), || async {
         c.service_events("svc-0").await.iter().any(|e| {
             e.type_.as_deref() == Some("Warning")
                 && e.reason.as_deref() == Some("NoEligibleNode")
@@ -164,7 +165,7 @@ async fn unready_excluded_and_unselected_nodes_do_not_announce() {
     // Removing the selector from the config lets `unselected` take over.
     c.set_config("pools: [{name: p, addresses: [198.51.100.0/24]}]\n")
         .await;
-    wait_until(Duration::from_secs(5), "unselected node takes all", || {
+    wait_until("unselected node takes all", Duration::from_secs(5), || {
         speakers[3].announced().len() == 20
     })
     .await;
@@ -191,8 +192,8 @@ async fn exclude_label_can_be_ignored_by_flag() {
     settings.ignore_exclude_lb_label = true;
     let s = c.speaker_with(settings, c.client.clone()).await;
     wait_until(
-        Duration::from_secs(10),
         "control-plane node announces",
+        Duration::from_secs(10),
         || s.announced().contains(&doc_ip(1)),
     )
     .await;
@@ -206,8 +207,8 @@ async fn kernel_answering_arp_itself_is_reported_on_the_node_once() {
     let finding = "kube-ipvs0 exists and on eth0 the kernel has arp_ignore=0 arp_announce=0";
     s.dp.set_strict_arp_problems(vec![finding.to_string()]);
     wait_until_async(
-        Duration::from_secs(15),
         "StrictArpDisabled Event on the Node",
+        Duration::from_secs(15),
         || async {
             c.events_about("Node", "ipvs-node").await.iter().any(|e| {
                 e.type_.as_deref() == Some("Warning")

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use election_support::*;
 use ferrolb_speaker::{Settings, Timers};
+use ferrolb_testkit::{wait_until, wait_until_async};
 
 const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
 const N_SVC: u32 = 24;
@@ -37,7 +38,7 @@ async fn settle(
     limit: Duration,
     what: &str,
 ) -> Duration {
-    wait_until(limit, what, || {
+    wait_until(what, limit, || {
         let a = announcers(speakers);
         all_ips()
             .iter()
@@ -175,7 +176,7 @@ async fn link_down_hands_over_and_is_published_in_the_lease() {
     let victim = speakers.iter().position(|s| s.node == victim_node).unwrap();
 
     speakers[victim].dp.set_link(false);
-    wait_until(Duration::from_secs(1), "link-down node goes silent", || {
+    wait_until("link-down node goes silent", Duration::from_secs(1), || {
         speakers[victim].announced().is_empty()
     })
     .await;
@@ -194,8 +195,8 @@ async fn link_down_hands_over_and_is_published_in_the_lease() {
     .await;
     // The Lease is written in the background, after the heartbeat that moved the IPs.
     wait_until_async(
-        Duration::from_secs(3),
         "the link state published in the Lease",
+        Duration::from_secs(3),
         || async {
             c.lease(&victim_node)
                 .await
@@ -265,8 +266,8 @@ async fn speaker_cut_off_alone_from_the_api_hands_over_coordinated() {
 
     proxy.cut();
     let silent = wait_until(
-        Duration::from_secs(4),
         "node-a, alone without the API server, goes silent",
+        Duration::from_secs(4),
         || speakers[0].announced().is_empty(),
     )
     .await;

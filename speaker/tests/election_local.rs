@@ -6,6 +6,7 @@ mod election_support;
 use std::time::Duration;
 
 use election_support::*;
+use ferrolb_testkit::{wait_until, wait_until_async};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_policy_follows_ready_endpoints() {
@@ -27,8 +28,8 @@ async fn local_policy_follows_ready_endpoints() {
         move || announcers(&refs).get(&ip).map(String::as_str) == Some(node)
     };
     wait_until(
-        Duration::from_secs(10),
         "node-b (the only endpoint) announces",
+        Duration::from_secs(10),
         holder("node-b"),
     )
     .await;
@@ -37,8 +38,8 @@ async fn local_policy_follows_ready_endpoints() {
     c.set_endpoints("web", &[("node-b", false), ("node-c", true)])
         .await;
     wait_until(
-        Duration::from_secs(3),
         "node-c takes over",
+        Duration::from_secs(3),
         holder("node-c"),
     )
     .await;
@@ -46,11 +47,11 @@ async fn local_policy_follows_ready_endpoints() {
 
     // No ready endpoint anywhere: nobody announces, and a Warning says why.
     c.set_endpoints("web", &[("node-c", false)]).await;
-    wait_until(Duration::from_secs(3), "nobody announces", || {
+    wait_until("nobody announces", Duration::from_secs(3), || {
         announcers(&refs).is_empty()
     })
     .await;
-    wait_until_async(Duration::from_secs(5), "NoEligibleNode warning", || async {
+    wait_until_async("NoEligibleNode warning", Duration::from_secs(5), || async {
         c.service_events("web").await.iter().any(|e| {
             e.reason.as_deref() == Some("NoEligibleNode")
                 && e.note
@@ -61,8 +62,8 @@ async fn local_policy_follows_ready_endpoints() {
     .await;
     // node-c's stop was reported on the Service with the reason.
     wait_until_async(
-        Duration::from_secs(5),
         "StoppedAnnouncing from node-c",
+        Duration::from_secs(5),
         || async {
             c.service_events("web").await.iter().any(|e| {
                 e.reason.as_deref() == Some("StoppedAnnouncing")

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use ferrolb_core::wire::GratuitousForm;
 use ferrolb_speaker::net::AnnouncerConfig;
-use netns_lab::{CLIENT_IF, Lab, NODE_MAC, lab_config, require, wait_for};
+use ferrolb_testkit::poll_blocking;
+use netns_lab::{CLIENT_IF, Lab, NODE_MAC, lab_config, require};
 
 #[test]
 fn arp_request_from_client_gets_reply_with_node_mac() {
@@ -16,7 +17,7 @@ fn arp_request_from_client_gets_reply_with_node_mac() {
     let a = lab.announcer(lab_config());
     a.announce(&["192.0.2.10", "2001:db8::10"]);
     lab.client_resolve("192.0.2.10");
-    let (mac, state) = wait_for(Duration::from_secs(3), || {
+    let (mac, state) = poll_blocking(Duration::from_secs(3), || {
         lab.client_neigh("192.0.2.10")
             .filter(|(m, _)| !m.is_empty())
     })
@@ -67,7 +68,7 @@ fn ip_not_announced_gets_no_reply() {
     a.announce(&["192.0.2.10"]);
     lab.client_resolve("192.0.2.11");
     // The kernel retries for ~3 s; the request is seen, never answered.
-    let seen = wait_for(Duration::from_secs(3), || {
+    let seen = poll_blocking(Duration::from_secs(3), || {
         (a.announcer.metrics().snapshot().arp_requests_seen >= 1).then_some(())
     });
     assert!(seen.is_some(), "the request never reached the announcer");
@@ -90,7 +91,7 @@ fn ip_removed_from_the_set_is_no_longer_answered() {
     a.announce(&["192.0.2.12"]);
     lab.client_resolve("192.0.2.12");
     assert!(
-        wait_for(Duration::from_secs(3), || lab
+        poll_blocking(Duration::from_secs(3), || lab
             .client_neigh("192.0.2.12")
             .filter(|(m, _)| m == NODE_MAC))
         .is_some()
@@ -128,7 +129,7 @@ fn gratuitous_updates_existing_entry(form: GratuitousForm) {
         "stale",
     ]);
     a.announce(&["192.0.2.20"]);
-    let got = wait_for(Duration::from_secs(2), || {
+    let got = poll_blocking(Duration::from_secs(2), || {
         lab.client_neigh("192.0.2.20")
             .filter(|(m, _)| m == NODE_MAC)
     });
@@ -142,7 +143,7 @@ fn gratuitous_updates_existing_entry(form: GratuitousForm) {
     assert_eq!(m.arp_replies_sent, 0);
     assert!(m.gratuitous_sent >= 1);
     // The whole burst (3 by default) goes out.
-    let all = wait_for(Duration::from_secs(2), || {
+    let all = poll_blocking(Duration::from_secs(2), || {
         (a.announcer.metrics().snapshot().gratuitous_sent >= 3).then_some(())
     });
     assert!(all.is_some());
@@ -164,7 +165,7 @@ fn gratuitous_arp_creates_entry_when_client_accepts_unsolicited_arp() {
     lab.in_client(&["sysctl", "-qw", "net.ipv4.conf.eth0.arp_accept=1"]);
     let a = lab.announcer(lab_config());
     a.announce(&["192.0.2.21"]);
-    let got = wait_for(Duration::from_secs(2), || {
+    let got = poll_blocking(Duration::from_secs(2), || {
         lab.client_neigh("192.0.2.21")
             .filter(|(m, _)| m == NODE_MAC)
     });
@@ -194,13 +195,13 @@ fn periodic_reannouncement_repeats_and_repairs_caches_when_enabled() {
         "stale",
     ]);
     // ...and the next periodic announcement puts it right without any request.
-    let got = wait_for(Duration::from_secs(2), || {
+    let got = poll_blocking(Duration::from_secs(2), || {
         lab.client_neigh("192.0.2.30")
             .filter(|(m, _)| m == NODE_MAC)
     });
     assert!(got.is_some(), "{:?}", lab.client_neigh("192.0.2.30"));
     assert!(
-        wait_for(Duration::from_secs(2), || (a
+        poll_blocking(Duration::from_secs(2), || (a
             .announcer
             .metrics()
             .snapshot()

@@ -7,7 +7,8 @@ mod netns_lab;
 use std::time::Duration;
 
 use ferrolb_speaker::net::AnnouncerConfig;
-use netns_lab::{Lab, NODE_MAC, lab_config, wait_for};
+use ferrolb_testkit::poll_blocking;
+use netns_lab::{Lab, NODE_MAC, lab_config};
 
 fn names(a: &netns_lab::NodeAnnouncer) -> Vec<String> {
     let mut v: Vec<String> = a
@@ -22,7 +23,7 @@ fn names(a: &netns_lab::NodeAnnouncer) -> Vec<String> {
 }
 
 fn until(limit_ms: u64, mut f: impl FnMut() -> bool) -> bool {
-    wait_for(Duration::from_millis(limit_ms), || f().then_some(())).is_some()
+    poll_blocking(Duration::from_millis(limit_ms), || f().then_some(())).is_some()
 }
 
 #[test]
@@ -61,7 +62,7 @@ fn link_down_or_carrier_loss_makes_node_ineligible_until_it_returns() {
     a.announce(&["192.0.2.40", "192.0.2.10"]);
     lab.client_resolve("192.0.2.10");
     assert!(
-        wait_for(Duration::from_secs(3), || lab
+        poll_blocking(Duration::from_secs(3), || lab
             .client_neigh("192.0.2.10")
             .filter(|(m, _)| m == NODE_MAC))
         .is_some()
@@ -144,7 +145,7 @@ fn listed_interface_that_appears_later_is_answered_on() {
     must_create_second_link(&lab, mac1);
     assert!(until(2000, || a.announcer.link_ok()), "{:?}", names(&a));
     let _ = lab.in_client(&["ping", "-4", "-c1", "-W1", "-n", "198.51.100.10"]);
-    let got = wait_for(Duration::from_secs(3), || {
+    let got = poll_blocking(Duration::from_secs(3), || {
         let out = lab.client_ip(&["neigh", "show", "198.51.100.10", "dev", "eth1"]);
         out.contains(mac1).then_some(out)
     });

@@ -4,7 +4,8 @@ mod netns_lab;
 
 use std::time::Duration;
 
-use netns_lab::{CLIENT_IF, Lab, NODE_MAC, lab_config, require, wait_for};
+use ferrolb_testkit::poll_blocking;
+use netns_lab::{CLIENT_IF, Lab, NODE_MAC, lab_config, require};
 
 #[test]
 fn ns_to_solicited_node_group_gets_na_and_client_learns_node_mac() {
@@ -13,7 +14,7 @@ fn ns_to_solicited_node_group_gets_na_and_client_learns_node_mac() {
     a.announce(&["2001:db8::10", "192.0.2.10"]);
     // The kernel's first NS for a new neighbour goes to ff02::1:ff00:10.
     lab.client_resolve("2001:db8::10");
-    let (mac, state) = wait_for(Duration::from_secs(3), || {
+    let (mac, state) = poll_blocking(Duration::from_secs(3), || {
         lab.client_neigh("2001:db8::10")
             .filter(|(m, _)| !m.is_empty())
     })
@@ -36,7 +37,7 @@ fn solicited_node_group_is_joined_while_announced_and_left_after() {
     assert!(!lab.node_maddrs().contains(group));
     a.announce(&["2001:db8::33"]);
     assert!(
-        wait_for(Duration::from_secs(2), || lab
+        poll_blocking(Duration::from_secs(2), || lab
             .node_maddrs()
             .contains(group)
             .then_some(()))
@@ -46,7 +47,7 @@ fn solicited_node_group_is_joined_while_announced_and_left_after() {
     );
     a.announce(&[]);
     assert!(
-        wait_for(Duration::from_secs(2), || (!lab
+        poll_blocking(Duration::from_secs(2), || (!lab
             .node_maddrs()
             .contains(group))
         .then_some(()))
@@ -83,7 +84,7 @@ fn ipv6_not_announced_gets_no_na() {
     let a = lab.announcer(lab_config());
     a.announce(&["2001:db8::10"]);
     lab.client_resolve("2001:db8::12");
-    let seen = wait_for(Duration::from_secs(3), || {
+    let seen = poll_blocking(Duration::from_secs(3), || {
         (a.announcer.metrics().snapshot().ndp_solicitations_seen >= 1).then_some(())
     });
     assert!(seen.is_some(), "NS never reached the announcer");
@@ -115,7 +116,7 @@ fn unsolicited_na_overrides_clients_stale_entry() {
         "stale",
     ]);
     a.announce(&["2001:db8::20"]);
-    let got = wait_for(Duration::from_secs(2), || {
+    let got = poll_blocking(Duration::from_secs(2), || {
         lab.client_neigh("2001:db8::20")
             .filter(|(m, _)| m == NODE_MAC)
     });

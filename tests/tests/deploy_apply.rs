@@ -7,7 +7,7 @@
 //!   example pool that one node announces — the README's install-and-verify path,
 //!   minus the container runtime;
 //! - every API request they send on the way is recorded by a proxy and must be
-//!   allowed by `ferrolb_core::api_access` (so by the RBAC in `deploy/`, which the
+//!   allowed by `ferrolb_testbed::api_access` (so by the RBAC in `deploy/`, which the
 //!   manifest test holds equal to it), and every entry of the lists is used.
 
 mod deploy_support;
@@ -16,14 +16,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use deploy_support::*;
-use ferrolb_core::api_access::{self, ApiAccess, Install};
+use ferrolb_apiserver::{ApiServer, ApiServerOptions, RunningApiServer};
 use ferrolb_speaker::RecordingDataplane;
-use ferrolb_testbed::apiserver::{ApiServer, ApiServerOptions, RunningApiServer};
+use ferrolb_testbed::api_access::{self, ApiAccess, Install};
+use ferrolb_testkit::wait_for;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Secret, Service};
 use k8s_openapi::api::events::v1::Event as K8sEvent;
@@ -507,21 +508,6 @@ fn assert_all_used(who: &str, list: &[ApiAccess], used: &Used, rare: &[(&str, &s
 
 // ---- The install flow ----------------------------------------------------------
 
-async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 const DEMO: &str = r#"
 apiVersion: v1
 kind: Service
@@ -637,7 +623,7 @@ async fn installed_binaries_give_a_service_its_external_ip_within_their_rbac() {
     // The README's verification: a LoadBalancer Service gets an EXTERNAL-IP.
     let (ok, out, err) = kubectl.run(&["apply", "-f", "-"], Some(DEMO)).await;
     assert!(ok, "{out}\n{err}");
-    let ip = wait_for("the Service's EXTERNAL-IP", || async {
+    let ip = wait_for("the Service's EXTERNAL-IP", WAIT, || async {
         let (ok, out, _) = kubectl
             .run(
                 &[
@@ -679,7 +665,7 @@ async fn installed_binaries_give_a_service_its_external_ip_within_their_rbac() {
 
     // The speaker's node announces it, holds its Lease and says so in an Event.
     let want: IpAddr = FIRST_POOL_IP.parse().unwrap();
-    wait_for("the speaker to announce the IP", || {
+    wait_for("the speaker to announce the IP", WAIT, || {
         let dp = dataplane.clone();
         async move { dp.announced().contains(&want).then_some(()) }
     })
@@ -692,7 +678,7 @@ async fn installed_binaries_give_a_service_its_external_ip_within_their_rbac() {
             .filter_map(|l| l.metadata.name)
             .collect::<BTreeSet<_>>()
     };
-    wait_for("the controller's and the speaker's Leases", || {
+    wait_for("the controller's and the speaker's Leases", WAIT, || {
         let (ctl_leases, leases) = (ctl_leases.clone(), leases.clone());
         async move {
             let ctl = names(ctl_leases.list(&ListParams::default()).await.ok()?.items);
@@ -704,7 +690,7 @@ async fn installed_binaries_give_a_service_its_external_ip_within_their_rbac() {
     })
     .await;
     // The leader created the membership Secret.
-    let secret = wait_for("the membership Secret", || {
+    let secret = wait_for("the membership Secret", WAIT, || {
         let api = Api::<Secret>::namespaced(client.clone(), "ferrolb-system");
         async move { api.get_opt("ferrolb-membership").await.ok()? }
     })
@@ -712,7 +698,7 @@ async fn installed_binaries_give_a_service_its_external_ip_within_their_rbac() {
     let key = &secret.data.as_ref().expect("data")["primary"];
     assert_eq!(key.0.len(), 32);
     let events = Api::<K8sEvent>::namespaced(client.clone(), "default");
-    wait_for("Events from both binaries on the Service", || {
+    wait_for("Events from both binaries on the Service", WAIT, || {
         let events = events.clone();
         async move {
             let evs = events.list(&ListParams::default()).await.ok()?.items;
@@ -723,7 +709,7 @@ async fn installed_binaries_give_a_service_its_external_ip_within_their_rbac() {
     .await;
 
     // The leader renews its Lease (one --renew-period after taking it).
-    wait_for("the controller to renew its Lease", || {
+    wait_for("the controller to renew its Lease", WAIT, || {
         let renewed = ctl_proxy.requests().iter().any(|r| {
             r.method == "PUT"
                 && r.path

@@ -2,14 +2,14 @@
 //! checked object by object: every object parses into its k8s-openapi type with no
 //! field lost, the workloads have the security context, probes, ports and flags
 //! they need, and each binary's RBAC grants exactly what
-//! `ferrolb_core::api_access` lists for it — no call missing, nothing more.
+//! `ferrolb_testbed::api_access` lists for it — no call missing, nothing more.
 
 mod deploy_support;
 
 use std::collections::BTreeSet;
 
 use deploy_support::*;
-use ferrolb_core::api_access::{self, ApiAccess, Grant, Install};
+use ferrolb_testbed::api_access::{self, ApiAccess, Grant, Install};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::api::rbac::v1::PolicyRule;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;

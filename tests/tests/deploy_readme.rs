@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use deploy_support::*;
-use ferrolb_core::api_access::{self, Install};
+use ferrolb_testbed::api_access::{self, Install};
 use k8s_openapi::api::core::v1::ConfigMap;
 
 fn readme() -> String {
@@ -38,7 +38,7 @@ fn the_first_sections_keep_their_commands() {
     );
     for cmd in [
         "apt-get install -y build-essential curl ca-certificates iproute2 iputils-ping arping ndisc6 tcpdump nftables",
-        "sudo cargo run --release -p ferrolb-testbed --bin lab",
+        "sudo cargo run --release -p ferrolb-lab --bin lab",
         "cargo test --workspace --locked",
     ] {
         assert!(r.contains(cmd), "README lost the command {cmd:?}");

@@ -1,7 +1,7 @@
 //! End to end, one test per fault of issue 11's failure model: the unchanged
 //! ferrolb-controller and ferrolb-speaker binaries in the lab (3 nodes, embedded API
 //! server, default timers), measured from the client namespace with the same code as
-//! `lab bench-failover` ([`ferrolb_testbed::lab::bench`]). Needs root, iproute2 and
+//! `lab bench-failover` ([`ferrolb_lab::bench`]). Needs root, iproute2 and
 //! nftables, and the workspace's binaries (`cargo test --workspace` builds them, or
 //! `cargo build -p ferrolb-controller -p ferrolb-speaker`).
 //!
@@ -12,8 +12,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use ferrolb_testbed::lab::bench::{self, Disruption, Round, Soak, SoakReport};
-use ferrolb_testbed::lab::{Lab, LabOptions};
+use ferrolb_lab::bench::{self, Disruption, Round, Soak, SoakReport};
+use ferrolb_lab::{Lab, LabOptions};
 
 /// How long a stability run holds its fault in these tests.
 const SOAK: Duration = Duration::from_secs(15);

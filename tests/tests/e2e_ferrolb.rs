@@ -10,9 +10,9 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use ferrolb_testbed::lab::bench::wait_stable;
-use ferrolb_testbed::lab::probe::distinct_macs;
-use ferrolb_testbed::lab::{Lab, LabError, LabOptions, wait_for};
+use ferrolb_lab::bench::wait_stable;
+use ferrolb_lab::probe::distinct_macs;
+use ferrolb_lab::{Lab, LabError, LabOptions, wait_for};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use nix::sys::signal::Signal;

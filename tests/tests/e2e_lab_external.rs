@@ -9,9 +9,9 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use ferrolb_testbed::apiserver::{ApiServer, ApiServerOptions};
-use ferrolb_testbed::lab::ledger::Kind;
-use ferrolb_testbed::lab::{Family, Lab, LabOptions};
+use ferrolb_apiserver::{ApiServer, ApiServerOptions};
+use ferrolb_lab::ledger::Kind;
+use ferrolb_lab::{Family, Lab, LabOptions};
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Node};
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use serde_json::json;

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use ferrolb_core::membership::Keyring;
 use ferrolb_core::membership::wire::{self, Heartbeat};
-use ferrolb_testbed::lab::bench::wait_stable;
-use ferrolb_testbed::lab::netns::spawn_in_netns;
-use ferrolb_testbed::lab::{Lab, LabError, LabOptions};
+use ferrolb_lab::bench::wait_stable;
+use ferrolb_lab::netns::spawn_in_netns;
+use ferrolb_lab::{Lab, LabError, LabOptions};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use nix::sys::signal::Signal;

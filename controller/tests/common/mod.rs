@@ -6,11 +6,11 @@
 pub mod forwarder;
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use ferrolb_testkit::{KillOnDrop, free_port, wait_for};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -19,18 +19,9 @@ use serde_json::json;
 pub const NS: &str = "ferrolb-system";
 pub const CM: &str = "ferrolb-config";
 
-/// A free loopback port (bound then released; good enough for tests).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A running `ferrolb-controller` process, killed on drop.
 pub struct ControllerProc {
-    pub child: Child,
+    pub child: KillOnDrop,
     pub metrics: String,
     pub identity: String,
 }
@@ -61,7 +52,7 @@ impl ControllerProc {
             .spawn()
             .expect("start ferrolb-controller");
         ControllerProc {
-            child,
+            child: KillOnDrop::new(child),
             metrics: format!("127.0.0.1:{port}"),
             identity: identity.into(),
         }
@@ -69,29 +60,17 @@ impl ControllerProc {
 
     /// True while the process has not exited.
     pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.child.running()
     }
 
     /// SIGKILL, as when a node dies.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.kill();
     }
 
-    /// SIGTERM and wait for exit.
+    /// SIGTERM and wait for exit (SIGKILL after 10 s).
     pub fn terminate(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.kill();
+        self.child.terminate(Duration::from_secs(10));
     }
 
     /// GET a path of the metrics endpoint: (status code, body).
@@ -116,31 +95,6 @@ impl ControllerProc {
         let (_, body) = self.http_get("/metrics").await?;
         body.lines()
             .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
-    }
-}
-
-impl Drop for ControllerProc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Polls `f` every 20 ms until it yields `Some`, for at most `timeout`.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -307,7 +261,7 @@ pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 
 /// An embedded API server on loopback with a kubeconfig for the binary.
 pub struct Lab {
-    pub server: ferrolb_testbed::apiserver::RunningApiServer,
+    pub server: ferrolb_apiserver::RunningApiServer,
     pub client: Client,
     pub kubeconfig: PathBuf,
     dir: PathBuf,
@@ -315,7 +269,7 @@ pub struct Lab {
 
 impl Lab {
     pub async fn start() -> Self {
-        let server = ferrolb_testbed::apiserver::ApiServer::start(Default::default())
+        let server = ferrolb_apiserver::ApiServer::start(Default::default())
             .await
             .expect("start API server");
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

@@ -36,7 +36,7 @@ impl Names {
 
     /// Names of this run's own on an external server.
     pub fn external() -> Names {
-        let prefix = ferrolb_testbed::bench_run_prefix();
+        let prefix = ferrolb_testkit::bench_run_prefix();
         Names {
             system_ns: format!("{prefix}system"),
             lease_ns: format!("{prefix}leases"),

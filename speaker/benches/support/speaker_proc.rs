@@ -2,8 +2,9 @@
 //! `/metrics`, and waiting until the speakers announce every Service.
 
 use std::net::SocketAddr;
-use std::process::Child;
 use std::time::{Duration, Instant};
+
+use ferrolb_testkit::KillOnDrop;
 
 /// A benchmark knob from the environment, or its default.
 pub fn env_num(name: &str, default: u64) -> u64 {
@@ -15,16 +16,9 @@ pub fn env_num(name: &str, default: u64) -> u64 {
 
 /// A running speaker, killed and reaped when dropped (also when the benchmark panics).
 pub struct SpeakerProc {
-    pub child: Child,
+    pub child: KillOnDrop,
     /// Where its `/metrics` listens.
     pub metrics: SocketAddr,
-}
-
-impl Drop for SpeakerProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// One unlabelled metric of a speaker's `/metrics`, read over a plain HTTP/1.1

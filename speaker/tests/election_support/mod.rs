@@ -8,9 +8,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ferrolb_apiserver::{ApiServer, ApiServerOptions, RunningApiServer};
 use ferrolb_core::election::rendezvous_pick;
 use ferrolb_speaker::{RecordingDataplane, Settings, Speaker};
-use ferrolb_testbed::apiserver::{ApiServer, ApiServerOptions, RunningApiServer};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, LoadBalancerIngress, LoadBalancerStatus, Namespace, Node, NodeCondition, NodeStatus,
@@ -394,38 +394,6 @@ impl SpeakerHandle {
 impl Drop for SpeakerHandle {
     fn drop(&mut self) {
         self.kill();
-    }
-}
-
-/// Polls `cond` every 10 ms until it holds or `limit` passes; returns the time it took.
-pub async fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    loop {
-        if cond() {
-            return start.elapsed();
-        }
-        if start.elapsed() > limit {
-            panic!("timed out after {limit:?} waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Like [`wait_until`] for an async condition, polled every 50 ms.
-pub async fn wait_until_async<F, Fut>(limit: Duration, what: &str, mut cond: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if cond().await {
-            return start.elapsed();
-        }
-        if start.elapsed() > limit {
-            panic!("timed out after {limit:?} waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

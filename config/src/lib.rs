@@ -20,6 +20,7 @@ mod ferrolb;
 mod kubevip;
 mod metallb;
 pub mod model;
+mod policy;
 mod selector;
 mod summary;
 mod validate;

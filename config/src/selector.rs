@@ -25,7 +25,9 @@ pub(crate) fn parse(
     for (key, v) in fields {
         let floc = loc.field(key);
         match key {
-            "matchLabels" => sel.match_labels = match_labels(v, &floc, problems),
+            "matchLabels" => {
+                sel.match_labels = label_map(v, &floc, ProblemKind::InvalidSelector, problems)
+            }
             "matchExpressions" => sel.match_expressions = match_expressions(v, &floc, problems),
             _ => problems.push(walk::unknown_field(&floc, key, SELECTOR_FIELDS)),
         }
@@ -33,7 +35,15 @@ pub(crate) fn parse(
     (problems.len() == before).then_some(sel)
 }
 
-fn match_labels(value: &Value, loc: &Loc, problems: &mut Vec<Problem>) -> BTreeMap<String, String> {
+/// A mapping of label keys to values (a selector's `matchLabels`, a pool's
+/// `labels`), every key and value checked as the API server checks labels;
+/// syntax problems are of `kind`.
+pub(crate) fn label_map(
+    value: &Value,
+    loc: &Loc,
+    kind: ProblemKind,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let map = match value {
         Value::Null => return out,
@@ -49,20 +59,16 @@ fn match_labels(value: &Value, loc: &Loc, problems: &mut Vec<Problem>) -> BTreeM
     };
     for (k, v) in map {
         let Value::String(key) = k else {
-            problems.push(loc.problem_value(
-                ProblemKind::InvalidSelector,
-                k,
-                "label keys must be strings",
-            ));
+            problems.push(loc.problem_value(kind, k, "label keys must be strings"));
             continue;
         };
         let kloc = loc.field(key);
         if let Err(msg) = check_label_key(key) {
-            problems.push(kloc.problem_str(ProblemKind::InvalidSelector, key, msg));
+            problems.push(kloc.problem_str(kind, key, msg));
         }
         if let Some(val) = walk::string(v, &kloc, problems) {
             if let Err(msg) = check_label_value(val) {
-                problems.push(kloc.problem_str(ProblemKind::InvalidSelector, val, msg));
+                problems.push(kloc.problem_str(kind, val, msg));
             }
             out.insert(key.clone(), val.to_string());
         }

@@ -238,6 +238,53 @@ fn is_label_name(s: &str) -> bool {
         && b[b.len() - 1].is_ascii_alphanumeric()
 }
 
+/// A label selector as a YAML flow mapping with JSON-quoted strings, as
+/// `convert` writes it and `check-config` shows it:
+/// `{matchLabels: {"tier": "edge"}}`.
+pub(crate) fn flow(sel: &LabelSelector) -> String {
+    let mut parts = Vec::new();
+    if !sel.match_labels.is_empty() {
+        let labels: Vec<String> = sel
+            .match_labels
+            .iter()
+            .map(|(k, v)| format!("{}: {}", q(k), q(v)))
+            .collect();
+        parts.push(format!("matchLabels: {{{}}}", labels.join(", ")));
+    }
+    if !sel.match_expressions.is_empty() {
+        let exprs: Vec<String> = sel
+            .match_expressions
+            .iter()
+            .map(|r| match r {
+                SelectorRequirement::In(k, vs) => format!(
+                    "{{key: {}, operator: In, values: {}}}",
+                    q(k),
+                    list(vs.iter().map(|v| q(v)))
+                ),
+                SelectorRequirement::NotIn(k, vs) => format!(
+                    "{{key: {}, operator: NotIn, values: {}}}",
+                    q(k),
+                    list(vs.iter().map(|v| q(v)))
+                ),
+                SelectorRequirement::Exists(k) => format!("{{key: {}, operator: Exists}}", q(k)),
+                SelectorRequirement::DoesNotExist(k) => {
+                    format!("{{key: {}, operator: DoesNotExist}}", q(k))
+                }
+            })
+            .collect();
+        parts.push(format!("matchExpressions: [{}]", exprs.join(", ")));
+    }
+    format!("{{{}}}", parts.join(", "))
+}
+
+fn q(s: &str) -> String {
+    serde_json::to_string(s).expect("a string always serializes")
+}
+
+fn list(items: impl IntoIterator<Item = String>) -> String {
+    format!("[{}]", items.into_iter().collect::<Vec<_>>().join(", "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! The examples in docs/configuration.md are valid and say what the parser does.
 
-use ferrolb_config::{Format, SummaryTable, parse_document, summarize};
+use ferrolb_config::{AnnouncementSummary, Format, SummaryTable, parse_document, summarize};
 
 const DOC: &str = include_str!("../../docs/configuration.md");
 
@@ -35,8 +35,9 @@ fn the_summary_shown_is_the_summary_printed() {
     let shown = &blocks("text")[0];
     let config = parse_document(ferrolb).unwrap().config;
     let printed = format!(
-        "ferrolb-config.yaml: valid ferrolb configuration\n{}",
-        SummaryTable(&summarize(&config))
+        "ferrolb-config.yaml: valid ferrolb configuration\n{}{}",
+        SummaryTable(&summarize(&config)),
+        AnnouncementSummary(&config)
     );
     assert_eq!(&printed, shown);
 }

@@ -8,7 +8,7 @@
 //! somewhere it was answered before) and each restriction is reported.
 
 use super::Lost;
-use super::render;
+
 use crate::model::{L2Config, LabelSelector};
 
 /// One announcement policy of the source, as ferrolb can state it.
@@ -39,7 +39,7 @@ impl Policy {
         let nodes = match &self.node_selectors[..] {
             [] => "every node".to_string(),
             sels => {
-                let s: Vec<String> = sels.iter().map(render::selector).collect();
+                let s: Vec<String> = sels.iter().map(crate::selector::flow).collect();
                 format!("nodes matching {}", s.join(" or "))
             }
         };
@@ -164,7 +164,7 @@ fn one_policy_set(policies: &[Policy], ix: &[usize], lost: &mut Vec<Lost>) -> L2
         [] => None,
         [one] => Some(one.clone()),
         several => {
-            let s: Vec<String> = several.iter().map(render::selector).collect();
+            let s: Vec<String> = several.iter().map(crate::selector::flow).collect();
             for &i in ix {
                 lost.push(Lost {
                     origin: policies[i].origin.clone(),

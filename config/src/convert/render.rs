@@ -8,7 +8,8 @@
 use std::fmt::Write;
 use std::net::IpAddr;
 
-use crate::model::{Config, IpRange, LabelSelector, SelectorRequirement};
+use crate::model::{Config, IpRange};
+use crate::selector::flow as selector;
 
 use super::{CONFIGMAP_NAME, CONFIGMAP_NAMESPACE};
 
@@ -42,43 +43,6 @@ pub fn range_text(r: &IpRange) -> String {
         return format!("{}/{prefix}", r.start);
     }
     format!("{}-{}", r.start, r.end)
-}
-
-/// A label selector as a YAML flow mapping.
-pub fn selector(sel: &LabelSelector) -> String {
-    let mut parts = Vec::new();
-    if !sel.match_labels.is_empty() {
-        let labels: Vec<String> = sel
-            .match_labels
-            .iter()
-            .map(|(k, v)| format!("{}: {}", q(k), q(v)))
-            .collect();
-        parts.push(format!("matchLabels: {{{}}}", labels.join(", ")));
-    }
-    if !sel.match_expressions.is_empty() {
-        let exprs: Vec<String> = sel
-            .match_expressions
-            .iter()
-            .map(|r| match r {
-                SelectorRequirement::In(k, vs) => format!(
-                    "{{key: {}, operator: In, values: {}}}",
-                    q(k),
-                    list(vs.iter().map(|v| q(v)))
-                ),
-                SelectorRequirement::NotIn(k, vs) => format!(
-                    "{{key: {}, operator: NotIn, values: {}}}",
-                    q(k),
-                    list(vs.iter().map(|v| q(v)))
-                ),
-                SelectorRequirement::Exists(k) => format!("{{key: {}, operator: Exists}}", q(k)),
-                SelectorRequirement::DoesNotExist(k) => {
-                    format!("{{key: {}, operator: DoesNotExist}}", q(k))
-                }
-            })
-            .collect();
-        parts.push(format!("matchExpressions: [{}]", exprs.join(", ")));
-    }
-    format!("{{{}}}", parts.join(", "))
 }
 
 /// The `config.yaml` text of `config`.

@@ -239,7 +239,7 @@ impl PoolChoice {
         if self.names.is_empty() && self.selector.is_none() {
             return true;
         }
-        self.names.iter().any(|n| *n == pool.name)
+        self.names.contains(&pool.name)
             || self
                 .selector
                 .as_ref()

@@ -67,7 +67,11 @@ fn exact_conversions_exit_0_and_check_config_accepts_them() {
             vec!["cams", "iot", "lan"],
             vec!["lan-0", "lan-1", "vlans-0", "vlans-1", "backup"],
         ),
-        ("cilium-exact.yaml", vec!["blue", "v6"], vec!["workers", "edge"]),
+        (
+            "cilium-exact.yaml",
+            vec!["blue", "v6"],
+            vec!["workers", "edge"],
+        ),
     ] {
         let (code, out, err) = convert(&[fixture(file)]);
         assert_eq!(code, 0, "{file}: {err}");

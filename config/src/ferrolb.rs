@@ -8,16 +8,34 @@
 //!     avoidBuggyIPs: false
 //!     namespaces: [prod]
 //!     serviceSelector: {matchLabels: {tier: edge}}
+//!     labels: {vlan: "10"}
+//!   - name: iot
+//!     addresses: ["198.51.100.0/26"]
+//!     labels: {vlan: "20"}
 //! l2:
 //!   interfaces: [eth0]
 //!   nodeSelector: {matchLabels: {ferrolb.io/speaker: "true"}}
+//!   policies:
+//!     - name: vlan20
+//!       poolSelector: {matchLabels: {vlan: "20"}}
+//!       interfaces: [eth0.20]
+//!       nodeSelector: {matchLabels: {vlan20: "true"}}
 //! ```
+//!
+//! `labels` are the pool's own labels (Kubernetes label syntax), which
+//! policies select pools by. `l2.interfaces` and `l2.nodeSelector` apply to the
+//! pools no policy covers; a covered pool is announced only as its policies say
+//! (see [`crate::model::L2Config`]). The policies are read by [`crate::policy`]:
+//! a policy's `pools` must name pools of this configuration, while a
+//! `poolSelector` that matches no pool is accepted (as MetalLB accepts it) and
+//! pointed out by `check-config`.
 
 use serde_yaml_ng::Value;
 
 use crate::addr::{self, HostBits, Syntax};
 use crate::error::{ConfigErrors, PoolRef, Problem, ProblemKind};
 use crate::model::{Config, L2Config};
+use crate::policy::{self, PoolReference};
 use crate::selector;
 use crate::validate::{self, RawEntry, RawPool};
 use crate::walk::{self, DNS1123_RULE, Loc, is_dns1123_label};
@@ -30,8 +48,9 @@ const POOL_FIELDS: &[&str] = &[
     "avoidBuggyIPs",
     "namespaces",
     "serviceSelector",
+    "labels",
 ];
-const L2_FIELDS: &[&str] = &["interfaces", "nodeSelector"];
+const L2_FIELDS: &[&str] = &["interfaces", "nodeSelector", "policies"];
 
 /// Parse and validate a ferrolb `config.yaml`.
 pub fn parse_ferrolb_yaml(text: &str) -> Result<Config, ConfigErrors> {
@@ -54,6 +73,7 @@ pub(crate) fn from_value(value: &Value) -> Result<Config, ConfigErrors> {
     };
     let mut pools = Vec::new();
     let mut l2 = L2Config::default();
+    let mut refs = Vec::new();
     let mut saw_pools = false;
     for (key, v) in fields {
         let loc = root.field(key);
@@ -68,7 +88,7 @@ pub(crate) fn from_value(value: &Value) -> Result<Config, ConfigErrors> {
                     }
                 }
             }
-            "l2" => l2 = parse_l2(v, &loc, &mut problems),
+            "l2" => (l2, refs) = parse_l2(v, &loc, &mut problems),
             _ => problems.push(walk::unknown_field(&loc, key, TOP_FIELDS)),
         }
     }
@@ -78,6 +98,8 @@ pub(crate) fn from_value(value: &Value) -> Result<Config, ConfigErrors> {
                 .problem(ProblemKind::MissingField, "required field is missing"),
         );
     }
+    let names: Vec<&str> = pools.iter().filter_map(|p| p.name.as_deref()).collect();
+    policy::check_pool_references(&refs, &names, &mut problems);
     validate::finish(pools, l2, problems)
 }
 
@@ -121,6 +143,9 @@ fn pool(value: &Value, loc: &Loc, index: usize, problems: &mut Vec<Problem>) -> 
                 if !v.is_null() {
                     raw.service_selector = selector::parse(v, &floc, problems);
                 }
+            }
+            "labels" => {
+                raw.labels = selector::label_map(v, &floc, ProblemKind::InvalidValue, problems)
             }
             _ => problems.push(walk::unknown_field(&floc, key, POOL_FIELDS)),
         }
@@ -198,13 +223,18 @@ fn namespaces(value: &Value, loc: &Loc, problems: &mut Vec<Problem>) -> Option<V
     Some(out)
 }
 
-fn parse_l2(value: &Value, loc: &Loc, problems: &mut Vec<Problem>) -> L2Config {
+fn parse_l2(
+    value: &Value,
+    loc: &Loc,
+    problems: &mut Vec<Problem>,
+) -> (L2Config, Vec<PoolReference>) {
     let mut l2 = L2Config::default();
+    let mut refs = Vec::new();
     if value.is_null() {
-        return l2;
+        return (l2, refs);
     }
     let Some(fields) = walk::fields(value, loc, problems) else {
-        return l2;
+        return (l2, refs);
     };
     for (key, v) in fields {
         let floc = loc.field(key);
@@ -232,10 +262,11 @@ fn parse_l2(value: &Value, loc: &Loc, problems: &mut Vec<Problem>) -> L2Config {
                     l2.node_selector = selector::parse(v, &floc, problems);
                 }
             }
+            "policies" => (l2.policies, refs) = policy::parse_policies(v, &floc, problems),
             _ => problems.push(walk::unknown_field(&floc, key, L2_FIELDS)),
         }
     }
-    l2
+    (l2, refs)
 }
 
 /// Linux interface names: 1-15 bytes, no '/', no whitespace, not `.` or `..`.

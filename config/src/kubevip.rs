@@ -99,7 +99,7 @@ pub fn parse_kubevip(data: &BTreeMap<String, String>) -> Result<Config, ConfigEr
             } else {
                 problems.push(loc.problem(
                     ProblemKind::Unsupported,
-                    "a per-namespace interface is not supported: ferrolb announces every pool on the same interfaces (use interface-global)",
+                    "a per-namespace interface is not supported: ferrolb announces per pool, not per namespace (use interface-global, or `ferrolb-controller convert`, which writes it as an l2 policy for the namespace's pool)",
                 ));
             }
         } else if !key.starts_with("cidr-") && !key.starts_with("range-") {

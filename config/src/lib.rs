@@ -20,6 +20,7 @@ mod ferrolb;
 mod kubevip;
 mod metallb;
 pub mod model;
+mod policy;
 mod selector;
 mod summary;
 mod validate;
@@ -36,4 +37,4 @@ pub use model::{
     Announcement, Config, InterfaceMatcher, InterfaceRule, IpRange, L2Config, L2Policy,
     LabelSelector, Pool, PoolChoice, SelectorRequirement, is_buggy_ip,
 };
-pub use summary::{Families, PoolSummary, SummaryTable, summarize};
+pub use summary::{AnnouncementSummary, Families, PoolSummary, SummaryTable, summarize};

@@ -25,7 +25,9 @@ pub(crate) fn parse(
     for (key, v) in fields {
         let floc = loc.field(key);
         match key {
-            "matchLabels" => sel.match_labels = match_labels(v, &floc, problems),
+            "matchLabels" => {
+                sel.match_labels = label_map(v, &floc, ProblemKind::InvalidSelector, problems)
+            }
             "matchExpressions" => sel.match_expressions = match_expressions(v, &floc, problems),
             _ => problems.push(walk::unknown_field(&floc, key, SELECTOR_FIELDS)),
         }
@@ -33,7 +35,15 @@ pub(crate) fn parse(
     (problems.len() == before).then_some(sel)
 }
 
-fn match_labels(value: &Value, loc: &Loc, problems: &mut Vec<Problem>) -> BTreeMap<String, String> {
+/// A mapping of label keys to values (a selector's `matchLabels`, a pool's
+/// `labels`), every key and value checked as the API server checks labels;
+/// syntax problems are of `kind`.
+pub(crate) fn label_map(
+    value: &Value,
+    loc: &Loc,
+    kind: ProblemKind,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let map = match value {
         Value::Null => return out,
@@ -49,20 +59,16 @@ fn match_labels(value: &Value, loc: &Loc, problems: &mut Vec<Problem>) -> BTreeM
     };
     for (k, v) in map {
         let Value::String(key) = k else {
-            problems.push(loc.problem_value(
-                ProblemKind::InvalidSelector,
-                k,
-                "label keys must be strings",
-            ));
+            problems.push(loc.problem_value(kind, k, "label keys must be strings"));
             continue;
         };
         let kloc = loc.field(key);
         if let Err(msg) = check_label_key(key) {
-            problems.push(kloc.problem_str(ProblemKind::InvalidSelector, key, msg));
+            problems.push(kloc.problem_str(kind, key, msg));
         }
         if let Some(val) = walk::string(v, &kloc, problems) {
             if let Err(msg) = check_label_value(val) {
-                problems.push(kloc.problem_str(ProblemKind::InvalidSelector, val, msg));
+                problems.push(kloc.problem_str(kind, val, msg));
             }
             out.insert(key.clone(), val.to_string());
         }
@@ -230,6 +236,53 @@ fn is_label_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
+}
+
+/// A label selector as a YAML flow mapping with JSON-quoted strings, as
+/// `convert` writes it and `check-config` shows it:
+/// `{matchLabels: {"tier": "edge"}}`.
+pub(crate) fn flow(sel: &LabelSelector) -> String {
+    let mut parts = Vec::new();
+    if !sel.match_labels.is_empty() {
+        let labels: Vec<String> = sel
+            .match_labels
+            .iter()
+            .map(|(k, v)| format!("{}: {}", q(k), q(v)))
+            .collect();
+        parts.push(format!("matchLabels: {{{}}}", labels.join(", ")));
+    }
+    if !sel.match_expressions.is_empty() {
+        let exprs: Vec<String> = sel
+            .match_expressions
+            .iter()
+            .map(|r| match r {
+                SelectorRequirement::In(k, vs) => format!(
+                    "{{key: {}, operator: In, values: {}}}",
+                    q(k),
+                    list(vs.iter().map(|v| q(v)))
+                ),
+                SelectorRequirement::NotIn(k, vs) => format!(
+                    "{{key: {}, operator: NotIn, values: {}}}",
+                    q(k),
+                    list(vs.iter().map(|v| q(v)))
+                ),
+                SelectorRequirement::Exists(k) => format!("{{key: {}, operator: Exists}}", q(k)),
+                SelectorRequirement::DoesNotExist(k) => {
+                    format!("{{key: {}, operator: DoesNotExist}}", q(k))
+                }
+            })
+            .collect();
+        parts.push(format!("matchExpressions: [{}]", exprs.join(", ")));
+    }
+    format!("{{{}}}", parts.join(", "))
+}
+
+fn q(s: &str) -> String {
+    serde_json::to_string(s).expect("a string always serializes")
+}
+
+fn list(items: impl IntoIterator<Item = String>) -> String {
+    format!("[{}]", items.into_iter().collect::<Vec<_>>().join(", "))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ const METALLB_LOSSY: &str = include_str!("fixtures/convert/metallb-lossy.yaml");
 const CILIUM_EXACT: &str = include_str!("fixtures/convert/cilium-exact.yaml");
 const CILIUM_LOSSY: &str = include_str!("fixtures/convert/cilium-lossy.yaml");
 const KUBEVIP: &str = include_str!("fixtures/convert/kubevip.yaml");
+const METALLB_VLANS: &str = include_str!("fixtures/convert/metallb-vlans.yaml");
 
 fn r(a: &str, b: &str) -> IpRange {
     IpRange {
@@ -39,6 +40,21 @@ fn lost(c: &Conversion) -> Vec<String> {
     c.lost.iter().map(ToString::to_string).collect()
 }
 
+/// The body of the `l2:` section of the manifest's `config.yaml`, without its indentation.
+fn l2_block(c: &Conversion) -> String {
+    let (_, l2) = c
+        .manifest
+        .split_once("\n    l2:\n")
+        .unwrap_or_else(|| panic!("no l2 section:\n{}", c.manifest));
+    l2.lines()
+        .map(|l| format!("{}\n", l.strip_prefix("      ").expect("indented")))
+        .collect()
+}
+
+fn node(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    labels(pairs)
+}
+
 fn errors(files: &[(&str, &str)]) -> Vec<String> {
     match convert(files) {
         Ok(c) => panic!("expected errors, got\n{}", c.manifest),
@@ -47,7 +63,7 @@ fn errors(files: &[(&str, &str)]) -> Vec<String> {
 }
 
 #[test]
-fn metallb_pools_and_advertisements_that_say_one_thing_convert_exactly() {
+fn metallb_pools_and_advertisements_convert_exactly() {
     let c = ok(&[("metallb.yaml", METALLB_EXACT)]);
     assert_eq!(lost(&c), Vec::<String>::new());
     let names: Vec<&str> = c.config.pools.iter().map(|p| p.name.as_str()).collect();
@@ -70,6 +86,8 @@ fn metallb_pools_and_advertisements_that_say_one_thing_convert_exactly() {
             )],
         })
     );
+    // Labels come along, so that the advertisement's pool selector keeps selecting.
+    assert_eq!(dmz.labels, labels(&[("zone", "dmz")]));
     let lan = &c.config.pools[1];
     assert_eq!(
         lan.ranges,
@@ -84,17 +102,22 @@ fn metallb_pools_and_advertisements_that_say_one_thing_convert_exactly() {
         (lan.namespaces.as_ref(), lan.service_selector.as_ref()),
         (None, None)
     );
+    assert_eq!(lan.labels, labels(&[("zone", "lan")]));
     let manual = &c.config.pools[2];
     assert_eq!(manual.ranges, [r("203.0.113.16", "203.0.113.31")]);
     assert!(!manual.auto_assign);
-    // Both advertisements announce on eth0 from the labelled nodes: one l2 section.
-    assert_eq!(c.config.l2.interfaces, ["eth0"]);
     assert_eq!(
-        c.config.l2.node_selector,
-        Some(LabelSelector {
-            match_labels: labels(&[("ferrolb.io/speaker", "true")]),
-            match_expressions: vec![],
-        })
+        l2_block(&c),
+        r#"policies:
+  - name: "by-name"
+    pools: ["lan", "manual"]
+    interfaces: ["eth0"]
+    nodeSelector: {matchLabels: {"ferrolb.io/speaker": "true"}}
+  - name: "by-label"
+    poolSelector: {matchLabels: {"zone": "dmz"}}
+    interfaces: ["eth0"]
+    nodeSelector: {matchLabels: {"ferrolb.io/speaker": "true"}}
+"#
     );
     assert!(
         c.manifest
@@ -119,9 +142,20 @@ fn metallb_what_ferrolb_cannot_say_is_listed_field_by_field() {
     assert!(!iot.auto_assign);
     assert_eq!(iot.namespaces, None);
     assert_eq!(iot.service_selector, None);
-    assert_eq!(c.config.l2, Default::default(), "announced everywhere");
+    // Each pool announced as before: lan on eth0, iot on eth0.20 of the garage nodes.
+    assert_eq!(
+        l2_block(&c),
+        r#"policies:
+  - name: "vlan10"
+    pools: ["lan"]
+    interfaces: ["eth0"]
+  - name: "vlan20"
+    poolSelector: {matchLabels: {"vlan": "20"}}
+    interfaces: ["eth0.20"]
+    nodeSelector: {matchLabels: {"zone": "garage"}}
+"#
+    );
     let narrowed = "the pool is written with autoAssign: false, so that no Service outside the selection gets an address from it; Services that hold one of its addresses keep it, new ones must name the pool (ferrolb.io/address-pool) to use it";
-    let per_pool = "the pools are announced differently (iot on interfaces [eth0.20] of nodes matching {matchLabels: {\"zone\": \"garage\"}}; lan on interfaces [eth0] of every node); per-pool announcement policies do not exist in ferrolb's format yet, so every pool is announced on every interface of every node";
     let bgp = |o: &str, k: &str| {
         format!(
             "metallb-lossy.yaml[{o}] {k}: {} is BGP configuration, which ferrolb does not support (it announces addresses at layer 2 only); nothing of it is carried over",
@@ -138,39 +172,116 @@ fn metallb_what_ferrolb_cannot_say_is_listed_field_by_field() {
             bgp("6", "BGPPeer \"router\""),
             bgp("7", "Community \"communities\""),
             bgp("8", "BFDProfile \"fast\""),
-            "metallb-lossy.yaml[2] IPAddressPool \"bgp-only\": no L2Advertisement covers this pool, so MetalLB does not announce it at layer 2 (BGP only, or not at all); ferrolb announces every pool at layer 2".to_string(),
-            format!("metallb-lossy.yaml[3] L2Advertisement \"vlan10\" spec.interfaces: {per_pool}"),
-            format!("metallb-lossy.yaml[4] L2Advertisement \"vlan20\" spec.interfaces, spec.nodeSelectors: {per_pool}"),
+            "metallb-lossy.yaml[2] IPAddressPool \"bgp-only\": no L2Advertisement covers this pool, so MetalLB does not announce it at layer 2 (BGP only, or not at all); ferrolb announces a pool that no policy covers under the l2 section: on every node, on the automatic interfaces".to_string(),
         ]
     );
 }
 
 #[test]
-fn the_same_interfaces_for_every_pool_are_carried_to_l2() {
-    // Two advertisements, two pools, same nodes, different interfaces: a pool is
-    // announced on the union of its advertisements; both pools have both.
-    let text = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: a}\nspec: {addresses: [192.0.2.0/28]}\n---\n\
-        apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: b}\nspec: {addresses: [192.0.2.16/28]}\n---\n\
-        apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: x}\nspec: {interfaces: [eth0]}\n---\n\
-        apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: y}\nspec: {interfaces: [eth0.20]}\n";
-    let c = ok(&[("two.yaml", text)]);
+fn metallb_vlans_and_node_groups_convert_exactly_as_policies() {
+    let c = ok(&[("vlans.yaml", METALLB_VLANS)]);
     assert_eq!(lost(&c), Vec::<String>::new());
-    assert_eq!(c.config.l2.interfaces, ["eth0", "eth0.20"]);
-    // Several node selectors (any may match) do not fit one l2.nodeSelector.
-    let text = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: a}\nspec: {addresses: [192.0.2.0/28]}\n---\n\
-        apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: x}\nspec: {nodeSelectors: [{matchLabels: {a: \"1\"}}, {matchLabels: {b: \"1\"}}]}\n";
-    let c = ok(&[("nodes.yaml", text)]);
-    assert_eq!(c.config.l2, Default::default());
+    let names: Vec<&str> = c.config.pools.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["cams", "iot", "lan"]);
     assert_eq!(
-        lost(&c),
-        [
-            "nodes.yaml[1] L2Advertisement \"x\" spec.nodeSelectors: nodes matching any of 2 selectors ({matchLabels: {\"a\": \"1\"}} or {matchLabels: {\"b\": \"1\"}}) cannot be written as ferrolb's one l2.nodeSelector; every node may announce"
-        ]
+        c.config.pools[2].labels,
+        labels(&[("app.kubernetes.io/managed-by", "Helm"), ("vlan", "10")])
     );
+    // Two node selectors: two policies. Two pool selectors: two policies.
+    assert_eq!(
+        l2_block(&c),
+        r#"policies:
+  - name: "lan-0"
+    pools: ["lan"]
+    interfaces: ["eth0"]
+    nodeSelector: {matchLabels: {"kubernetes.io/hostname": "node-a"}}
+  - name: "lan-1"
+    pools: ["lan"]
+    interfaces: ["eth0"]
+    nodeSelector: {matchLabels: {"kubernetes.io/hostname": "node-b"}}
+  - name: "vlans-0"
+    poolSelector: {matchLabels: {"vlan": "20"}}
+    interfaces: ["eth0.20", "eth0.30"]
+    nodeSelector: {matchLabels: {"vlan-trunk": "true"}}
+  - name: "vlans-1"
+    poolSelector: {matchExpressions: [{key: "vlan", operator: In, values: ["30"]}]}
+    interfaces: ["eth0.20", "eth0.30"]
+    nodeSelector: {matchLabels: {"vlan-trunk": "true"}}
+  - name: "backup"
+    interfaces: ["bond0"]
+    nodeSelector: {matchLabels: {"role": "backup-router"}}
+"#
+    );
+
+    // MetalLB's semantics, pool by pool and node by node: a node announces a
+    // pool when some advertisement covering the pool selects it, on the
+    // interfaces of those that do.
+    let nodes = [
+        ("node-a", node(&[("kubernetes.io/hostname", "node-a")])),
+        (
+            "node-b",
+            node(&[("kubernetes.io/hostname", "node-b"), ("vlan-trunk", "true")]),
+        ),
+        (
+            "node-c",
+            node(&[
+                ("kubernetes.io/hostname", "node-c"),
+                ("vlan-trunk", "true"),
+                ("role", "backup-router"),
+            ]),
+        ),
+        ("node-d", node(&[("kubernetes.io/hostname", "node-d")])),
+    ];
+    let vlans: &[&str] = &["eth0.20", "eth0.30"];
+    let vlans_and_bond: &[&str] = &["eth0.20", "eth0.30", "bond0"];
+    let expected: [(&str, [&[&str]; 4]); 4] = [
+        ("192.0.2.7", [&["eth0"], &["eth0"], &["bond0"], &[]]),
+        ("198.51.100.9", [&[], vlans, vlans_and_bond, &[]]),
+        ("203.0.113.2", [&[], vlans, vlans_and_bond, &[]]),
+        ("2001:db8:30::3", [&[], vlans, vlans_and_bond, &[]]),
+    ];
+    let probes = ["eth0", "eth0.20", "eth0.30", "bond0", "eth1"];
+    for (ip, per_node) in expected {
+        let a = c.config.announcement(ip.parse().unwrap(), &BTreeMap::new());
+        for ((name, labels), want) in nodes.iter().zip(per_node) {
+            assert_eq!(
+                a.selects_node(&c.config.l2, labels),
+                !want.is_empty(),
+                "{ip} on {name}"
+            );
+            let rule = a.interfaces_on(labels);
+            let got: Vec<&str> = probes
+                .iter()
+                .copied()
+                .filter(|i| rule.takes(i, true))
+                .collect();
+            let mut want = want.to_vec();
+            want.sort_by_key(|i| probes.iter().position(|p| p == i));
+            assert_eq!(got, want, "{ip} on {name}");
+        }
+    }
 }
 
 #[test]
-fn cilium_pools_and_policy_convert_exactly() {
+fn pool_names_and_interfaces_ferrolb_would_read_otherwise_stay_exact() {
+    // A renamed pool is named by its new name; an interface name holding a glob
+    // character is written as an anchored regex, so that it still means that name.
+    let text = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: lan.v4}\nspec: {addresses: [192.0.2.0/28]}\n---\n\
+        apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: Odd.Name}\nspec: {ipAddressPools: [lan.v4], interfaces: [\"eth*\", eth1]}\n";
+    let c = ok(&[("odd.yaml", text)]);
+    assert_eq!(
+        l2_block(&c),
+        "policies:\n  - name: \"odd-name\"\n    pools: [\"lan-v4\"]\n    interfaces: [\"eth1\"]\n    interfaceRegexes: [\"^eth\\\\*$\"]\n"
+    );
+    let policy = &c.config.l2.policies[0];
+    assert!(policy.interfaces.iter().any(|m| m.matches("eth*")));
+    assert!(!policy.interfaces.iter().any(|m| m.matches("eth0")));
+    // Only the renamed pool is reported: the policy's name is nobody's reference.
+    assert_eq!(lost(&c).len(), 1, "{:?}", lost(&c));
+}
+
+#[test]
+fn cilium_pools_and_policies_convert_exactly() {
     let c = ok(&[("cilium.yaml", CILIUM_EXACT)]);
     assert_eq!(lost(&c), Vec::<String>::new());
     let blue = &c.config.pools[0];
@@ -198,16 +309,33 @@ fn cilium_pools_and_policy_convert_exactly() {
     );
     let v6 = &c.config.pools[1];
     assert_eq!(v6.ranges, [r("2001:db8:20::", "2001:db8:20::f")]);
-    assert_eq!(c.config.l2.interfaces, ["eth0", "eth0.20"]);
+    // Anchored literals become names; other patterns stay regular expressions.
     assert_eq!(
-        c.config.l2.node_selector,
-        Some(LabelSelector {
-            match_labels: BTreeMap::new(),
-            match_expressions: vec![SelectorRequirement::DoesNotExist(
-                "node-role.kubernetes.io/control-plane".into()
-            )],
-        })
+        l2_block(&c),
+        r#"policies:
+  - name: "workers"
+    interfaces: ["eth0", "eth0.20"]
+    nodeSelector: {matchExpressions: [{key: "node-role.kubernetes.io/control-plane", operator: DoesNotExist}]}
+  - name: "edge"
+    interfaceRegexes: ["^bond[0-9]+$", "enp[0-9]+s0"]
+    nodeSelector: {matchLabels: {"edge": "true"}}
+    serviceSelector: {matchExpressions: [{key: "exposure", operator: In, values: ["internet"]}]}
+"#
     );
+    // An internet-facing Service: both policies; any other: workers only.
+    let ip = "192.0.2.5".parse().unwrap();
+    let internet = c
+        .config
+        .announcement(ip, &labels(&[("exposure", "internet")]));
+    let edge_node = node(&[
+        ("edge", "true"),
+        ("node-role.kubernetes.io/control-plane", ""),
+    ]);
+    assert!(internet.selects_node(&c.config.l2, &edge_node));
+    let rule = internet.interfaces_on(&edge_node);
+    assert!(rule.takes("bond1", false) && rule.takes("enp3s0", false) && !rule.takes("eth0", true));
+    let plain = c.config.announcement(ip, &BTreeMap::new());
+    assert!(!plain.selects_node(&c.config.l2, &edge_node));
 }
 
 #[test]
@@ -219,7 +347,15 @@ fn cilium_what_ferrolb_cannot_say_is_listed() {
     let dns = &c.config.pools[1];
     assert_eq!((dns.name.as_str(), dns.auto_assign), ("dns", false));
     assert_eq!(dns.service_selector, None);
-    assert_eq!(c.config.l2, Default::default());
+    // The namespace requirement is left out of the policy's Service selector (reported).
+    assert_eq!(
+        l2_block(&c),
+        r#"policies:
+  - name: "all"
+    interfaceRegexes: ["^eth[0-9]+"]
+    serviceSelector: {matchLabels: {"announce": "l2"}}
+"#
+    );
     let narrowed = "the pool is written with autoAssign: false: Services that hold one of its addresses keep it, and a Service that asks for the pool (ferrolb.io/address-pool) or for one of its addresses gets it whatever the restriction said";
     let external = "ferrolb announces the LoadBalancer addresses it allocates, not spec.externalIPs: those are no longer announced";
     assert_eq!(
@@ -228,8 +364,7 @@ fn cilium_what_ferrolb_cannot_say_is_listed() {
             format!("cilium-lossy.yaml[0] CiliumLoadBalancerIPPool \"old\" spec.disabled: the pool is disabled (Cilium gives no new address from it and keeps those given); {narrowed}"),
             format!("cilium-lossy.yaml[1] CiliumLoadBalancerIPPool \"dns\" spec.serviceSelector: the requirements io.kubernetes.service.name=coredns on Cilium's pseudo-labels cannot be written in ferrolb's format (it selects namespaces by a list of names and has no Service-name selector); {narrowed}"),
             format!("cilium-lossy.yaml[2] CiliumL2AnnouncementPolicy \"all\" spec.externalIPs: {external}"),
-            "cilium-lossy.yaml[2] CiliumL2AnnouncementPolicy \"all\" spec.serviceSelector: ferrolb announces every Service's address, not only those of selected Services: Services this policy did not select are announced too".to_string(),
-            "cilium-lossy.yaml[2] CiliumL2AnnouncementPolicy \"all\" spec.interfaces: the regular expressions \"^eth[0-9]+\" match interfaces by pattern; ferrolb takes interface names (only ^name$ is read as one), so the addresses are announced on every interface".to_string(),
+            "cilium-lossy.yaml[2] CiliumL2AnnouncementPolicy \"all\" spec.serviceSelector: the requirements io.kubernetes.service.namespace In [prod] on Cilium's pseudo-labels cannot be written in ferrolb's format (a policy's serviceSelector matches Service labels only); they are left out, so the policy also applies to Services they did not select".to_string(),
             format!("cilium-lossy.yaml[3] CiliumL2AnnouncementPolicy \"external-only\" spec.externalIPs: {external}"),
         ]
     );
@@ -244,7 +379,7 @@ fn cilium_pools_without_a_policy_are_reported() {
     assert_eq!(
         lost(&c),
         [
-            "p.yaml[0] CiliumLoadBalancerIPPool \"p\": no CiliumL2AnnouncementPolicy announces LoadBalancer addresses, so Cilium does not announce this pool at layer 2 (BGP only, or not at all); ferrolb announces every pool at layer 2"
+            "p.yaml[0] CiliumLoadBalancerIPPool \"p\": no CiliumL2AnnouncementPolicy announces LoadBalancer addresses, so Cilium does not announce this pool at layer 2 (BGP only, or not at all); ferrolb announces a pool that no policy covers under the l2 section: on every node, on the automatic interfaces"
         ]
     );
 }
@@ -262,15 +397,46 @@ fn kube_vip_configmap_converts_with_its_refused_keys_reported() {
     // skip-end-ips-in-cidr: "true" drops the ends of the /29.
     assert_eq!(c.config.pools[2].ranges, [r("192.0.2.225", "192.0.2.230")]);
     assert_eq!(c.config.pools[2].namespaces, None);
-    assert_eq!(c.config.l2.interfaces, ["eth0"]);
+    // interface-global for every pool, interface-dev for the pool of namespace dev.
+    assert_eq!(
+        l2_block(&c),
+        "interfaces: [\"eth0\"]\npolicies:\n  - name: \"interface-dev\"\n    pools: [\"dev\"]\n    interfaces: [\"eth1\"]\n"
+    );
     assert_eq!(
         lost(&c),
         [
             "kubevip.yaml[0] ConfigMap \"kubevip\" data.allow-share-prod: Services of namespace prod that share an address today keep sharing it only if each is annotated ferrolb.io/allow-shared-ip with one key; without it the younger of two is given another address",
-            "kubevip.yaml[0] ConfigMap \"kubevip\" data.interface-dev: a per-namespace interface (eth1) does not exist in ferrolb's format: the pool of namespace dev is announced like every other pool",
             "kubevip.yaml[0] ConfigMap \"kubevip\" data.search-order: ferrolb hands out the lowest free address, not the highest; addresses already given do not change",
         ]
     );
+    // A namespace without a pool of its own uses the global pool: reported.
+    let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kubevip}\ndata: {cidr-global: 192.0.2.0/28, interface-web: eth1}\n";
+    let c = ok(&[("cm.yaml", text)]);
+    assert_eq!(c.config.l2, Default::default());
+    assert_eq!(
+        lost(&c),
+        [
+            "cm.yaml[0] ConfigMap \"kubevip\" data.interface-web: namespace web has no pool of its own (cidr-web or range-web), so its Services take addresses from the global pool; ferrolb announces per pool, not per namespace: they are announced like the global pool, not on eth1"
+        ]
+    );
+    assert_eq!(
+        errors(&[(
+            "cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kubevip}\ndata: {cidr-web: 192.0.2.0/28, interface-web: \"eth 1\"}\n"
+        )]),
+        [
+            "cm.yaml[0] ConfigMap \"kubevip\" data.interface-web = \"eth 1\": invalid interface name: must be 1-15 characters without '/', ':' or spaces"
+        ]
+    );
+}
+
+#[test]
+fn a_ferrolb_configmap_alone_is_carried_as_it_is() {
+    let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ferrolb-config}\ndata:\n  config.yaml: |\n    pools:\n    - {name: lan, addresses: [192.0.2.0/28]}\n    - {name: iot, addresses: [192.0.2.16/28], labels: {vlan: \"20\"}}\n    l2:\n      interfaces: [eth0]\n      nodeSelector: {matchLabels: {lb: \"yes\"}}\n      policies:\n      - {name: vlan20, poolSelector: {matchLabels: {vlan: \"20\"}}, interfaces: [\"eth0.2?\"], interfaceRegexes: [\"^vlan20$\"]}\n";
+    let c = ok(&[("cm.yaml", text)]);
+    assert_eq!(lost(&c), Vec::<String>::new());
+    let original = parse_document(text).unwrap().config;
+    assert_eq!(c.config, original);
 }
 
 #[test]
@@ -287,12 +453,30 @@ fn several_files_of_several_tools_make_one_configuration() {
     let c = ok(&[("cilium.yaml", CILIUM_EXACT), ("kubevip.yaml", KUBEVIP)]);
     let names: Vec<&str> = c.config.pools.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["blue", "v6", "dev", "prod", "global"]);
-    // Announced differently by the two tools: reported, l2 unrestricted.
-    assert_eq!(c.config.l2, Default::default());
-    let l = lost(&c);
-    assert_eq!(l.len(), 5, "{l:#?}");
-    assert!(l[3].starts_with("cilium.yaml[0].items[2] CiliumL2AnnouncementPolicy \"workers\" spec.interfaces, spec.nodeSelector: the pools are announced differently (blue, v6 on interfaces [eth0, eth0.20] of nodes matching {matchExpressions: [{key: \"node-role.kubernetes.io/control-plane\", operator: DoesNotExist}]}; dev, prod, global on interfaces [eth0] of every node)"), "{}", l[3]);
-    assert!(l[4].starts_with("kubevip.yaml[0] ConfigMap \"kubevip\" data.interface-global: the pools are announced differently"), "{}", l[4]);
+    // Cilium's policies cover Cilium's pools only (by name, since "every pool" would
+    // now take kube-vip's too); kube-vip's interface-global becomes a policy for
+    // its pools, since the output's l2 section would reach Cilium's pools.
+    assert_eq!(
+        l2_block(&c),
+        r#"policies:
+  - name: "workers"
+    pools: ["blue", "v6"]
+    interfaces: ["eth0", "eth0.20"]
+    nodeSelector: {matchExpressions: [{key: "node-role.kubernetes.io/control-plane", operator: DoesNotExist}]}
+  - name: "edge"
+    pools: ["blue", "v6"]
+    interfaceRegexes: ["^bond[0-9]+$", "enp[0-9]+s0"]
+    nodeSelector: {matchLabels: {"edge": "true"}}
+    serviceSelector: {matchExpressions: [{key: "exposure", operator: In, values: ["internet"]}]}
+  - name: "interface-dev"
+    pools: ["dev"]
+    interfaces: ["eth1"]
+  - name: "kubevip"
+    pools: ["prod", "global"]
+    interfaces: ["eth0"]
+"#
+    );
+    assert_eq!(lost(&c).len(), 2, "{:#?}", lost(&c));
     // Pools of two tools that share addresses are bad input, naming both.
     assert_eq!(
         errors(&[
@@ -392,21 +576,35 @@ fn an_invalid_object_name_is_renamed_and_reported() {
 }
 
 #[test]
-fn an_advertisement_for_every_pool_everywhere_outweighs_narrower_ones() {
-    // vlan20 narrows pool b, but "all" announces every pool everywhere: the union is everywhere.
+fn an_advertisement_for_every_pool_adds_to_narrower_ones() {
+    // "all" announces every pool everywhere, vlan20 adds eth0.20 for pool b.
     let text = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: a}\nspec: {addresses: [192.0.2.0/28]}\n---\n\
         apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: b}\nspec: {addresses: [192.0.2.16/28]}\n---\n\
         apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: all}\n---\n\
-        apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: vlan20}\nspec: {ipAddressPools: [b, c], interfaces: [eth0.20]}\n";
+        apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: vlan20}\nspec: {ipAddressPools: [b, c], interfaces: [eth0.20]}\n---\n\
+        apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: typo}\nspec: {ipAddressPools: [d]}\n";
     let c = ok(&[("u.yaml", text)]);
-    assert_eq!(c.config.l2, Default::default());
+    // The advertisement that names only missing pools covers none: left out.
+    assert_eq!(
+        l2_block(&c),
+        "policies:\n  - name: \"all\"\n  - name: \"vlan20\"\n    pools: [\"b\"]\n    interfaces: [\"eth0.20\"]\n"
+    );
     // Naming a pool the input does not hold is reported (a typo, or a file left out).
     assert_eq!(
         lost(&c),
         [
-            "u.yaml[3] L2Advertisement \"vlan20\" spec.ipAddressPools: names the pool \"c\", which is not among the input's IPAddressPools; nothing is announced for it"
+            "u.yaml[3] L2Advertisement \"vlan20\" spec.ipAddressPools: names the pool \"c\", which is not among the input's IPAddressPools; nothing is announced for it",
+            "u.yaml[4] L2Advertisement \"typo\" spec.ipAddressPools: names the pool \"d\", which is not among the input's IPAddressPools; nothing is announced for it",
         ]
     );
+    // Next to another tool's pools, "every pool" means MetalLB's pools: by name.
+    let kubevip = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kubevip}\ndata: {cidr-global: 198.51.100.0/28}\n";
+    let c = ok(&[("u.yaml", text), ("kv.yaml", kubevip)]);
+    assert_eq!(
+        l2_block(&c),
+        "policies:\n  - name: \"all\"\n    pools: [\"a\", \"b\"]\n  - name: \"vlan20\"\n    pools: [\"b\"]\n    interfaces: [\"eth0.20\"]\n"
+    );
+    assert!(c.config.policies_covering(&c.config.pools[2]).is_empty());
 }
 
 #[test]
@@ -426,5 +624,28 @@ fn standard_input_style_single_documents_and_empty_documents_are_read() {
     assert!(
         c.manifest
             .starts_with("# Written by `ferrolb-controller convert` from -.\n")
+    );
+}
+
+#[test]
+fn bad_regexes_and_labels_are_bad_input() {
+    assert_eq!(
+        errors(&[(
+            "x.yaml",
+            "apiVersion: cilium.io/v2alpha1\nkind: CiliumL2AnnouncementPolicy\nmetadata: {name: p}\nspec: {loadBalancerIPs: true, interfaces: [\"^eth0$\", \"eth[0-9\"]}\n"
+        )]),
+        [
+            "x.yaml[0] CiliumL2AnnouncementPolicy \"p\" spec.interfaces[1] = \"eth[0-9\": invalid regular expression: unclosed character class"
+        ]
+    );
+    // Hand-written input: the API server would have refused the label.
+    assert_eq!(
+        errors(&[(
+            "x.yaml",
+            "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: a, labels: {vlan: \"2 0\"}}\nspec: {addresses: [192.0.2.0/28]}\n"
+        )]),
+        [
+            "x.yaml[0] IPAddressPool \"a\" metadata.labels.vlan = \"2 0\": invalid label value: must be empty or 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+        ]
     );
 }

@@ -170,7 +170,7 @@ fn unknown_fields_everywhere_with_suggestions() {
             r#"pool: unknown field, did you mean "pools"?"#,
             r#"pool "lan", pools[0].autoassign: unknown field, did you mean "autoAssign"?"#,
             r#"pool "lan", pools[0].avoidBuggyIps: unknown field, did you mean "avoidBuggyIPs"?"#,
-            r#"pool "lan", pools[0].protocol: unknown field (known fields: name, addresses, autoAssign, avoidBuggyIPs, namespaces, serviceSelector)"#,
+            r#"pool "lan", pools[0].protocol: unknown field (known fields: name, addresses, autoAssign, avoidBuggyIPs, namespaces, serviceSelector, labels)"#,
             r#"pool "lan", pools[0].serviceSelector.matchLabel: unknown field, did you mean "matchLabels"?"#,
             r#"l2.interface: unknown field, did you mean "interfaces"?"#,
         ]

@@ -172,7 +172,7 @@ fn unsupported_and_unknown_keys() {
         [
             r#"data["allow-share-dev"] = "true": sharing every address of a namespace is not supported: annotate the Services that share with ferrolb.io/allow-shared-ip instead"#,
             r#"data["cidr_global"]: unknown kube-vip key, did you mean "cidr-global"?"#,
-            r#"data["interface-dev"]: a per-namespace interface is not supported: ferrolb announces every pool on the same interfaces (use interface-global)"#,
+            r#"data["interface-dev"]: a per-namespace interface is not supported: ferrolb announces per pool, not per namespace (use interface-global, or `ferrolb-controller convert`, which writes it as an l2 policy for the namespace's pool)"#,
             r#"data["search-order"] = "desc": search-order desc is not supported: ferrolb chooses addresses itself; remove the key"#,
             r#"data["skip-end-ips-in-cidr"] = "yes": expected "true" or "false""#,
             r#"data["range-Prod"]: "Prod" is not a namespace name: must be 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit"#,

@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use ferrolb_config::{SummaryTable, parse_document, summarize};
+use ferrolb_config::{AnnouncementSummary, SummaryTable, parse_document, summarize};
 
 /// Validates the file; returns the text to print and whether it is valid.
 pub fn check(path: &Path) -> (String, bool) {
@@ -29,9 +29,10 @@ pub fn check_text(origin: &str, text: &str) -> (String, bool) {
             let summary = summarize(&parsed.config);
             (
                 format!(
-                    "{origin}: valid {} configuration\n{}",
+                    "{origin}: valid {} configuration\n{}{}",
                     parsed.format,
-                    SummaryTable(&summary)
+                    SummaryTable(&summary),
+                    AnnouncementSummary(&parsed.config)
                 ),
                 true,
             )

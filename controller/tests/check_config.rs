@@ -88,3 +88,60 @@ fn missing_file_is_an_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("cannot read /nonexistent/ferrolb.yaml"));
 }
+
+#[test]
+fn policies_are_printed_after_the_pools() {
+    let manifest = r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: ferrolb-config
+  namespace: ferrolb-system
+data:
+  config.yaml: |
+    pools:
+      - name: lan
+        addresses: ["192.0.2.0/28"]
+      - name: iot
+        addresses: ["198.51.100.0/28"]
+        labels: {vlan: "20"}
+    l2:
+      policies:
+        - name: vlan20
+          poolSelector: {matchLabels: {vlan: "20"}}
+          interfaces: [eth0.20]
+          nodeSelector: {matchLabels: {vlan20: "true"}}
+        - name: vlan30
+          poolSelector: {matchLabels: {vlan: "30"}}
+"#;
+    let (code, out) = check("policies.yaml", manifest);
+    assert_eq!(code, 0, "{out}");
+    let (_, after_table) = out
+        .split_once("iot   IPv4        16  yes\n")
+        .unwrap_or_else(|| panic!("pools table:\n{out}"));
+    assert_eq!(
+        after_table,
+        r#"policy vlan20:
+  pools:      iot
+  interfaces: eth0.20
+  nodes:      matching {matchLabels: {"vlan20": "true"}}
+  services:   every Service
+policy vlan30:
+  pools:      none (poolSelector {matchLabels: {"vlan": "30"}} matches no pool)
+  interfaces: automatic
+  nodes:      every node
+  services:   every Service
+announced under l2 (every node, automatic interfaces): lan
+policies that cover no pool: vlan30
+"#
+    );
+    // A policy naming a pool that does not exist: exit 1, the path and the name.
+    let (code, out) = check(
+        "bad-policy.yaml",
+        "pools:\n  - name: lan\n    addresses: [\"192.0.2.0/28\"]\nl2:\n  policies:\n    - name: p\n      pools: [lna]\n",
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(r#"l2.policies[0].pools[0] = "lna": no such pool in this configuration; did you mean "lan"?"#),
+        "{out}"
+    );
+}

@@ -57,9 +57,22 @@ fn check_config(manifest: &str) -> (i32, String) {
 
 #[test]
 fn exact_conversions_exit_0_and_check_config_accepts_them() {
-    for (file, pools) in [
-        ("metallb-exact.yaml", vec!["dmz", "lan", "manual"]),
-        ("cilium-exact.yaml", vec!["blue", "v6"]),
+    for (file, pools, policies) in [
+        (
+            "metallb-exact.yaml",
+            vec!["dmz", "lan", "manual"],
+            vec!["by-name", "by-label"],
+        ),
+        (
+            "metallb-vlans.yaml",
+            vec!["cams", "iot", "lan"],
+            vec!["lan-0", "lan-1", "vlans-0", "vlans-1", "backup"],
+        ),
+        (
+            "cilium-exact.yaml",
+            vec!["blue", "v6"],
+            vec!["workers", "edge"],
+        ),
     ] {
         let (code, out, err) = convert(&[fixture(file)]);
         assert_eq!(code, 0, "{file}: {err}");
@@ -76,15 +89,25 @@ fn exact_conversions_exit_0_and_check_config_accepts_them() {
                 "{p} missing in {summary}"
             );
         }
+        // Every advertisement or policy is carried: check-config lists each.
+        let listed: Vec<&str> = summary
+            .lines()
+            .filter_map(|l| l.strip_prefix("policy ")?.strip_suffix(':'))
+            .collect();
+        assert_eq!(listed, policies, "{file}: {summary}");
+        assert!(
+            !summary.contains("announced under l2"),
+            "{file}: every pool is covered, as in the source: {summary}"
+        );
     }
 }
 
 #[test]
 fn lossy_conversions_exit_2_print_a_valid_manifest_and_list_every_loss() {
     for (file, n) in [
-        ("metallb-lossy.yaml", 10),
-        ("cilium-lossy.yaml", 6),
-        ("kubevip.yaml", 3),
+        ("metallb-lossy.yaml", 8),
+        ("cilium-lossy.yaml", 5),
+        ("kubevip.yaml", 2),
     ] {
         let (code, out, err) = convert(&[fixture(file)]);
         assert_eq!(code, 2, "{file}: {err}");
@@ -92,10 +115,14 @@ fn lossy_conversions_exit_2_print_a_valid_manifest_and_list_every_loss() {
         assert_eq!(code, 0, "{file}: {summary}");
         let listed: Vec<&str> = err.lines().filter(|l| l.starts_with("- ")).collect();
         assert_eq!(listed.len(), n, "{file}:\n{err}");
+        let pools = ferrolb_config::parse_document(&out)
+            .expect("the manifest is valid")
+            .config
+            .pools
+            .len();
         assert!(
             err.starts_with(&format!(
-                "converted {} pool(s); {n} thing(s) could not be carried over exactly:\n",
-                summary.lines().count() - 2
+                "converted {pools} pool(s); {n} thing(s) could not be carried over exactly:\n"
             )),
             "{err}"
         );

@@ -10,22 +10,26 @@
 //!   cannot be written and narrow the pool to `autoAssign: false`.
 //! - `disabled: true` (no new addresses, existing ones kept) → `autoAssign:
 //!   false`, reported: a Service can still ask for one of its addresses.
-//! - `CiliumL2AnnouncementPolicy` → an announcement policy for every pool:
-//!   `nodeSelector`, and `interfaces` when each regex is an anchored literal
-//!   name (`^eth0$`, `^eth0\.20$`). `serviceSelector`, `externalIPs` and other
-//!   regexes cannot be written and are reported.
+//! - `CiliumL2AnnouncementPolicy` with `loadBalancerIPs: true` → a policy for
+//!   every pool of Cilium's: `nodeSelector`, `serviceSelector` (without
+//!   Cilium's pseudo-labels, which are reported), `interfaces` → an anchored
+//!   literal (`^eth0$`, `^eth0\.20$`) as an interface name, any other regex in
+//!   `interfaceRegexes` (an invalid one is bad input). `externalIPs: true`
+//!   cannot be carried and is reported; without `loadBalancerIPs: true` a
+//!   policy announces no LoadBalancer address and is left out.
 
 use std::net::IpAddr;
 
 use serde_yaml_ng::Value;
 
-use super::l2::Policy;
+use super::l2::{SourcePolicy, exact_interface};
 use super::objects::{Object, spec_fields};
 use super::{Lost, Part, pool_name};
 use crate::addr::{self, HostBits, Syntax};
 use crate::error::{Problem, ProblemKind};
 use crate::ferrolb::check_interface;
-use crate::model::{IpRange, LabelSelector, SelectorRequirement};
+use crate::model::{IpRange, LabelSelector, PoolChoice, SelectorRequirement};
+use crate::policy::compile_regex;
 use crate::selector;
 use crate::validate::{RawEntry, RawPool};
 use crate::walk::{self, Loc};
@@ -62,17 +66,22 @@ pub(super) fn convert(objs: &[Object], problems: &mut Vec<Problem>, lost: &mut V
             _ => part.policies.extend(policy(o, problems, lost)),
         }
     }
-    let announcing: Vec<usize> = (0..part.policies.len()).collect();
+    // A Cilium L2 policy has no pool selection: it covers every pool of Cilium's.
+    let names: Vec<String> = pools
+        .iter()
+        .filter_map(|(_, raw)| raw.name.clone())
+        .collect();
+    for p in &mut part.policies {
+        p.intended = names.clone();
+    }
     for (origin, raw) in pools {
-        if announcing.is_empty() {
+        if part.policies.is_empty() {
             lost.push(Lost {
                 origin,
                 field: String::new(),
-                reason: "no CiliumL2AnnouncementPolicy announces LoadBalancer addresses, so Cilium does not announce this pool at layer 2 (BGP only, or not at all); ferrolb announces every pool at layer 2".into(),
+                reason: "no CiliumL2AnnouncementPolicy announces LoadBalancer addresses, so Cilium does not announce this pool at layer 2 (BGP only, or not at all); ferrolb announces a pool that no policy covers under the l2 section: on every node, on the automatic interfaces".into(),
             });
         }
-        part.coverage
-            .push((raw.name.clone().unwrap_or_default(), announcing.clone()));
         part.pools.push(raw);
     }
     part
@@ -347,18 +356,23 @@ fn describe(r: &SelectorRequirement) -> String {
     }
 }
 
-fn policy(o: &Object, problems: &mut Vec<Problem>, all_lost: &mut Vec<Lost>) -> Option<Policy> {
+fn policy(
+    o: &Object,
+    problems: &mut Vec<Problem>,
+    all_lost: &mut Vec<Lost>,
+) -> Option<SourcePolicy> {
     // What this policy loses matters only if it announces LoadBalancer addresses.
     let mut lost_vec: Vec<Lost> = Vec::new();
     let lost = &mut lost_vec;
     let origin = o.origin.to_string();
     let spec_loc = o.loc("spec");
-    let mut p = Policy {
-        origin: origin.clone(),
-        node_selectors: Vec::new(),
-        nodes_field: "spec.nodeSelector",
-        interfaces: None,
-        interfaces_field: "spec.interfaces",
+    let mut p = SourcePolicy {
+        name: o.name.clone(),
+        choice: PoolChoice::default(),
+        intended: Vec::new(), // every pool of Cilium's, filled in by convert
+        interfaces: Vec::new(),
+        node_selector: None,
+        service_selector: None,
     };
     let empty = Value::Mapping(Default::default());
     let spec = o.get("spec").unwrap_or(&empty);
@@ -371,47 +385,39 @@ fn policy(o: &Object, problems: &mut Vec<Problem>, all_lost: &mut Vec<Lost>) -> 
         }
         match key {
             "serviceSelector" => {
-                if let Some(sel) = selector::parse(v, &floc, problems)
-                    && !sel.is_empty()
-                {
-                    lost.push(Lost {
-                        origin: origin.clone(),
-                        field: "spec.serviceSelector".into(),
-                        reason: "ferrolb announces every Service's address, not only those of selected Services: Services this policy did not select are announced too".into(),
-                    });
+                if let Some(sel) = selector::parse(v, &floc, problems) {
+                    let (sel, dropped) = drop_pseudo_labels(sel);
+                    // Empty or left out, Cilium's selector selects every Service.
+                    p.service_selector = (!sel.is_empty()).then_some(sel);
+                    if !dropped.is_empty() {
+                        lost.push(Lost {
+                            origin: origin.clone(),
+                            field: "spec.serviceSelector".into(),
+                            reason: format!(
+                                "the requirements {} on Cilium's pseudo-labels cannot be written in ferrolb's format (a policy's serviceSelector matches Service labels only); they are left out, so the policy also applies to Services they did not select",
+                                dropped.join(", ")
+                            ),
+                        });
+                    }
                 }
             }
             "nodeSelector" => {
-                if let Some(sel) = selector::parse(v, &floc, problems)
-                    && !sel.is_empty()
-                {
-                    p.node_selectors = vec![sel];
-                }
+                p.node_selector = selector::parse(v, &floc, problems).filter(|s| !s.is_empty())
             }
             "interfaces" => {
                 if let Some(items) = walk::string_list(v, &floc, problems) {
-                    let mut names = Vec::new();
-                    let mut patterns = Vec::new();
-                    for (re, _) in &items {
-                        match literal_name(re) {
-                            Some(n) => names.push(n),
-                            None => patterns.push(format!("{re:?}")),
+                    for (re, l) in items {
+                        // `^eth0$` is written as the name eth0; other patterns as they are.
+                        let m = match literal_name(re) {
+                            Some(n) => Ok(exact_interface(&n)),
+                            None => compile_regex(re),
+                        };
+                        match m {
+                            Ok(m) => p.interfaces.push(m),
+                            Err(msg) => {
+                                problems.push(l.problem_str(ProblemKind::InvalidValue, re, msg))
+                            }
                         }
-                    }
-                    if patterns.is_empty() {
-                        if !names.is_empty() {
-                            names.dedup();
-                            p.interfaces = Some(names);
-                        }
-                    } else {
-                        lost.push(Lost {
-                            origin: origin.clone(),
-                            field: "spec.interfaces".into(),
-                            reason: format!(
-                                "the regular expressions {} match interfaces by pattern; ferrolb takes interface names (only ^name$ is read as one), so the addresses are announced on every interface",
-                                patterns.join(", ")
-                            ),
-                        });
                     }
                 }
             }
@@ -437,6 +443,37 @@ fn policy(o: &Object, problems: &mut Vec<Problem>, all_lost: &mut Vec<Lost>) -> 
     }
     all_lost.append(&mut lost_vec);
     Some(p)
+}
+
+/// Leaves Cilium's pseudo-labels out of an announcement policy's Service
+/// selector (ferrolb matches Service labels only); returns the rest and the
+/// requirements left out, rendered for the report. `Exists` on the namespace
+/// always holds and is left out without a report.
+fn drop_pseudo_labels(sel: LabelSelector) -> (LabelSelector, Vec<String>) {
+    let mut rest = LabelSelector::default();
+    let mut dropped = Vec::new();
+    for (k, v) in sel.match_labels {
+        if k == NAMESPACE_LABEL || k == NAME_LABEL {
+            dropped.push(format!("{k}={v}"));
+        } else {
+            rest.match_labels.insert(k, v);
+        }
+    }
+    for r in sel.match_expressions {
+        match &r {
+            SelectorRequirement::Exists(k) if k == NAMESPACE_LABEL => {}
+            SelectorRequirement::In(k, _)
+            | SelectorRequirement::NotIn(k, _)
+            | SelectorRequirement::Exists(k)
+            | SelectorRequirement::DoesNotExist(k)
+                if k == NAMESPACE_LABEL || k == NAME_LABEL =>
+            {
+                dropped.push(describe(&r))
+            }
+            _ => rest.match_expressions.push(r),
+        }
+    }
+    (rest, dropped)
 }
 
 /// `^name$` with a valid interface name (dots escaped) → the name.

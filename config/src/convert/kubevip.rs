@@ -5,16 +5,19 @@
 //!
 //! Taken out and reported: `allow-share-<ns>: "true"` (ferrolb shares an
 //! address only between Services with the same `ferrolb.io/allow-shared-ip`
-//! key), `search-order: desc` (ferrolb hands out the lowest free address) and
-//! `interface-<ns>` (one interface list for every pool).
+//! key) and `search-order: desc` (ferrolb hands out the lowest free address).
+//! `interface-<ns>` becomes a policy for the pool of namespace `<ns>` named
+//! `interface-<ns>`; without such a pool (the namespace's Services take
+//! addresses from `global`) it is reported.
 
 use std::collections::BTreeMap;
 
-use super::l2::Policy;
+use super::l2::{OwnL2, exact_interface, unique_name};
 use super::objects::Object;
 use super::{Lost, Part};
 use crate::error::{Problem, ProblemKind};
-use crate::model::Config;
+use crate::ferrolb::check_interface;
+use crate::model::{Config, L2Policy, PoolChoice};
 use crate::validate::{RawEntry, RawPool};
 use crate::walk::{self, Loc};
 
@@ -26,19 +29,18 @@ pub(super) fn convert(objs: &[Object], problems: &mut Vec<Problem>, lost: &mut V
         };
         let origin = o.origin.to_string();
         let kube_vip = crate::kubevip::detect(&data);
+        let mut per_namespace = Vec::new();
         let config = if kube_vip {
-            let data = take_out(o, data, lost);
+            let data = take_out(o, data, &mut per_namespace, lost);
             crate::kubevip::parse_kubevip(&data)
         } else {
             crate::parse_configmap_data(&data).map(|p| p.config)
         };
-        let fields = if kube_vip {
-            ("data.interface-global", "l2.nodeSelector")
-        } else {
-            ("l2.interfaces", "l2.nodeSelector")
-        };
         match config {
-            Ok(c) => add(&origin, c, fields, &mut part),
+            Ok(mut c) => {
+                namespace_interfaces(o, &per_namespace, &mut c, problems, lost);
+                add(o, c, &mut part);
+            }
             Err(e) => problems.extend(e.problems.into_iter().map(|mut p| {
                 p.path = if p.path.is_empty() {
                     origin.clone()
@@ -70,10 +72,13 @@ fn data(o: &Object, problems: &mut Vec<Problem>) -> Option<BTreeMap<String, Stri
     (problems.len() == before).then_some(out)
 }
 
-/// Removes (and reports) the kube-vip keys ferrolb has no equivalent for.
+/// Removes (and reports) the kube-vip keys ferrolb has no equivalent for, and
+/// takes out the `interface-<ns>` keys (namespace, interface) for
+/// [`namespace_interfaces`].
 fn take_out(
     o: &Object,
     mut data: BTreeMap<String, String>,
+    per_namespace: &mut Vec<(String, String)>,
     lost: &mut Vec<Lost>,
 ) -> BTreeMap<String, String> {
     let origin = o.origin.to_string();
@@ -88,10 +93,12 @@ fn take_out(
             ))
         } else if k == "search-order" {
             (v == "desc").then(|| "ferrolb hands out the lowest free address, not the highest; addresses already given do not change".to_string())
-        } else if let Some(ns) = k.strip_prefix("interface-") {
-            (ns != "global").then(|| format!(
-                "a per-namespace interface ({v}) does not exist in ferrolb's format: the pool of namespace {ns} is announced like every other pool"
-            ))
+        } else if let Some(ns) = k.strip_prefix("interface-")
+            && ns != "global"
+        {
+            per_namespace.push((ns.to_string(), v.to_string()));
+            remove.push(k.clone());
+            None
         } else {
             None
         };
@@ -110,15 +117,55 @@ fn take_out(
     data
 }
 
-/// Adds a read configuration's pools, and its `l2` as a policy for all of them.
-fn add(origin: &str, c: Config, fields: (&'static str, &'static str), part: &mut Part) {
-    let policy = part.policies.len();
-    part.policies.push(Policy {
-        origin: origin.to_string(),
-        node_selectors: c.l2.node_selector.into_iter().collect(),
-        nodes_field: fields.1,
-        interfaces: (!c.l2.interfaces.is_empty()).then_some(c.l2.interfaces),
-        interfaces_field: fields.0,
+/// kube-vip's `interface-<ns>`: the interface of the Services of namespace
+/// `<ns>`, which take their addresses from the pool `<ns>` when it exists. A
+/// policy for that pool says the same; without the pool, the Services use the
+/// `global` pool, which ferrolb announces as a whole.
+fn namespace_interfaces(
+    o: &Object,
+    per_namespace: &[(String, String)],
+    config: &mut Config,
+    problems: &mut Vec<Problem>,
+    lost: &mut Vec<Lost>,
+) {
+    let mut used: Vec<String> = config.l2.policies.iter().map(|p| p.name.clone()).collect();
+    for (ns, iface) in per_namespace {
+        let key = format!("interface-{ns}");
+        if let Err(msg) = check_interface(iface) {
+            let loc = o.loc("data").field(&key);
+            problems.push(loc.problem_str(ProblemKind::InvalidName, iface, msg));
+            continue;
+        }
+        if !config.pools.iter().any(|p| p.name == *ns) {
+            lost.push(Lost {
+                origin: o.origin.to_string(),
+                field: Loc::at("data").field(&key).path,
+                reason: format!(
+                    "namespace {ns} has no pool of its own (cidr-{ns} or range-{ns}), so its Services take addresses from the global pool; ferrolb announces per pool, not per namespace: they are announced like the global pool, not on {iface}"
+                ),
+            });
+            continue;
+        }
+        config.l2.policies.push(L2Policy {
+            name: unique_name(&key, &mut used),
+            pools: PoolChoice {
+                names: vec![ns.clone()],
+                selector: None,
+            },
+            interfaces: vec![exact_interface(iface)],
+            node_selector: None,
+            service_selector: None,
+        });
+    }
+}
+
+/// Adds a read configuration's pools, and its `l2` section.
+fn add(o: &Object, c: Config, part: &mut Part) {
+    let origin = o.origin.to_string();
+    part.own.push(OwnL2 {
+        name: o.name.clone(),
+        l2: c.l2,
+        pools: c.pools.iter().map(|p| p.name.clone()).collect(),
     });
     for p in c.pools {
         let loc = Loc::at(format!("{origin} pool {:?}", p.name));
@@ -136,7 +183,7 @@ fn add(origin: &str, c: Config, fields: (&'static str, &'static str), part: &mut
         raw.avoid_buggy_ips = p.avoid_buggy_ips;
         raw.namespaces = p.namespaces;
         raw.service_selector = p.service_selector;
-        part.coverage.push((p.name, vec![policy]));
+        raw.labels = p.labels;
         part.pools.push(raw);
     }
 }

@@ -9,19 +9,26 @@
 //!   and several `serviceSelectors` (any of which may match) cannot be written:
 //!   the pool is kept for the Services that have its addresses, with
 //!   `autoAssign: false`, and reported.
+//! - Pools carry their `metadata.labels` into `labels`, so that pool
+//!   selectors keep selecting them.
+//! - Each `L2Advertisement` becomes a policy: `ipAddressPools` → `pools`,
+//!   `ipAddressPoolSelectors` → `poolSelector`, `interfaces`, `nodeSelectors`
+//!   → `nodeSelector`; neither pools nor selectors → every pool. Several node
+//!   (or pool) selectors, any of which may match, become one policy each,
+//!   named `<advertisement>-<i>`: several policies covering a pool add up the
+//!   same way.
 //! - A pool that no `L2Advertisement` covers is not announced at layer 2 by
-//!   MetalLB; ferrolb announces every pool, which is reported.
-
-use std::collections::BTreeMap;
+//!   MetalLB; ferrolb announces such a pool under the `l2` section, which is
+//!   reported.
 
 use serde_yaml_ng::Value;
 
-use super::l2::Policy;
+use super::l2::{SourcePolicy, exact_interface};
 use super::objects::{Object, spec_fields};
 use super::{Lost, Part, pool_name};
 use crate::error::{Problem, ProblemKind};
 use crate::ferrolb::{check_interface, read_addresses};
-use crate::model::LabelSelector;
+use crate::model::{LabelSelector, PoolChoice};
 use crate::selector;
 use crate::validate::RawPool;
 use crate::walk::{self, DNS1123_RULE, Loc, is_dns1123_label};
@@ -57,7 +64,6 @@ const L2_SPEC: &[&str] = &[
 
 struct PoolRead {
     raw: RawPool,
-    labels: BTreeMap<String, String>,
     /// `metadata.name`, which L2Advertisements name (the pool may be renamed).
     object_name: String,
     origin: String,
@@ -66,11 +72,17 @@ struct PoolRead {
 }
 
 struct AdRead {
-    policy: Policy,
+    origin: String,
+    /// `metadata.name`.
+    name: String,
+    /// `spec.ipAddressPools`: pool object names.
     names: Vec<String>,
+    /// `spec.ipAddressPoolSelectors` (any may match).
     selectors: Vec<LabelSelector>,
-    /// True when neither pool names nor selectors are given: every pool.
-    all: bool,
+    /// `spec.nodeSelectors` (any may match); empty: every node.
+    node_selectors: Vec<LabelSelector>,
+    /// `spec.interfaces`; empty: every interface.
+    interfaces: Vec<String>,
 }
 
 pub(super) fn convert(objs: &[Object], problems: &mut Vec<Problem>, lost: &mut Vec<Lost>) -> Part {
@@ -95,7 +107,7 @@ pub(super) fn convert(objs: &[Object], problems: &mut Vec<Problem>, lost: &mut V
         for n in &ad.names {
             if !pools.iter().any(|p| &p.object_name == n) {
                 lost.push(Lost {
-                    origin: ad.policy.origin.clone(),
+                    origin: ad.origin.clone(),
                     field: "spec.ipAddressPools".into(),
                     reason: format!(
                         "names the pool {n:?}, which is not among the input's IPAddressPools; nothing is announced for it"
@@ -106,29 +118,100 @@ pub(super) fn convert(objs: &[Object], problems: &mut Vec<Problem>, lost: &mut V
     }
     let mut part = Part::default();
     for p in &pools {
-        let name = p.raw.name.clone().unwrap_or_default();
-        let covering: Vec<usize> = ads
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| {
-                a.all
-                    || a.names.contains(&p.object_name)
-                    || a.selectors.iter().any(|s| s.matches(&p.labels))
-            })
-            .map(|(i, _)| i)
-            .collect();
-        if covering.is_empty() {
+        let covered = ads.iter().any(|a| {
+            all_pools(a)
+                || a.names.contains(&p.object_name)
+                || a.selectors.iter().any(|s| s.matches(&p.raw.labels))
+        });
+        if !covered {
             lost.push(Lost {
                 origin: p.origin.clone(),
                 field: String::new(),
-                reason: "no L2Advertisement covers this pool, so MetalLB does not announce it at layer 2 (BGP only, or not at all); ferrolb announces every pool at layer 2".into(),
+                reason: "no L2Advertisement covers this pool, so MetalLB does not announce it at layer 2 (BGP only, or not at all); ferrolb announces a pool that no policy covers under the l2 section: on every node, on the automatic interfaces".into(),
             });
         }
-        part.coverage.push((name, covering));
     }
-    part.policies = ads.into_iter().map(|a| a.policy).collect();
+    for ad in &ads {
+        part.policies.extend(policies(ad, &pools));
+    }
     part.pools = pools.into_iter().map(|p| p.raw).collect();
     part
+}
+
+fn all_pools(ad: &AdRead) -> bool {
+    ad.names.is_empty() && ad.selectors.is_empty()
+}
+
+/// The ferrolb policies of one advertisement: one per pool selector (pool
+/// names go with the first) and node selector, since MetalLB takes a pool or a
+/// node when any of them matches, and several policies add up the same way.
+fn policies(ad: &AdRead, pools: &[PoolRead]) -> Vec<SourcePolicy> {
+    let ferrolb_name = |object: &String| {
+        pools
+            .iter()
+            .find(|p| &p.object_name == object)
+            .and_then(|p| p.raw.name.clone())
+    };
+    let names: Vec<String> = ad.names.iter().filter_map(ferrolb_name).collect();
+    let choices: Vec<PoolChoice> = if all_pools(ad) {
+        vec![PoolChoice::default()]
+    } else if ad.selectors.is_empty() {
+        // Only names: with none of them found, the advertisement covers no pool
+        // (and is dropped when assembled, its names reported above).
+        vec![PoolChoice {
+            names,
+            selector: None,
+        }]
+    } else {
+        ad.selectors
+            .iter()
+            .enumerate()
+            .map(|(i, s)| PoolChoice {
+                names: if i == 0 { names.clone() } else { Vec::new() },
+                selector: Some(s.clone()),
+            })
+            .collect()
+    };
+    let nodes: Vec<Option<LabelSelector>> = if ad.node_selectors.is_empty() {
+        vec![None]
+    } else {
+        ad.node_selectors.iter().cloned().map(Some).collect()
+    };
+    let interfaces: Vec<_> = ad.interfaces.iter().map(|i| exact_interface(i)).collect();
+    let count = choices.len() * nodes.len();
+    let mut out = Vec::new();
+    for choice in &choices {
+        // The pools this choice covers in MetalLB: this input's pools only.
+        let intended: Vec<String> = pools
+            .iter()
+            .filter(|p| {
+                let n = p.raw.name.as_deref().unwrap_or_default();
+                all_pools(ad)
+                    || choice.names.iter().any(|c| c == n)
+                    || choice
+                        .selector
+                        .as_ref()
+                        .is_some_and(|s| s.matches(&p.raw.labels))
+            })
+            .filter_map(|p| p.raw.name.clone())
+            .collect();
+        for node_selector in &nodes {
+            let name = if count == 1 {
+                ad.name.clone()
+            } else {
+                format!("{}-{}", ad.name, out.len())
+            };
+            out.push(SourcePolicy {
+                name,
+                choice: choice.clone(),
+                intended: intended.clone(),
+                interfaces: interfaces.clone(),
+                node_selector: node_selector.clone(),
+                service_selector: None,
+            });
+        }
+    }
+    out
 }
 
 fn pool(o: &Object, problems: &mut Vec<Problem>, lost: &mut Vec<Lost>) -> Option<PoolRead> {
@@ -144,6 +227,15 @@ fn pool(o: &Object, problems: &mut Vec<Problem>, lost: &mut Vec<Lost>) -> Option
         problems.push(spec_loc.problem(ProblemKind::MissingField, "required field is missing"));
         return None;
     };
+    // The pool's labels, which ipAddressPoolSelectors (and ferrolb's poolSelector) match.
+    if let Some(l) = o.value.get("metadata").and_then(|m| m.get("labels")) {
+        raw.labels = selector::label_map(
+            l,
+            &o.loc("metadata.labels"),
+            ProblemKind::InvalidValue,
+            problems,
+        );
+    }
     let mut order = (1u8, i64::MAX, name.clone());
     let mut saw_addresses = false;
     let mut narrowed = Vec::new();
@@ -239,7 +331,6 @@ fn pool(o: &Object, problems: &mut Vec<Problem>, lost: &mut Vec<Lost>) -> Option
     }
     Some(PoolRead {
         raw,
-        labels: o.labels.clone(),
         object_name: o.name.clone(),
         origin,
         order,
@@ -281,16 +372,12 @@ fn selectors(v: &Value, loc: &Loc, problems: &mut Vec<Problem>) -> Vec<LabelSele
 fn advertisement(o: &Object, problems: &mut Vec<Problem>) -> Option<AdRead> {
     let spec_loc = o.loc("spec");
     let mut ad = AdRead {
-        policy: Policy {
-            origin: o.origin.to_string(),
-            node_selectors: Vec::new(),
-            nodes_field: "spec.nodeSelectors",
-            interfaces: None,
-            interfaces_field: "spec.interfaces",
-        },
+        origin: o.origin.to_string(),
+        name: o.name.clone(),
         names: Vec::new(),
         selectors: Vec::new(),
-        all: true,
+        node_selectors: Vec::new(),
+        interfaces: Vec::new(),
     };
     let Some(spec) = o.get("spec") else {
         return Some(ad); // an empty L2Advertisement announces every pool everywhere
@@ -309,26 +396,23 @@ fn advertisement(o: &Object, problems: &mut Vec<Problem>) -> Option<AdRead> {
                 }
             }
             "ipAddressPoolSelectors" => ad.selectors = selectors(v, &floc, problems),
-            "nodeSelectors" => ad.policy.node_selectors = selectors(v, &floc, problems),
+            "nodeSelectors" => ad.node_selectors = selectors(v, &floc, problems),
             _ => {
                 if let Some(items) = walk::string_list(v, &floc, problems) {
-                    let mut names: Vec<String> = Vec::new();
                     for (name, l) in items {
                         match check_interface(name) {
-                            Ok(()) if !names.iter().any(|n| n == name) => names.push(name.into()),
+                            Ok(()) if !ad.interfaces.iter().any(|n| n == name) => {
+                                ad.interfaces.push(name.into())
+                            }
                             Ok(()) => {}
                             Err(msg) => {
                                 problems.push(l.problem_str(ProblemKind::InvalidName, name, msg))
                             }
                         }
                     }
-                    if !names.is_empty() {
-                        ad.policy.interfaces = Some(names);
-                    }
                 }
             }
         }
     }
-    ad.all = ad.names.is_empty() && ad.selectors.is_empty();
     (problems.len() == before).then_some(ad)
 }

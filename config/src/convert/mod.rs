@@ -5,8 +5,8 @@
 //! BGP kinds are reported), [`cilium`] (`CiliumLoadBalancerIPPool`,
 //! `CiliumL2AnnouncementPolicy`), [`kubevip`] (kube-vip-cloud-provider's
 //! ConfigMap; a MetalLB legacy or ferrolb ConfigMap is read too). Each turns its
-//! objects into pools and announcement policies; [`l2`] folds the policies into
-//! ferrolb's one `l2` section, and [`render`] writes the result.
+//! objects into pools and announcement policies; [`l2`] writes the policies as
+//! ferrolb `l2.policies`, and [`render`] writes the result.
 //!
 //! What cannot be carried over exactly is never dropped in silence: it is a
 //! [`Lost`] entry naming the object, the field and why. The output is written
@@ -67,13 +67,12 @@ pub struct Conversion {
 }
 
 /// What one source module read: its pools (in the order ferrolb should try
-/// them), its announcement policies, and which policies cover which pool.
+/// them), its announcement policies, and the `l2` sections of ConfigMaps.
 #[derive(Debug, Default)]
 struct Part {
     pools: Vec<RawPool>,
-    policies: Vec<l2::Policy>,
-    /// Per pool name: the indices (into `policies`) of the policies announcing it.
-    coverage: Vec<(String, Vec<usize>)>,
+    policies: Vec<l2::SourcePolicy>,
+    own: Vec<l2::OwnL2>,
 }
 
 /// Converts the objects of `files` (name, text). Problems with the input (bad
@@ -117,18 +116,13 @@ pub fn convert(files: &[(&str, &str)]) -> Result<Conversion, ConfigErrors> {
     ];
     let mut pools = Vec::new();
     let mut policies = Vec::new();
-    let mut coverage = Vec::new();
+    let mut own = Vec::new();
     for part in parts {
-        let offset = policies.len();
         pools.extend(part.pools);
         policies.extend(part.policies);
-        coverage.extend(
-            part.coverage
-                .into_iter()
-                .map(|(p, ix)| (p, ix.into_iter().map(|i| i + offset).collect::<Vec<_>>())),
-        );
+        own.extend(part.own);
     }
-    let l2 = l2::reduce(&policies, &coverage, &mut lost);
+    let l2 = l2::assemble(&pools, policies, own);
     let config = validate::finish(pools, l2, problems)?;
     let manifest = render::manifest(&config, files.iter().map(|(f, _)| *f));
     // The manifest must say exactly what was validated: `check-config` reads it back.
@@ -158,20 +152,7 @@ fn pool_name(o: &objects::Object, lost: &mut Vec<Lost>) -> String {
     if is_dns1123_label(&o.name) {
         return o.name.clone();
     }
-    let mut n: String = o
-        .name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    n.truncate(63);
-    let n = n.trim_matches('-').to_string();
-    let n = if n.is_empty() { "pool".to_string() } else { n };
+    let n = l2::label_from(&o.name, "pool");
     lost.push(Lost {
         origin: o.origin.to_string(),
         field: "metadata.name".into(),

@@ -1,7 +1,6 @@
 //! The objects of `kubectl get ... -o yaml` output: every YAML document of
 //! every file, a `List`'s items taken one by one, each with where it came from.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
@@ -46,8 +45,6 @@ pub struct Object {
     pub kind: String,
     /// `metadata.name`.
     pub name: String,
-    /// `metadata.labels`.
-    pub labels: BTreeMap<String, String>,
     /// The whole object.
     pub value: Value,
 }
@@ -163,22 +160,11 @@ fn object(mut origin: Origin, value: Value, problems: &mut Vec<Problem>) -> Opti
             return None;
         }
     };
-    let mut labels = BTreeMap::new();
-    if let Some(l) = value.get("metadata").and_then(|m| m.get("labels"))
-        && let Some(map) = l.as_mapping()
-    {
-        for (k, v) in map {
-            if let (Some(k), Some(v)) = (k.as_str(), v.as_str()) {
-                labels.insert(k.to_string(), v.to_string());
-            }
-        }
-    }
     origin.object = Some((kind.clone(), name.clone()));
     Some(Object {
         origin,
         kind,
         name,
-        labels,
         value,
     })
 }

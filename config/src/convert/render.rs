@@ -8,7 +8,8 @@
 use std::fmt::Write;
 use std::net::IpAddr;
 
-use crate::model::{Config, IpRange, LabelSelector, SelectorRequirement};
+use crate::model::{Config, InterfaceMatcher, IpRange, L2Policy};
+use crate::selector::flow as selector;
 
 use super::{CONFIGMAP_NAME, CONFIGMAP_NAMESPACE};
 
@@ -44,43 +45,6 @@ pub fn range_text(r: &IpRange) -> String {
     format!("{}-{}", r.start, r.end)
 }
 
-/// A label selector as a YAML flow mapping.
-pub fn selector(sel: &LabelSelector) -> String {
-    let mut parts = Vec::new();
-    if !sel.match_labels.is_empty() {
-        let labels: Vec<String> = sel
-            .match_labels
-            .iter()
-            .map(|(k, v)| format!("{}: {}", q(k), q(v)))
-            .collect();
-        parts.push(format!("matchLabels: {{{}}}", labels.join(", ")));
-    }
-    if !sel.match_expressions.is_empty() {
-        let exprs: Vec<String> = sel
-            .match_expressions
-            .iter()
-            .map(|r| match r {
-                SelectorRequirement::In(k, vs) => format!(
-                    "{{key: {}, operator: In, values: {}}}",
-                    q(k),
-                    list(vs.iter().map(|v| q(v)))
-                ),
-                SelectorRequirement::NotIn(k, vs) => format!(
-                    "{{key: {}, operator: NotIn, values: {}}}",
-                    q(k),
-                    list(vs.iter().map(|v| q(v)))
-                ),
-                SelectorRequirement::Exists(k) => format!("{{key: {}, operator: Exists}}", q(k)),
-                SelectorRequirement::DoesNotExist(k) => {
-                    format!("{{key: {}, operator: DoesNotExist}}", q(k))
-                }
-            })
-            .collect();
-        parts.push(format!("matchExpressions: [{}]", exprs.join(", ")));
-    }
-    format!("{{{}}}", parts.join(", "))
-}
-
 /// The `config.yaml` text of `config`.
 pub fn config_yaml(config: &Config) -> String {
     let mut out = String::new();
@@ -108,9 +72,17 @@ pub fn config_yaml(config: &Config) -> String {
         if let Some(sel) = &p.service_selector {
             let _ = writeln!(out, "    serviceSelector: {}", selector(sel));
         }
+        if !p.labels.is_empty() {
+            let labels: Vec<String> = p
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{}: {}", q(k), q(v)))
+                .collect();
+            let _ = writeln!(out, "    labels: {{{}}}", labels.join(", "));
+        }
     }
     let l2 = &config.l2;
-    if !l2.interfaces.is_empty() || l2.node_selector.is_some() {
+    if !l2.interfaces.is_empty() || l2.node_selector.is_some() || !l2.policies.is_empty() {
         out.push_str("l2:\n");
         if !l2.interfaces.is_empty() {
             let _ = writeln!(
@@ -122,8 +94,57 @@ pub fn config_yaml(config: &Config) -> String {
         if let Some(sel) = &l2.node_selector {
             let _ = writeln!(out, "  nodeSelector: {}", selector(sel));
         }
+        if !l2.policies.is_empty() {
+            out.push_str("  policies:\n");
+        }
+        for p in &l2.policies {
+            policy(&mut out, p);
+        }
     }
     out
+}
+
+/// One `l2.policies` entry, fields in the documented order.
+fn policy(out: &mut String, p: &L2Policy) {
+    let _ = writeln!(out, "    - name: {}", q(&p.name));
+    if !p.pools.names.is_empty() {
+        let _ = writeln!(
+            out,
+            "      pools: {}",
+            list(p.pools.names.iter().map(|n| q(n)))
+        );
+    }
+    if let Some(sel) = &p.pools.selector {
+        let _ = writeln!(out, "      poolSelector: {}", selector(sel));
+    }
+    let (regexes, names): (Vec<&InterfaceMatcher>, Vec<&InterfaceMatcher>) = p
+        .interfaces
+        .iter()
+        .partition(|m| matches!(m, InterfaceMatcher::Regex(_)));
+    let text = |m: &InterfaceMatcher| match m {
+        InterfaceMatcher::Name(n) | InterfaceMatcher::Glob(n) => q(n),
+        InterfaceMatcher::Regex(r) => q(r.as_str()),
+    };
+    if !names.is_empty() {
+        let _ = writeln!(
+            out,
+            "      interfaces: {}",
+            list(names.into_iter().map(text))
+        );
+    }
+    if !regexes.is_empty() {
+        let _ = writeln!(
+            out,
+            "      interfaceRegexes: {}",
+            list(regexes.into_iter().map(text))
+        );
+    }
+    if let Some(sel) = &p.node_selector {
+        let _ = writeln!(out, "      nodeSelector: {}", selector(sel));
+    }
+    if let Some(sel) = &p.service_selector {
+        let _ = writeln!(out, "      serviceSelector: {}", selector(sel));
+    }
 }
 
 /// The whole ConfigMap manifest, with a comment naming the source files.

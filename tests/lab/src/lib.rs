@@ -104,6 +104,8 @@ pub struct LabOptions {
     /// An external API server's kubeconfig (its current context): the lab runs against
     /// that server instead of the embedded one, and removes what it created there.
     pub kubeconfig: Option<PathBuf>,
+    /// Add the second layer-2 segment, a stand-in for VLAN 20 ([`plan::vlan`]).
+    pub vlan: bool,
 }
 
 impl Default for LabOptions {
@@ -118,6 +120,7 @@ impl Default for LabOptions {
             controller_args: Vec::new(),
             log_level: "info".into(),
             kubeconfig: None,
+            vlan: false,
         }
     }
 }
@@ -157,6 +160,15 @@ pub fn find_binary(name: &str, dir: Option<&Path>) -> Result<PathBuf, LabError> 
         .find(|p| p.is_file())
         .cloned()
         .ok_or_else(|| LabError::MissingBinary(expected.unwrap_or_else(|| PathBuf::from(name))))
+}
+
+/// A layer-2 segment of the lab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segment {
+    /// The first one (br0): API server, client, every node's eth0.
+    Main,
+    /// The second one, a stand-in for VLAN 20 ([`plan::vlan`]).
+    Vlan,
 }
 
 /// A running lab. Dropping it tears everything down (processes, namespaces, state);
@@ -217,6 +229,7 @@ impl Lab {
         };
         let claim = runs::claim()?;
         let plan = match Plan::new(&claim.prefix, opts.nodes) {
+            Ok(plan) if opts.vlan => plan.with_vlan(),
             Ok(plan) => plan,
             Err(e) => {
                 claim.release();
@@ -334,6 +347,18 @@ impl Lab {
         if self.opts.example_services {
             for (name, family) in seed::EXAMPLE_SERVICES {
                 seed::create_service(&client, &self.plan, name, family, &self.ledger).await?;
+            }
+            if self.plan.has_vlan() {
+                let (name, family) = seed::VLAN_EXAMPLE_SERVICE;
+                seed::create_service_in(
+                    &client,
+                    &self.plan,
+                    name,
+                    family,
+                    Some(seed::VLAN_POOL),
+                    &self.ledger,
+                )
+                .await?;
             }
         }
         if self.opts.controller {
@@ -695,6 +720,24 @@ impl Lab {
         seed::create_service(self.client(), &self.plan, name, family, &self.ledger).await
     }
 
+    /// [`Lab::create_service`] asking for the address pool `pool`.
+    pub async fn create_service_in(
+        &self,
+        name: &str,
+        family: Family,
+        pool: &str,
+    ) -> Result<(), LabError> {
+        seed::create_service_in(
+            self.client(),
+            &self.plan,
+            name,
+            family,
+            Some(pool),
+            &self.ledger,
+        )
+        .await
+    }
+
     /// The plan (names, addresses, MACs).
     pub fn plan(&self) -> &Plan {
         &self.plan
@@ -811,16 +854,72 @@ impl Lab {
         requests: u32,
         linger: Duration,
     ) -> Result<Vec<Claim>, LabError> {
-        netns::in_netns_async(&self.plan.client_ns(), move || {
-            let mut prober = Prober::open(UPLINK, OBSERVER_MAC, OBSERVER_V4, OBSERVER_V6)?;
+        self.probe_on(Segment::Main, ip, requests, linger).await
+    }
+
+    /// [`Lab::probe`] on one segment.
+    pub async fn probe_on(
+        &self,
+        segment: Segment,
+        ip: IpAddr,
+        requests: u32,
+        linger: Duration,
+    ) -> Result<Vec<Claim>, LabError> {
+        let (ns, mac, v4, v6) = match segment {
+            Segment::Main => (
+                self.plan.client_ns(),
+                OBSERVER_MAC,
+                OBSERVER_V4,
+                OBSERVER_V6,
+            ),
+            Segment::Vlan if self.plan.has_vlan() => (
+                self.plan.vlan_client_ns(),
+                plan::vlan::OBSERVER_MAC,
+                plan::vlan::OBSERVER_V4,
+                plan::vlan::OBSERVER_V6,
+            ),
+            Segment::Vlan => {
+                return Err(LabError::Config(
+                    "this lab has no second segment (start it with --vlan)".into(),
+                ));
+            }
+        };
+        netns::in_netns_async(&ns, move || {
+            let mut prober = Prober::open(UPLINK, mac, v4, v6)?;
             prober.resolve(ip, requests, Duration::from_millis(20), linger)
         })
         .await
     }
 
-    /// The nodes that answer ARP/NDP for `ip`, sorted (by MAC; unknown MACs by their address).
+    /// The nodes that answer ARP/NDP for `ip`, sorted (by MAC; unknown MACs by their
+    /// address), asked on the segment of its pool ([`Lab::segment_of`]).
     pub async fn announcers(&self, ip: IpAddr) -> Result<Vec<String>, LabError> {
-        let claims = self.probe(ip, 2, Duration::from_millis(150)).await?;
+        self.announcers_on(self.segment_of(ip), ip).await
+    }
+
+    /// The segment where `ip` is meant to be answered: the second one for the addresses
+    /// of its pool ([`plan::vlan`]) when the lab has it, the first one otherwise.
+    pub fn segment_of(&self, ip: IpAddr) -> Segment {
+        let in_vlan_pool = match ip {
+            IpAddr::V4(a) => plan::vlan::POOL_V4.0 <= a && a <= plan::vlan::POOL_V4.1,
+            IpAddr::V6(a) => plan::vlan::POOL_V6.0 <= a && a <= plan::vlan::POOL_V6.1,
+        };
+        if in_vlan_pool && self.plan.has_vlan() {
+            Segment::Vlan
+        } else {
+            Segment::Main
+        }
+    }
+
+    /// [`Lab::announcers`] on one segment.
+    pub async fn announcers_on(
+        &self,
+        segment: Segment,
+        ip: IpAddr,
+    ) -> Result<Vec<String>, LabError> {
+        let claims = self
+            .probe_on(segment, ip, 2, Duration::from_millis(150))
+            .await?;
         let mut names: Vec<String> = probe::distinct_macs(&claims)
             .into_iter()
             .map(|mac| self.mac_name(mac))
@@ -829,12 +928,16 @@ impl Lab {
         Ok(names)
     }
 
-    /// The node name of `mac`, or the MAC itself.
+    /// The node name of `mac` (`n1` for its eth0, `n1/eth0.20` for its interface on the
+    /// second segment), or the MAC itself.
     pub fn mac_name(&self, mac: [u8; 6]) -> String {
-        self.plan
-            .node_of_mac(mac)
-            .map(|n| n.name)
-            .unwrap_or_else(|| plan::fmt_mac(mac))
+        if let Some(n) = self.plan.node_of_mac(mac) {
+            return n.name;
+        }
+        if let Some(n) = self.plan.node_of_vlan_mac(mac) {
+            return format!("{}/{}", n.name, plan::vlan::NODE_IF);
+        }
+        plan::fmt_mac(mac)
     }
 
     /// Waits until exactly one node answers for `ip` and returns it.

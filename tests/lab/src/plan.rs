@@ -50,11 +50,62 @@ pub const BRIDGE: &str = "br0";
 /// Port the HTTP responder listens on in each node namespace.
 pub const HTTP_PORT: u16 = 80;
 
+/// The second layer-2 segment (`--vlan`): the machines' kernel has no 802.1Q, so a
+/// second bridge stands in for VLAN 20, and each node plugs into it with an interface
+/// named like a VLAN sub-interface. Its addresses are in 198.51.100.0/24 and
+/// 2001:db8:20::/64, laid out as on the first segment.
+pub mod vlan {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    /// The VLAN id the segment stands in for.
+    pub const ID: u16 = 20;
+    /// The node interface on the segment.
+    pub const NODE_IF: &str = "eth0.20";
+    /// The bridge, in the bridge namespace.
+    pub const BRIDGE: &str = "br20";
+    /// The client's addresses and MAC on the segment.
+    pub const CLIENT_V4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+    /// The client's IPv6 address on the segment.
+    pub const CLIENT_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x20, 0, 0, 0, 0, 2);
+    /// The client's MAC on the segment.
+    pub const CLIENT_MAC: [u8; 6] = [0x02, 0xf1, 0xb0, 0x00, 0x14, 0x02];
+    /// The observer's identity on the segment (see [`super::OBSERVER_MAC`]).
+    pub const OBSERVER_MAC: [u8; 6] = [0x02, 0xf1, 0xb0, 0x00, 0x14, 0x03];
+    /// The observer's IPv4 address on the segment.
+    pub const OBSERVER_V4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 3);
+    /// The observer's IPv6 address on the segment.
+    pub const OBSERVER_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x20, 0, 0, 0, 0, 3);
+    /// First and last IPv4 address of the segment's example pool.
+    pub const POOL_V4: (Ipv4Addr, Ipv4Addr) = (
+        Ipv4Addr::new(198, 51, 100, 200),
+        Ipv4Addr::new(198, 51, 100, 220),
+    );
+    /// First and last IPv6 address of the segment's example pool.
+    pub const POOL_V6: (Ipv6Addr, Ipv6Addr) = (
+        Ipv6Addr::new(0x2001, 0xdb8, 0x20, 0, 0, 0, 0, 0x200),
+        Ipv6Addr::new(0x2001, 0xdb8, 0x20, 0, 0, 0, 0, 0x220),
+    );
+}
+
+/// A node's plug into the second segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VlanPlug {
+    /// Name of the bridge-side end of the veth, in the bridge namespace.
+    pub bridge_port: String,
+    /// IPv4 address on [`vlan::NODE_IF`].
+    pub v4: Ipv4Addr,
+    /// IPv6 address on [`vlan::NODE_IF`].
+    pub v6: Ipv6Addr,
+    /// MAC of [`vlan::NODE_IF`].
+    pub mac: [u8; 6],
+}
+
 /// The names a lab run uses, all derived from its prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     prefix: String,
     nodes: usize,
+    vlan: bool,
 }
 
 /// One node of the plan.
@@ -72,6 +123,8 @@ pub struct NodePlan {
     pub v6: Ipv6Addr,
     /// MAC of eth0.
     pub mac: [u8; 6],
+    /// Its plug into the second segment, when the lab has one.
+    pub vlan: Option<VlanPlug>,
 }
 
 impl Plan {
@@ -90,7 +143,24 @@ impl Plan {
         Ok(Plan {
             prefix: prefix.to_string(),
             nodes,
+            vlan: false,
         })
+    }
+
+    /// The same plan with the second layer-2 segment ([`vlan`]).
+    pub fn with_vlan(mut self) -> Plan {
+        self.vlan = true;
+        self
+    }
+
+    /// Whether the lab has the second segment.
+    pub fn has_vlan(&self) -> bool {
+        self.vlan
+    }
+
+    /// The client namespace of the second segment (exists only with [`Plan::with_vlan`]).
+    pub fn vlan_client_ns(&self) -> String {
+        format!("{}-client{}", self.prefix, vlan::ID)
     }
 
     /// The run's prefix.
@@ -111,6 +181,9 @@ impl Plan {
     /// All namespaces of the run, bridge first.
     pub fn namespaces(&self) -> Vec<String> {
         let mut all = vec![self.bridge_ns(), self.client_ns()];
+        if self.vlan {
+            all.push(self.vlan_client_ns());
+        }
         all.extend(self.nodes().map(|n| n.netns));
         all
     }
@@ -138,6 +211,12 @@ impl Plan {
             v4: Ipv4Addr::new(192, 0, 2, host),
             v6: Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, v6_host),
             mac: [0x02, 0xf1, 0xb0, 0x00, 0x01, i as u8],
+            vlan: self.vlan.then(|| VlanPlug {
+                bridge_port: format!("v{}n{i}", vlan::ID),
+                v4: Ipv4Addr::new(198, 51, 100, host),
+                v6: Ipv6Addr::new(0x2001, 0xdb8, 0x20, 0, 0, 0, 0, v6_host),
+                mac: [0x02, 0xf1, 0xb0, 0x00, 0x14, i as u8],
+            }),
         }
     }
 
@@ -149,6 +228,12 @@ impl Plan {
     /// The node whose eth0 has this MAC.
     pub fn node_of_mac(&self, mac: [u8; 6]) -> Option<NodePlan> {
         self.nodes().find(|n| n.mac == mac)
+    }
+
+    /// The node whose [`vlan::NODE_IF`] has this MAC.
+    pub fn node_of_vlan_mac(&self, mac: [u8; 6]) -> Option<NodePlan> {
+        self.nodes()
+            .find(|n| n.vlan.as_ref().is_some_and(|v| v.mac == mac))
     }
 }
 
@@ -196,11 +281,15 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     parts.next().is_none().then_some(out)
 }
 
-/// Whether `ip` lies in the example pool.
+/// Whether `ip` lies in the example pool (or the second segment's).
 pub fn in_pool(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => POOL_V4.0 <= v4 && v4 <= POOL_V4.1,
-        IpAddr::V6(v6) => POOL_V6.0 <= v6 && v6 <= POOL_V6.1,
+        IpAddr::V4(v4) => {
+            (POOL_V4.0 <= v4 && v4 <= POOL_V4.1) || (vlan::POOL_V4.0 <= v4 && v4 <= vlan::POOL_V4.1)
+        }
+        IpAddr::V6(v6) => {
+            (POOL_V6.0 <= v6 && v6 <= POOL_V6.1) || (vlan::POOL_V6.0 <= v6 && v6 <= vlan::POOL_V6.1)
+        }
     }
 }
 
@@ -289,5 +378,24 @@ mod tests {
         assert!(!in_pool("192.0.2.221".parse().unwrap()));
         assert!(in_pool("2001:db8::210".parse().unwrap()));
         assert!(!in_pool("2001:db8::1:200".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_second_segment_has_its_own_addresses_macs_and_client() {
+        let plain = Plan::new("flb7a", 2).unwrap();
+        assert!(plain.nodes().all(|n| n.vlan.is_none()));
+        assert_eq!(plain.namespaces().len(), 4);
+        let plan = plain.with_vlan();
+        assert!(plan.namespaces().contains(&"flb7a-client20".to_string()));
+        let n2 = plan.node_named("n2").unwrap();
+        let v = n2.vlan.clone().unwrap();
+        assert_eq!(v.v4, Ipv4Addr::new(198, 51, 100, 12));
+        assert_eq!(v.v6, "2001:db8:20::12".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(v.bridge_port, "v20n2");
+        assert_ne!(v.mac, n2.mac);
+        assert_eq!(plan.node_of_vlan_mac(v.mac).unwrap().name, "n2");
+        assert!(plan.node_of_mac(v.mac).is_none());
+        assert!(in_pool("198.51.100.205".parse().unwrap()));
+        assert!(!in_pool("198.51.100.12".parse().unwrap()));
     }
 }

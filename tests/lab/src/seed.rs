@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::error::LabError;
 use crate::ledger::{Kind, Ledger};
-use crate::plan::{HTTP_PORT, POOL_V4, POOL_V6, Plan};
+use crate::plan::{HTTP_PORT, POOL_V4, POOL_V6, Plan, UPLINK, vlan};
 
 /// Namespace of ferrolb's own objects.
 pub const SYSTEM_NAMESPACE: &str = "ferrolb-system";
@@ -36,6 +36,41 @@ pub fn pool_config_yaml() -> String {
     format!(
         "pools:\n  - name: lab\n    addresses: [\"{}-{}\", \"{}-{}\"]\n",
         POOL_V4.0, POOL_V4.1, POOL_V6.0, POOL_V6.1
+    )
+}
+
+/// The label of the nodes that may announce the second segment's pool.
+pub const VLAN_NODE_LABEL: &str = "lab.ferrolb.io/vlan20";
+/// The second segment's pool.
+pub const VLAN_POOL: &str = "vlan20";
+/// The example Service in the second segment's pool.
+pub const VLAN_EXAMPLE_SERVICE: (&str, Family) = ("web-vlan20", Family::Dual);
+
+/// The example configuration of a lab with the second segment: the `lab` pool answered
+/// on eth0 of every node, and the `vlan20` pool (labelled `vlan: "20"`, given only to
+/// Services that ask for it) answered only on `eth0.20`, only by nodes labelled
+/// [`VLAN_NODE_LABEL`].
+pub fn vlan_pool_config_yaml() -> String {
+    let v = |a: std::net::Ipv4Addr, b: std::net::Ipv4Addr| format!("{a}-{b}");
+    let w = |a: std::net::Ipv6Addr, b: std::net::Ipv6Addr| format!("{a}-{b}");
+    format!(
+        r#"{lab}  - name: {VLAN_POOL}
+    addresses: ["{v4}", "{v6}"]
+    autoAssign: false
+    labels: {{vlan: "20"}}
+l2:
+  interfaces: [{uplink}]
+  policies:
+    - name: vlan20-segment
+      poolSelector: {{matchLabels: {{vlan: "20"}}}}
+      interfaces: ["{vlan_if}"]
+      nodeSelector: {{matchLabels: {{{VLAN_NODE_LABEL}: "true"}}}}
+"#,
+        lab = pool_config_yaml(),
+        v4 = v(vlan::POOL_V4.0, vlan::POOL_V4.1),
+        v6 = w(vlan::POOL_V6.0, vlan::POOL_V6.1),
+        uplink = UPLINK,
+        vlan_if = vlan::NODE_IF,
     )
 }
 
@@ -219,9 +254,19 @@ pub async fn seed_cluster(
     }
 
     let nodes: Api<Node> = Api::all(client.clone());
-    for n in plan.nodes() {
+    let count = plan.node_count();
+    for (i, n) in plan.nodes().enumerate() {
+        let mut obj = node(&n.name);
+        // With the second segment, every node but the last may announce its pool (the
+        // last one shows that the pool never moves to a node its policy leaves out).
+        if plan.has_vlan() && (i + 1 < count || count == 1) {
+            obj.metadata
+                .labels
+                .get_or_insert_default()
+                .insert(VLAN_NODE_LABEL.into(), "true".into());
+        }
         let created = nodes
-            .create(&pp, &node(&n.name))
+            .create(&pp, &obj)
             .await
             .map_err(LabError::kube(format!("creating Node {}", n.name)))?;
         ledger.created(Kind::Node, &created.metadata);
@@ -237,7 +282,11 @@ pub async fn seed_cluster(
         },
         data: Some(BTreeMap::from([(
             "config.yaml".to_string(),
-            pool_config_yaml(),
+            if plan.has_vlan() {
+                vlan_pool_config_yaml()
+            } else {
+                pool_config_yaml()
+            },
         )])),
         ..Default::default()
     };
@@ -303,10 +352,30 @@ pub async fn create_service(
     family: Family,
     ledger: &Ledger,
 ) -> Result<(), LabError> {
+    create_service_in(client, plan, name, family, None, ledger).await
+}
+
+/// [`create_service`], asking for `pool` (the `ferrolb.io/address-pool` annotation)
+/// when given.
+pub async fn create_service_in(
+    client: &kube::Client,
+    plan: &Plan,
+    name: &str,
+    family: Family,
+    pool: Option<&str>,
+    ledger: &Ledger,
+) -> Result<(), LabError> {
     let pp = PostParams::default();
     let services: Api<Service> = Api::namespaced(client.clone(), SERVICE_NAMESPACE);
+    let mut svc = service(name, family);
+    if let Some(pool) = pool {
+        svc.metadata.annotations = Some(BTreeMap::from([(
+            ferrolb_core::annotations::ADDRESS_POOL.to_string(),
+            pool.to_string(),
+        )]));
+    }
     let created = services
-        .create(&pp, &service(name, family))
+        .create(&pp, &svc)
         .await
         .map_err(LabError::kube(format!(
             "creating Service {SERVICE_NAMESPACE}/{name}"
@@ -329,6 +398,26 @@ pub async fn create_service(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_vlan_example_config_is_valid_and_puts_its_pool_on_eth0_20_of_labelled_nodes() {
+        let config =
+            ferrolb_config::parse_ferrolb_yaml(&vlan_pool_config_yaml()).expect("valid config");
+        assert_eq!(config.pools.len(), 2);
+        let ip: IpAddr = "198.51.100.205".parse().unwrap();
+        let a = config.announcement(ip, &BTreeMap::new());
+        let labelled = BTreeMap::from([(VLAN_NODE_LABEL.to_string(), "true".to_string())]);
+        assert!(a.selects_node(&config.l2, &labelled));
+        assert!(!a.selects_node(&config.l2, &BTreeMap::new()));
+        let rule = a.interfaces_on(&labelled);
+        assert!(rule.takes(vlan::NODE_IF, false) && !rule.takes(UPLINK, true));
+        let lab_ip: IpAddr = "192.0.2.205".parse().unwrap();
+        assert_eq!(
+            config.announcement(lab_ip, &BTreeMap::new()),
+            ferrolb_config::Announcement::Default
+        );
+        assert_eq!(config.l2.interfaces, vec![UPLINK.to_string()]);
+    }
 
     #[test]
     fn the_example_pool_is_a_valid_ferrolb_config_inside_the_documentation_ranges() {

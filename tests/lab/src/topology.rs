@@ -12,7 +12,7 @@ use crate::error::LabError;
 use crate::netns::{read_sysctl_in, sysctl_in};
 use crate::plan::{
     API_V4, API_V6, BRIDGE, CLIENT_MAC, CLIENT_V4, CLIENT_V6, KUBE_LB_IF, NodePlan, Plan, UPLINK,
-    fmt_mac,
+    fmt_mac, vlan,
 };
 
 /// Builds the whole segment for `plan`. On error, what was built stays for the caller's
@@ -66,12 +66,74 @@ pub fn build(plan: &Plan) -> Result<(), LabError> {
     for node in plan.nodes() {
         build_node(plan, &node)?;
     }
+    if plan.has_vlan() {
+        build_vlan(plan)?;
+    }
+    Ok(())
+}
+
+/// The second segment: bridge [`vlan::BRIDGE`], its client namespace (eth0), and on
+/// every node an interface named [`vlan::NODE_IF`] with the node's segment addresses.
+fn build_vlan(plan: &Plan) -> Result<(), LabError> {
+    let br = plan.bridge_ns();
+    ip_in(&br, &["link", "add", vlan::BRIDGE, "type", "bridge"])?;
+    ip_in(&br, &["link", "set", vlan::BRIDGE, "up"])?;
+    let client = plan.vlan_client_ns();
+    plug_into(
+        plan,
+        vlan::BRIDGE,
+        &client,
+        "v20client",
+        UPLINK,
+        vlan::CLIENT_MAC,
+    )?;
+    add_addrs(
+        &client,
+        UPLINK,
+        vlan::CLIENT_V4.into(),
+        vlan::CLIENT_V6.into(),
+    )?;
+    for node in plan.nodes() {
+        let Some(v) = &node.vlan else { continue };
+        plug_into(
+            plan,
+            vlan::BRIDGE,
+            &node.netns,
+            &v.bridge_port,
+            vlan::NODE_IF,
+            v.mac,
+        )?;
+        add_addrs(&node.netns, vlan::NODE_IF, v.v4.into(), v.v6.into())?;
+    }
+    Ok(())
+}
+
+/// Adds `v4`/24 and `v6`/64 (without duplicate address detection) to `dev` in `netns`.
+fn add_addrs(netns: &str, dev: &str, v4: IpAddr, v6: IpAddr) -> Result<(), LabError> {
+    ip_in(netns, &["addr", "add", &format!("{v4}/24"), "dev", dev])?;
+    ip_in(
+        netns,
+        &["addr", "add", &format!("{v6}/64"), "dev", dev, "nodad"],
+    )?;
     Ok(())
 }
 
 /// Creates the veth pair `bridge_port` (in the bridge namespace, enslaved to br0) /
 /// eth0 (in `netns`, with `mac`) and brings both up.
 fn plug(plan: &Plan, netns: &str, bridge_port: &str, mac: [u8; 6]) -> Result<(), LabError> {
+    plug_into(plan, BRIDGE, netns, bridge_port, UPLINK, mac)
+}
+
+/// Creates the veth pair `bridge_port` (in the bridge namespace, enslaved to `bridge`) /
+/// `ifname` (in `netns`, with `mac`) and brings both up.
+fn plug_into(
+    plan: &Plan,
+    bridge: &str,
+    netns: &str,
+    bridge_port: &str,
+    ifname: &str,
+    mac: [u8; 6],
+) -> Result<(), LabError> {
     let br = plan.bridge_ns();
     let mac = fmt_mac(mac);
     ip_in(
@@ -84,15 +146,15 @@ fn plug(plan: &Plan, netns: &str, bridge_port: &str, mac: [u8; 6]) -> Result<(),
             "veth",
             "peer",
             "name",
-            UPLINK,
+            ifname,
             "address",
             &mac,
             "netns",
             netns,
         ],
     )?;
-    ip_in(&br, &["link", "set", bridge_port, "master", BRIDGE, "up"])?;
-    ip_in(netns, &["link", "set", UPLINK, "up"])?;
+    ip_in(&br, &["link", "set", bridge_port, "master", bridge, "up"])?;
+    ip_in(netns, &["link", "set", ifname, "up"])?;
     Ok(())
 }
 

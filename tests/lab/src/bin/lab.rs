@@ -54,6 +54,13 @@ struct Cli {
     /// class. Against an https server only api-down/api-up of the API faults exist.
     #[arg(long, global = true)]
     kubeconfig: Option<std::path::PathBuf>,
+    /// Add a second layer-2 segment, a stand-in for VLAN 20: bridge br20, an interface
+    /// eth0.20 on every node (198.51.100.(10+i)), a client at 198.51.100.2, and a pool
+    /// vlan20 (198.51.100.200-220, 2001:db8:20::200-220) that an l2 policy announces
+    /// only on eth0.20 and only from the nodes labelled lab.ferrolb.io/vlan20=true
+    /// (all but the last); example Service web-vlan20.
+    #[arg(long, global = true)]
+    vlan: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,6 +158,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         speaker_args: cli.speaker_args.clone(),
         controller_args: cli.controller_args.clone(),
         kubeconfig: cli.kubeconfig.clone(),
+        vlan: cli.vlan,
         example_services: !cli.no_examples
             || matches!(cli.command, Some(Command::BenchFailover { .. })),
         ..LabOptions::default()
@@ -285,7 +293,11 @@ async fn session(lab: &Lab, cli: &Cli) -> anyhow::Result<()> {
 /// Waits (bounded) until the example Services have their IPs announced, so that the
 /// first status shows them.
 async fn settle(lab: &Lab) {
-    for (name, family) in ferrolb_lab::seed::EXAMPLE_SERVICES {
+    let vlan = lab
+        .plan()
+        .has_vlan()
+        .then_some(ferrolb_lab::seed::VLAN_EXAMPLE_SERVICE);
+    for (name, family) in ferrolb_lab::seed::EXAMPLE_SERVICES.into_iter().chain(vlan) {
         let count = if family == ferrolb_lab::Family::Dual {
             2
         } else {

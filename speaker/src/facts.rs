@@ -139,7 +139,8 @@ pub fn service_facts(svc: &Service, slices: &SliceIndex, lb_class: &str) -> Opti
 /// Applies the pools' announcement policies (`l2.policies` of `config`) to `facts`, the
 /// election input of a Service labelled `service_labels`: which nodes may announce each
 /// of its IPs, and, into `interfaces`, on which interfaces this node (labelled
-/// `my_labels`) answers each. IPs of pools no policy covers are left to the defaults.
+/// `my_labels`) answers each. IPs of pools no policy covers keep the default node rule
+/// and get the default interfaces; without any policy nothing is added at all.
 pub fn apply_policies(
     facts: &mut ServiceFacts,
     service_labels: &BTreeMap<String, String>,
@@ -153,7 +154,12 @@ pub fn apply_policies(
     for ip in &facts.ips {
         let announcement = config.announcement(*ip, service_labels);
         let rule = match &announcement {
-            Announcement::Default => continue,
+            Announcement::Default => {
+                // Listed too, so that the data plane's link state covers the default
+                // interfaces as one of the groups this node needs.
+                interfaces.entry(*ip).or_default().default_choice = true;
+                continue;
+            }
             Announcement::Refused { pool, policies } => NodeRule::Refused(format!(
                 "pool {pool} is announced only for the Services that the serviceSelector of {} {} selects",
                 if policies.len() == 1 {
@@ -397,6 +403,13 @@ l2:
             !facts.node_rules.contains_key(&ip("198.51.100.1")),
             "uncovered pool"
         );
+        assert_eq!(
+            interfaces[&ip("198.51.100.1")],
+            InterfaceRule {
+                default_choice: true,
+                matchers: vec![]
+            }
+        );
         assert!(
             matches!(&facts.node_rules[&ip("192.0.2.1")], NodeRule::Policies(s) if s.len() == 1)
         );
@@ -406,7 +419,7 @@ l2:
                 "pool gated is announced only for the Services that the serviceSelector of policy gated selects".into()
             )
         );
-        assert_eq!(interfaces.len(), 1);
+        assert_eq!(interfaces.len(), 2, "every IP but the refused one");
         let rule = &interfaces[&ip("192.0.2.1")];
         assert!(rule.takes("eth0.20", false) && !rule.takes("eth0", true));
         // On a node the VLAN policy does not select, no interface is taken for it.

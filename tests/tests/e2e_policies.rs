@@ -124,6 +124,42 @@ async fn a_pool_on_eth0_20_is_answered_there_only_and_never_moves_to_an_unlabell
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_holders_vlan_link_going_down_moves_its_vlan_addresses_to_the_other_labelled_node() {
+    let lab = start().await;
+    let (name, _) = VLAN_EXAMPLE_SERVICE;
+    let ip = lab.wait_service_ips(name, 2, SOON).await.unwrap()[0];
+    let holder = node_of(
+        &wait_stable(&lab, ip, Duration::from_secs(1), SOON)
+            .await
+            .unwrap(),
+    )
+    .to_string();
+    let other = if holder == "n1" { "n2" } else { "n1" };
+
+    lab.set_vlan_link(&holder, false).await.unwrap();
+    let next = wait_stable(&lab, ip, Duration::from_secs(1), SOON)
+        .await
+        .unwrap();
+    assert_eq!(next, format!("{other}/eth0.20"));
+    // The election knows one link state per node: a node that cannot answer one of its
+    // pools gives up all of them (README, "Announcement policies"), so the holder's eth0
+    // addresses move too rather than stay with a node that is half cut off.
+    let web = lab.wait_service_ips("web", 1, SOON).await.unwrap()[0];
+    let who = wait_stable(&lab, web, Duration::from_secs(1), SOON)
+        .await
+        .unwrap();
+    assert_ne!(who, holder, "{web} left the node whose eth0.20 is down");
+
+    // Link back: the node is eligible again and every address is answered once.
+    lab.set_vlan_link(&holder, true).await.unwrap();
+    let back = wait_stable(&lab, ip, Duration::from_secs(2), SOON)
+        .await
+        .unwrap();
+    assert!(back == "n1/eth0.20" || back == "n2/eth0.20", "{back}");
+    lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_that_no_policy_allows_is_not_announced_and_gets_a_warning_event() {
     let lab = start().await;
     // A third pool, announced only for Services labelled tier=edge.

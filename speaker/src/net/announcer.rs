@@ -31,7 +31,7 @@ use tokio::time::Instant;
 
 use super::NetError;
 use super::announced::Announced;
-use super::iface::{LinkStatus, Selection, eligible, select_with};
+use super::iface::{LinkStatus, Selection, eligible_for, select_with};
 use super::scan::{LinkEvents, dump_links};
 use super::serve::serve;
 use super::strictarp::{self, StrictArpProblem};
@@ -476,7 +476,8 @@ impl Supervisor {
             .filter(|c| self.tasks.contains_key(&c.ifindex))
             .cloned()
             .collect();
-        self.inner.link_ok.store(eligible(&live), Ordering::Release);
+        let link_ok = eligible_for(&live, self.inner.read_set().rules.values());
+        self.inner.link_ok.store(link_ok, Ordering::Release);
         self.inner.links.send_if_modified(|l| {
             let changed = *l != chosen;
             if changed {

@@ -19,7 +19,7 @@
 //! carrier and its operational state is not down/dormant: the election treats a node
 //! without any usable selected interface as ineligible.
 
-use ferrolb_config::InterfaceMatcher;
+use ferrolb_config::{InterfaceMatcher, InterfaceRule};
 use ferrolb_core::wire::MacAddr;
 
 /// `IFF_UP`.
@@ -288,6 +288,32 @@ pub fn eligible(selected: &[LinkStatus]) -> bool {
     selected.iter().any(|s| s.link_ok)
 }
 
+/// The node can announce under `rules` (one per IP it may be elected for, see
+/// [`ferrolb_config::InterfaceRule`]): every distinct rule that takes some interface
+/// has at least one taken interface with a usable link. The election knows one link
+/// state per node, so a node that cannot answer some of its pools on any of their
+/// interfaces gives up all of them rather than keep addresses it cannot answer for.
+/// Without rules (no `l2.policies`), [`eligible`].
+pub fn eligible_for<'a>(
+    selected: &[LinkStatus],
+    rules: impl IntoIterator<Item = &'a InterfaceRule>,
+) -> bool {
+    let mut groups: Vec<&InterfaceRule> = Vec::new();
+    for r in rules {
+        if !r.is_empty() && !groups.contains(&r) {
+            groups.push(r);
+        }
+    }
+    if groups.is_empty() {
+        return eligible(selected);
+    }
+    groups.iter().all(|r| {
+        selected
+            .iter()
+            .any(|l| l.link_ok && r.takes(&l.name, l.in_default))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,6 +439,38 @@ mod tests {
         let (sel, _) = select(&links, &Selection::Auto);
         assert!(eligible(&sel));
         assert!(!eligible(&[]));
+    }
+
+    #[test]
+    fn with_rules_every_group_of_interfaces_needs_one_working_link() {
+        let status = |name: &str, ok: bool, in_default: bool| LinkStatus {
+            name: name.into(),
+            ifindex: 1,
+            mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            link_ok: ok,
+            in_default,
+        };
+        let default = InterfaceRule {
+            default_choice: true,
+            matchers: vec![],
+        };
+        let vlan = InterfaceRule {
+            default_choice: false,
+            matchers: vec![InterfaceMatcher::Name("eth0.20".into())],
+        };
+        let nothing = InterfaceRule::default();
+        let up = [status("eth0", true, true), status("eth0.20", true, false)];
+        assert!(eligible_for(&up, [&default, &vlan, &vlan, &nothing]));
+        let vlan_down = [status("eth0", true, true), status("eth0.20", false, false)];
+        assert!(!eligible_for(&vlan_down, [&default, &vlan]));
+        assert!(
+            eligible_for(&vlan_down, [&default, &nothing]),
+            "a rule taking nothing needs nothing"
+        );
+        assert!(eligible_for(&vlan_down, []), "no rules: any link");
+        let eth0_down = [status("eth0", false, true), status("eth0.20", true, false)];
+        assert!(!eligible_for(&eth0_down, [&default, &vlan]));
+        assert!(eligible_for(&eth0_down, [&vlan]));
     }
 
     #[test]

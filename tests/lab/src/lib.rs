@@ -527,6 +527,24 @@ impl Lab {
         .map(|_| ())
     }
 
+    /// Takes `node`'s link to the second segment ([`plan::vlan`]) down at its bridge, or
+    /// brings it up again; its eth0 is untouched.
+    pub async fn set_vlan_link(&self, node: &str, up: bool) -> Result<(), LabError> {
+        let n = self.node(node)?;
+        let Some(v) = n.vlan else {
+            return Err(LabError::Config(
+                "this lab has no second segment (start it with --vlan)".into(),
+            ));
+        };
+        let state = if up { "up" } else { "down" };
+        cmd::ip_in_async(
+            &self.plan.bridge_ns(),
+            &["link", "set", &v.bridge_port, state],
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Whether `node` is cut off.
     pub async fn is_cut(&self, node: &str) -> Result<bool, LabError> {
         topology::is_cut(&self.node(node)?).await

@@ -2,8 +2,10 @@
 //! the IPs this node announces, and announces newly gained IPs with a short burst of
 //! gratuitous ARP / unsolicited NA.
 //!
-//! Structure: one *supervisor* task follows the links (netlink events plus a periodic
-//! re-scan) and keeps one *interface task* per selected interface. An interface task
+//! Structure: one *supervisor* task ([`super::supervise`]) follows the links (netlink
+//! events plus a periodic re-scan) and keeps one *interface task* per selected interface:
+//! the default choice, plus the interfaces that the `l2.policies` of this node's
+//! addresses name ([`super::announced::Announced`] says which IP is answered where). An interface task
 //! owns two raw sockets (ARP requests; Neighbor Solicitations), both filtered in the
 //! kernel, reads frames as they come (tokio `AsyncFd`), answers through the pure
 //! [`ferrolb_core::wire::decide`], and sends the bursts.
@@ -15,26 +17,23 @@
 //! more — a stronger promise than a lock-free swap would give, for the price of an
 //! uncontended read lock per frame.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use ferrolb_config::InterfaceRule;
-use ferrolb_core::wire::{GratuitousForm, MacAddr};
-use tokio::sync::{Notify, mpsc, watch};
-use tokio::task::{AbortHandle, JoinSet};
-use tokio::time::Instant;
+use ferrolb_core::wire::GratuitousForm;
+use tokio::sync::{Notify, watch};
+use tokio::task::AbortHandle;
 
 use super::NetError;
 use super::announced::Announced;
-use super::iface::{LinkStatus, Selection, eligible_for, select_with};
-use super::scan::{LinkEvents, dump_links};
-use super::serve::serve;
+use super::iface::{LinkStatus, Selection};
+use super::scan::dump_links;
 use super::strictarp::{self, StrictArpProblem};
+use super::supervise::Supervisor;
 use crate::dataplane::{Dataplane, DataplaneCounters};
 
 pub(super) const ETH_P_ARP: u16 = 0x0806;
@@ -44,8 +43,6 @@ pub(super) const FRAME_BUF: usize = 512;
 /// Frames handled per wake-up before yielding to the other branches (bursts, set
 /// changes), so that a flood cannot starve them.
 pub(super) const BATCH: usize = 256;
-/// Minimum delay before re-opening sockets on an interface whose task failed.
-const RESPAWN_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Tunables of the data path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,14 +212,7 @@ impl Announcer {
             strict_arp: Mutex::new(Vec::new()),
             metrics: Metrics::default(),
         });
-        let mut sup = Supervisor {
-            inner: inner.clone(),
-            tasks: HashMap::new(),
-            set: JoinSet::new(),
-            failed: HashMap::new(),
-        };
-        sup.apply(initial);
-        let supervisor = tokio::spawn(sup.run()).abort_handle();
+        let supervisor = Supervisor::start(inner.clone(), initial);
         Ok(Announcer { inner, supervisor })
     }
 
@@ -349,170 +339,3 @@ impl Dataplane for Announcer {
     }
 }
 
-struct Task {
-    name: String,
-    mac: MacAddr,
-    in_default: bool,
-    link_ok: bool,
-    abort: AbortHandle,
-    burst_all: mpsc::UnboundedSender<()>,
-}
-
-struct Supervisor {
-    inner: Arc<Inner>,
-    tasks: HashMap<u32, Task>,
-    set: JoinSet<(u32, io::Result<()>)>,
-    /// Interfaces whose task failed, and when: not re-opened before the back-off.
-    failed: HashMap<u32, Instant>,
-}
-
-impl Supervisor {
-    async fn run(mut self) {
-        let mut events = match LinkEvents::open() {
-            Ok(e) => Some(e),
-            Err(e) => {
-                tracing::warn!(error = %e, "no netlink link events; relying on periodic re-scan");
-                None
-            }
-        };
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(self.inner.cfg.rescan_every) => {}
-                _ = self.inner.rescan.notified() => {}
-                r = async { events.as_mut().expect("guarded").changed().await }, if events.is_some() => {
-                    if let Err(e) = r {
-                        tracing::warn!(error = %e, "netlink link events failed; relying on periodic re-scan");
-                        events = None;
-                    }
-                }
-                Some(done) = self.set.join_next() => {
-                    if let Ok((ifindex, result)) = done {
-                        let name = self.tasks.remove(&ifindex).map(|t| t.name).unwrap_or_default();
-                        if let Err(e) = result {
-                            tracing::warn!(interface = %name, ifindex, error = %e, "interface data path failed; retrying");
-                        }
-                        self.failed.insert(ifindex, Instant::now());
-                        let inner = self.inner.clone();
-                        // Wake a re-scan once the back-off has passed.
-                        tokio::spawn(async move {
-                            tokio::time::sleep(RESPAWN_BACKOFF).await;
-                            inner.rescan.notify_one();
-                        });
-                    }
-                    continue;
-                }
-            }
-            match dump_links() {
-                Ok(links) => self.apply(links),
-                Err(e) => tracing::warn!(error = %e, "netlink link dump failed"),
-            }
-        }
-    }
-
-    /// Reconciles the interface tasks with the links just read.
-    fn apply(&mut self, links: Vec<super::iface::LinkAttrs>) {
-        let sel = self
-            .inner
-            .selection
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let extra = self.inner.read_set().matchers();
-        let (chosen, missing) = select_with(&links, &sel, &extra);
-        if !missing.is_empty() {
-            tracing::debug!(?missing, "listed interfaces not present");
-        }
-        // Stop tasks of interfaces gone, deselected, whose MAC changed or that joined or
-        // left the default choice (the task reads that once).
-        self.tasks.retain(|ifindex, t| {
-            let keep = chosen
-                .iter()
-                .any(|c| c.ifindex == *ifindex && c.mac == t.mac && c.in_default == t.in_default);
-            if !keep {
-                tracing::info!(interface = %t.name, "stop answering on interface");
-                t.abort.abort();
-            }
-            keep
-        });
-        let now = Instant::now();
-        self.failed
-            .retain(|_, at| now.duration_since(*at) < RESPAWN_BACKOFF);
-        for c in &chosen {
-            match self.tasks.get_mut(&c.ifindex) {
-                Some(t) => {
-                    if c.link_ok && !t.link_ok {
-                        // Carrier is back: neighbours may have aged us out meanwhile.
-                        let _ = t.burst_all.send(());
-                    }
-                    t.link_ok = c.link_ok;
-                }
-                None if self.failed.contains_key(&c.ifindex) => {}
-                None => {
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    let inner = self.inner.clone();
-                    let link = c.clone();
-                    let ifindex = c.ifindex;
-                    let abort = self
-                        .set
-                        .spawn(async move { (ifindex, serve(link, inner, rx).await) });
-                    tracing::info!(interface = %c.name, mac = %c.mac, link_ok = c.link_ok, "answering on interface");
-                    self.tasks.insert(
-                        c.ifindex,
-                        Task {
-                            name: c.name.clone(),
-                            mac: c.mac,
-                            in_default: c.in_default,
-                            link_ok: c.link_ok,
-                            abort,
-                            burst_all: tx,
-                        },
-                    );
-                }
-            }
-        }
-        // Link state for the election: only interfaces whose task runs count.
-        let live: Vec<LinkStatus> = chosen
-            .iter()
-            .filter(|c| self.tasks.contains_key(&c.ifindex))
-            .cloned()
-            .collect();
-        let link_ok = eligible_for(&live, self.inner.read_set().rules.values());
-        self.inner.link_ok.store(link_ok, Ordering::Release);
-        self.inner.links.send_if_modified(|l| {
-            let changed = *l != chosen;
-            if changed {
-                tracing::info!(links = ?chosen, "interfaces changed");
-                *l = chosen.clone();
-            }
-            changed
-        });
-        self.check_strict_arp(&links, &chosen);
-    }
-
-    fn check_strict_arp(&self, links: &[super::iface::LinkAttrs], chosen: &[LinkStatus]) {
-        let ipvs = links.iter().any(|l| l.name == "kube-ipvs0");
-        let root: &Path = &self.inner.cfg.sysctl_root;
-        let problems: Vec<StrictArpProblem> = chosen
-            .iter()
-            .filter_map(|c| match strictarp::read_sysctls(root, &c.name) {
-                Ok(s) => strictarp::assess(ipvs, &c.name, s),
-                Err(e) => {
-                    tracing::debug!(interface = %c.name, error = %e, "ARP sysctls unreadable");
-                    None
-                }
-            })
-            .collect();
-        let mut cur = self
-            .inner
-            .strict_arp
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if *cur != problems {
-            for p in &problems {
-                tracing::warn!(interface = %p.interface, arp_ignore = p.arp_ignore,
-                    arp_announce = p.arp_announce, "{p}");
-            }
-            *cur = problems;
-        }
-    }
-}

@@ -16,6 +16,7 @@ pub mod iface;
 pub mod rtnl;
 pub mod scan;
 mod serve;
+mod supervise;
 pub mod strictarp;
 #[allow(unsafe_code)]
 pub mod sys;

@@ -2,7 +2,7 @@
 //! the IPs this node announces, and announces newly gained IPs with a short burst of
 //! gratuitous ARP / unsolicited NA.
 //!
-//! Structure: one *supervisor* task ([`super::supervise`]) follows the links (netlink
+//! Structure: one *supervisor* task (module `supervise`) follows the links (netlink
 //! events plus a periodic re-scan) and keeps one *interface task* per selected interface:
 //! the default choice, plus the interfaces that the `l2.policies` of this node's
 //! addresses name ([`super::announced::Announced`] says which IP is answered where). An interface task

@@ -223,6 +223,39 @@ fn pool_names(
 
 /// The `interfaces` entries: a name, or a glob when it holds `*` or `?`.
 fn interface_names(value: &Value, loc: &Loc, problems: &mut Vec<Problem>) -> Vec<InterfaceMatcher> {
+    matchers(
+        value,
+        loc,
+        problems,
+        ProblemKind::InvalidName,
+        interface_matcher,
+    )
+}
+
+/// The `interfaceRegexes` entries.
+fn interface_regexes(
+    value: &Value,
+    loc: &Loc,
+    problems: &mut Vec<Problem>,
+) -> Vec<InterfaceMatcher> {
+    matchers(
+        value,
+        loc,
+        problems,
+        ProblemKind::InvalidValue,
+        compile_regex,
+    )
+}
+
+/// A list of strings read with `parse`, duplicates dropped; each refused entry is
+/// reported as `kind` at its own place, in the order of the entries.
+fn matchers(
+    value: &Value,
+    loc: &Loc,
+    problems: &mut Vec<Problem>,
+    kind: ProblemKind,
+    parse: fn(&str) -> Result<InterfaceMatcher, String>,
+) -> Vec<InterfaceMatcher> {
     let mut out = Vec::new();
     if value.is_null() {
         return out;
@@ -230,16 +263,15 @@ fn interface_names(value: &Value, loc: &Loc, problems: &mut Vec<Problem>) -> Vec
     let Some(items) = walk::list(value, loc, problems) else {
         return out;
     };
-    // Element by element, so that problems come out in the order of the entries.
     for (i, item) in items.iter().enumerate() {
         let l = loc.index(i);
         let Some(entry) = walk::string(item, &l, problems) else {
             continue;
         };
-        match interface_matcher(entry) {
+        match parse(entry) {
             Ok(m) if !out.contains(&m) => out.push(m),
             Ok(_) => {}
-            Err(msg) => problems.push(l.problem_str(ProblemKind::InvalidName, entry, msg)),
+            Err(msg) => problems.push(l.problem_str(kind, entry, msg)),
         }
     }
     out
@@ -263,32 +295,6 @@ pub(crate) fn interface_matcher(entry: &str) -> Result<InterfaceMatcher, String>
     } else {
         InterfaceMatcher::Name(entry.to_string())
     })
-}
-
-fn interface_regexes(
-    value: &Value,
-    loc: &Loc,
-    problems: &mut Vec<Problem>,
-) -> Vec<InterfaceMatcher> {
-    let mut out = Vec::new();
-    if value.is_null() {
-        return out;
-    }
-    let Some(items) = walk::list(value, loc, problems) else {
-        return out;
-    };
-    for (i, item) in items.iter().enumerate() {
-        let l = loc.index(i);
-        let Some(text) = walk::string(item, &l, problems) else {
-            continue;
-        };
-        match compile_regex(text) {
-            Ok(m) if !out.contains(&m) => out.push(m),
-            Ok(_) => {}
-            Err(msg) => problems.push(l.problem_str(ProblemKind::InvalidValue, text, msg)),
-        }
-    }
-    out
 }
 
 /// An interface regular expression (Cilium's syntax, which the `regex` crate

@@ -338,4 +338,3 @@ impl Dataplane for Announcer {
         }
     }
 }
-

@@ -16,8 +16,8 @@ pub mod iface;
 pub mod rtnl;
 pub mod scan;
 mod serve;
-mod supervise;
 pub mod strictarp;
+mod supervise;
 #[allow(unsafe_code)]
 pub mod sys;
 

@@ -15,9 +15,12 @@
 //! folds every Event with the same reason, action and object into one series and
 //! keeps the *first* note, so "now announced by node b" would still read "now
 //! announced by node a", and a second allocation would show the first one's IP. Both
-//! binaries report changes, not repeats, so there is nothing worth folding.
+//! binaries report changes; what can repeat (a Service that still finds no address each
+//! time another is released) is not published again while the same object already got
+//! the same reason and note within [`REPEAT_WINDOW`] ([`Repeats`]).
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -164,6 +167,56 @@ impl Drop for Publisher {
     }
 }
 
+/// How long an Event identical to one already published (same object, reason and note)
+/// is not published again.
+pub const REPEAT_WINDOW: Duration = Duration::from_secs(600);
+
+/// Most objects whose last Events [`Repeats`] remembers; beyond, the oldest are forgotten.
+const REPEAT_MEMORY: usize = 4096;
+
+/// The last Event published about each object, so that the same one is not published
+/// again right after itself.
+#[derive(Debug, Default)]
+pub struct Repeats {
+    last: HashMap<String, (String, String, Instant)>,
+}
+
+impl Repeats {
+    /// True when `p` says what the last Event published about the same object said
+    /// (reason and note), at most [`REPEAT_WINDOW`] before `now`; otherwise remembers it
+    /// as that object's last Event. A change in between (announced, stopped, announced
+    /// again) is published in full.
+    pub fn is_repeat(&mut self, p: &Pending, now: Instant) -> bool {
+        let r = &p.regarding;
+        let object = match &r.uid {
+            Some(uid) => uid.clone(),
+            None => format!(
+                "{}/{}/{}",
+                r.kind.as_deref().unwrap_or_default(),
+                r.namespace.as_deref().unwrap_or_default(),
+                r.name.as_deref().unwrap_or_default()
+            ),
+        };
+        if let Some((reason, note, at)) = self.last.get(&object)
+            && *reason == p.event.reason
+            && *note == p.event.note
+            && now.duration_since(*at) < REPEAT_WINDOW
+        {
+            return true;
+        }
+        if self.last.len() >= REPEAT_MEMORY {
+            self.last
+                .retain(|_, (_, _, at)| now.duration_since(*at) < REPEAT_WINDOW);
+            if self.last.len() >= REPEAT_MEMORY {
+                self.last.clear();
+            }
+        }
+        self.last
+            .insert(object, (p.event.reason.clone(), p.event.note.clone(), now));
+        false
+    }
+}
+
 async fn publish_all(
     client: kube::Client,
     reporter: Reporter,
@@ -172,6 +225,7 @@ async fn publish_all(
     mut drain: oneshot::Receiver<()>,
 ) {
     let mut draining = false;
+    let mut repeats = Repeats::default();
     loop {
         let next = tokio::select! {
             biased;
@@ -184,6 +238,10 @@ async fn publish_all(
             }
         };
         let Some(p) = next else { return };
+        if repeats.is_repeat(&p, Instant::now()) {
+            debug!(reason = %p.event.reason, object = ?p.regarding.name, "same event as just published: not repeated");
+            continue;
+        }
         // Why a fresh Recorder each time: see the module's documentation.
         let recorder = Recorder::new(client.clone(), reporter.clone());
         let event = p.event.to_event();
@@ -270,6 +328,33 @@ mod tests {
             controller: "ferrolb-test".into(),
             instance: Some("test-1".into()),
         }
+    }
+
+    #[test]
+    fn an_identical_event_is_not_repeated_within_the_window() {
+        let mut r = Repeats::default();
+        let t0 = Instant::now();
+        let a = pending(1, "AllocationFailed");
+        assert!(!r.is_repeat(&a, t0));
+        assert!(r.is_repeat(&a, t0 + Duration::from_secs(5)));
+        let mut other_note = a.clone();
+        other_note.event.note.push_str(" (again, differently)");
+        assert!(!r.is_repeat(&other_note, t0 + Duration::from_secs(6)));
+        assert!(
+            !r.is_repeat(&a, t0 + Duration::from_secs(7)),
+            "the note changed in between"
+        );
+        assert!(
+            !r.is_repeat(&pending(2, "AllocationFailed"), t0),
+            "another object"
+        );
+        assert!(r.is_repeat(&a, t0 + Duration::from_secs(8)));
+        assert!(!r.is_repeat(&a, t0 + Duration::from_secs(8) + REPEAT_WINDOW));
+        // Something else in between: the same Event again is news.
+        let mut r = Repeats::default();
+        assert!(!r.is_repeat(&pending(1, "Announcing"), t0));
+        assert!(!r.is_repeat(&pending(1, "StoppedAnnouncing"), t0));
+        assert!(!r.is_repeat(&pending(1, "Announcing"), t0));
     }
 
     #[tokio::test]

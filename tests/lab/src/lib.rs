@@ -29,6 +29,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod bench_vlan;
 pub mod cmd;
 pub mod error;
 pub mod external;

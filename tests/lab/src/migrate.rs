@@ -213,8 +213,8 @@ pub struct IpStep {
     pub service: String,
     /// Its IP.
     pub ip: IpAddr,
-    /// Longest client interruption that began in the step (see [`attribute`]; zero:
-    /// no request failed).
+    /// Longest client interruption that began in the step (the one whose first failed request
+    /// started in it; zero: no request failed).
     pub interruption: Duration,
     /// Whether the client was answered again after it (false: not before the end).
     pub recovered: bool,
@@ -222,7 +222,8 @@ pub struct IpStep {
     pub requests: u32,
     /// Of those, the failed ones.
     pub failed: u32,
-    /// Longest time without an ARP/NDP claim that began in the step (see [`attribute`]).
+    /// Longest time without an ARP/NDP claim that began in the step: whose
+    /// first unanswered who-has (a tick after the last claim) went out in it.
     pub unanswered: Duration,
     /// For a step that starts ferrolb's speakers: from its start to the first
     /// gratuitous ARP / unsolicited NA for the IP (ferrolb's, the previous speaker
@@ -513,17 +514,6 @@ pub fn step_of(marks: &[Instant], t: Instant) -> Option<usize> {
     marks.iter().rposition(|m| *m <= t)
 }
 
-/// The step a span of trouble from `from` to `to` belongs to: the first step whose
-/// start it spans (that step's action began it, or it lasted into it from a
-/// neighbouring one: stopping the previous speaker and applying ferrolb back to back
-/// are one silence), else the step it lies in.
-pub fn attribute(marks: &[Instant], from: Instant, to: Instant) -> Option<usize> {
-    marks
-        .iter()
-        .position(|m| from < *m && *m <= to)
-        .or_else(|| step_of(marks, from))
-}
-
 /// Per step, what happened to IP `ip` of Service `service`: from its client's
 /// `samples` and the observer's `claims` for it, with the steps `steps` starting at
 /// `marks` and the measurement ending at `end`.
@@ -550,7 +540,7 @@ pub fn per_step(
         })
         .collect();
     for o in outages(samples) {
-        let Some(i) = attribute(marks, o.start, o.end.unwrap_or(end)) else {
+        let Some(i) = step_of(marks, o.start) else {
             continue;
         };
         let length = o.end.unwrap_or(end).saturating_duration_since(o.start);
@@ -572,7 +562,8 @@ pub fn per_step(
     }
     let times: Vec<Instant> = claims.iter().map(|c| c.at).collect();
     for (from, to) in silences(&times, end) {
-        if let Some(i) = attribute(marks, from, to) {
+        // The first unanswered who-has went out within a tick after the last claim.
+        if let Some(i) = step_of(marks, from + OBSERVER_TICK) {
             out[i].unanswered = out[i].unanswered.max(to - from);
         }
     }
@@ -758,6 +749,9 @@ async fn steps(
         } else {
             opts.settle
         };
+        // At least two observer ticks between steps, so that a silence the step began
+        // (its first unanswered who-has within a tick of the last claim) is the step's.
+        let settle = settle.max(OBSERVER_TICK * 2);
         tokio::time::sleep(settle).await;
         lab.check_children()?;
         reports.push(StepReport {
@@ -967,13 +961,14 @@ mod tests {
         claims.extend((26..30).map(|i| claim(i * 10, ClaimKind::Reply)));
         let steps = [Step::StopPrevious, Step::ApplyFerrolb];
         let per = per_step("s", ip, &samples, &claims, (&steps, &marks), at(300));
-        // The outage from 190 ms spans step 1's start: step 1's.
-        assert_eq!(per[0].interruption, Duration::ZERO);
-        assert_eq!(per[1].interruption, Duration::from_millis(71));
-        assert!(per[1].recovered);
+        // The outage's first failed request (190 ms) is step 0's.
+        assert_eq!(per[0].interruption, Duration::from_millis(71));
+        assert_eq!(per[1].interruption, Duration::ZERO);
+        assert!(per[0].recovered);
         assert_eq!((per[0].requests, per[0].failed), (2, 1));
         assert_eq!((per[1].requests, per[1].failed), (2, 1));
-        // The silence from 190 ms to 250 ms spans step 1's start as well.
+        // The last claim before the silence was at 190 ms: the first unanswered
+        // who-has went out by 200 ms, in step 1.
         assert_eq!(per[0].unanswered, Duration::from_millis(10));
         assert_eq!(per[1].unanswered, Duration::from_millis(60));
         assert_eq!(per[0].served_by, ["n1"]);
@@ -982,8 +977,8 @@ mod tests {
         assert_eq!(per[1].announced_after, Some(Duration::from_millis(50)));
         // Never answered again: the outage runs to the end, not recovered.
         let per = per_step("s", ip, &samples[..4], &claims, (&steps, &marks), at(300));
-        assert_eq!(per[1].interruption, Duration::from_millis(110));
-        assert!(!per[1].recovered);
+        assert_eq!(per[0].interruption, Duration::from_millis(110));
+        assert!(!per[0].recovered);
     }
 
     #[test]
@@ -997,11 +992,6 @@ mod tests {
         assert_eq!(step_of(&marks, at(5)), None);
         assert_eq!(step_of(&marks, at(10)), Some(0));
         assert_eq!(step_of(&marks, at(25)), Some(1));
-        // A span over both starts belongs to the first; one inside a step to that step.
-        assert_eq!(attribute(&marks, at(8), at(30)), Some(0));
-        assert_eq!(attribute(&marks, at(12), at(30)), Some(1));
-        assert_eq!(attribute(&marks, at(12), at(18)), Some(0));
-        assert_eq!(attribute(&marks, at(1), at(5)), None);
     }
 
     #[test]

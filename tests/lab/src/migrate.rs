@@ -579,14 +579,14 @@ pub fn per_step(
     out
 }
 
+/// One IP's client thread: its samples when it ends.
+type ClientThread = std::thread::JoinHandle<Result<Vec<Sample>, LabError>>;
+
 /// The client: one thread per IP in the client namespace, requesting it every
 /// [`CLIENT_TICK`] until stopped (or `bound`, should it be forgotten).
 struct Client {
     stop: Arc<AtomicBool>,
-    threads: Vec<(
-        IpAddr,
-        std::thread::JoinHandle<Result<Vec<Sample>, LabError>>,
-    )>,
+    threads: Vec<(IpAddr, ClientThread)>,
 }
 
 impl Client {

@@ -147,14 +147,14 @@ pub struct Round {
 
 /// A background observer in the client namespace: sends a who-has for each of `ips`
 /// every tick and records the claims for them until stopped.
-struct Observer {
+pub(crate) struct Observer {
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<Result<Vec<Claim>, LabError>>,
 }
 
 impl Observer {
     /// Starts observing; it stops by itself after `bound`, should it be forgotten.
-    fn start(
+    pub(crate) fn start(
         lab: &Lab,
         ips: Vec<IpAddr>,
         tick: Duration,
@@ -187,7 +187,7 @@ impl Observer {
         Observer::start(lab, vec![ip], OBSERVER_TICK, Duration::from_secs(120))
     }
 
-    async fn finish(self) -> Result<Vec<Claim>, LabError> {
+    pub(crate) async fn finish(self) -> Result<Vec<Claim>, LabError> {
         self.stop.store(true, Ordering::Relaxed);
         let thread = self.thread;
         tokio::task::spawn_blocking(move || {
@@ -201,7 +201,7 @@ impl Observer {
 }
 
 /// Joins a client-namespace thread from async code.
-async fn join<T: Send + 'static>(
+pub(crate) async fn join<T: Send + 'static>(
     handle: std::thread::JoinHandle<Result<T, LabError>>,
     what: &str,
 ) -> Result<T, LabError> {

@@ -38,6 +38,7 @@ pub mod forward;
 pub mod http;
 pub mod kubeproxy;
 pub mod ledger;
+pub mod migrate;
 pub mod netns;
 pub mod nft;
 pub mod ping;
@@ -420,11 +421,10 @@ impl Lab {
         self.ledger.entries()
     }
 
-    fn start_controller(&self) -> Result<(), LabError> {
-        let bins = self
-            .bins
-            .as_ref()
-            .ok_or_else(|| LabError::Config("no binaries".into()))?;
+    /// Starts the controller (for a lab built without it: [`LabOptions::controller`]
+    /// false, e.g. to play another tool first).
+    pub fn start_controller(&self) -> Result<(), LabError> {
+        let bins = self.bins()?;
         // A free port on 127.0.0.1 for the child's metrics endpoint.
         let metrics =
             ferrolb_testkit::try_free_port().map_err(LabError::io("finding a free port"))?;
@@ -452,6 +452,23 @@ impl Lab {
         Ok(())
     }
 
+    /// The ferrolb binaries: those found at the start, or (for a lab started without
+    /// controller and speakers, which may start them later) looked up now.
+    fn bins(&self) -> Result<Bins, LabError> {
+        match &self.bins {
+            Some(bins) => Ok(bins.clone()),
+            None => Ok(Bins {
+                controller: find_binary(CONTROLLER_BIN, self.opts.bin_dir.as_deref())?,
+                speaker: find_binary(SPEAKER_BIN, self.opts.bin_dir.as_deref())?,
+            }),
+        }
+    }
+
+    /// The ferrolb-controller binary the lab runs (e.g. for its `convert` command).
+    pub fn controller_binary(&self) -> Result<PathBuf, LabError> {
+        Ok(self.bins()?.controller)
+    }
+
     /// Name of the supervised child that is node `node`'s speaker.
     fn speaker_child(node: &str) -> String {
         format!("speaker-{node}")
@@ -460,10 +477,7 @@ impl Lab {
     /// Starts the speaker of `node` (again).
     pub fn start_speaker(&self, node: &str) -> Result<u32, LabError> {
         let n = self.node(node)?;
-        let bins = self
-            .bins
-            .as_ref()
-            .ok_or_else(|| LabError::Config("the lab runs no speakers".into()))?;
+        let bins = self.bins()?;
         let mut argv: Vec<OsString> = Vec::new();
         // `ip netns exec` also remounts /sys for the namespace, so the speaker sees its
         // own interfaces there; it execs (no fork), so the pid is the speaker's.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use ferrolb_lab::bench::{self, DISRUPTIONS, Disruption, Round, SOAKS, Soak, SoakReport};
-use ferrolb_lab::{Lab, LabOptions, faults, report, runs};
+use ferrolb_lab::{Lab, LabOptions, faults, migrate, report, runs};
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::signal::unix::{SignalKind, signal};
@@ -86,6 +86,34 @@ enum Command {
         /// start-without-api.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+    },
+    /// Measure switching a running set of Services from another tool to ferrolb
+    /// (README "Switching from MetalLB / Cilium / kube-vip"): per step, the addresses
+    /// changed, the client's interruption and the time each address went unanswered.
+    /// Every round builds a fresh lab (controller and speakers not started).
+    BenchMigrate {
+        /// Rounds per order.
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+        /// Services switched (IPv4 and IPv6 alternately, 1-20).
+        #[arg(long, default_value_t = 6)]
+        services: usize,
+        /// The orders to measure (comma-separated): stop-first (stop the previous
+        /// speaker, then apply ferrolb), ferrolb-first (controller, speakers, then stop
+        /// the previous speaker).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "stop-first,ferrolb-first"
+        )]
+        order: Vec<String>,
+        /// Seconds between stopping the previous speaker and applying ferrolb in
+        /// stop-first (0: the commands back to back).
+        #[arg(long, default_value_t = 0.0)]
+        pause: f64,
+        /// Seconds to keep measuring after each step's effect.
+        #[arg(long, default_value_t = 2.0)]
+        settle: f64,
     },
     /// Remove what killed lab runs left behind (done at every start anyway).
     Reap,
@@ -168,6 +196,46 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    if let Some(Command::BenchMigrate {
+        rounds,
+        services,
+        order,
+        pause,
+        settle,
+    }) = &cli.command
+    {
+        let orders = order
+            .iter()
+            .map(|o| {
+                migrate::Order::parse(o.trim()).with_context(|| {
+                    format!("--order: unknown order {o:?}; known: stop-first, ferrolb-first")
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let seconds = |what: &str, v: f64| {
+            Duration::try_from_secs_f64(v)
+                .with_context(|| format!("--{what} takes a number of seconds, not {v}"))
+        };
+        let mopts = migrate::Options {
+            services: *services,
+            pause: seconds("pause", *pause)?,
+            settle: seconds("settle", *settle)?,
+            ..migrate::Options::default()
+        };
+        let lab_opts = LabOptions {
+            controller: false,
+            speakers: false,
+            example_services: false,
+            ..opts
+        };
+        // A Ctrl-C drops the running round's lab, which removes what it built.
+        return tokio::select! {
+            r = bench_migrate(lab_opts, *rounds, &orders, mopts) => r,
+            _ = sigint.recv() => bail!("interrupted"),
+            _ = sigterm.recv() => bail!("terminated"),
+            _ = sighup.recv() => bail!("hung up"),
+        };
+    }
 
     eprintln!("lab: building {} nodes ...", cli.nodes);
     let lab = tokio::select! {
@@ -600,5 +668,44 @@ async fn bench_failover(
             r.moves_after_lift
         );
     }
+    Ok(())
+}
+
+/// `bench-migrate`: `rounds` switches per order, each in a fresh lab; a table per round
+/// and a summary per order and step.
+async fn bench_migrate(
+    lab_opts: LabOptions,
+    rounds: u32,
+    orders: &[migrate::Order],
+    opts: migrate::Options,
+) -> anyhow::Result<()> {
+    println!(
+        "switch of {} Services (IPv4 and IPv6 alternately) from a previous tool on {} to ferrolb, {} nodes, {rounds} round(s) per order",
+        opts.services, opts.previous_node, lab_opts.nodes
+    );
+    println!("{}", migrate::ROUND_HEADER);
+    let mut reports = Vec::new();
+    for &order in orders {
+        for round in 1..=rounds {
+            eprintln!("lab: {} round {round}: building the lab ...", order.name());
+            let lab = Lab::start(lab_opts.clone())
+                .await
+                .context("starting the lab")?;
+            let report = migrate::run(
+                &lab,
+                &migrate::Options {
+                    order,
+                    ..opts.clone()
+                },
+            )
+            .await;
+            lab.shutdown().await;
+            let report = report.with_context(|| format!("{}, round {round}", order.name()))?;
+            print!("{}", migrate::round_rows(&report, round));
+            reports.push(report);
+        }
+    }
+    println!();
+    print!("{}", migrate::summary(&reports));
     Ok(())
 }

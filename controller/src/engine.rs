@@ -24,7 +24,7 @@ use tracing::{error, info};
 use crate::metrics::{PoolLabels, ResultLabels};
 use crate::reconcile;
 use crate::run::Ctx;
-use crate::service;
+use crate::service::{self, ServiceView};
 use crate::slim::LbService as Service;
 use crate::status;
 
@@ -197,7 +197,8 @@ impl Engine {
         self.config = Some(parsed.config);
         if self.rebuilt {
             // Addresses the new pools now hold go to their Services first.
-            reconcile::adopt_unheld(&mut self.alloc, services, class);
+            let views = services.iter().map(|s| ServiceView::new(s, class));
+            reconcile::adopt_unheld(&mut self.alloc, views);
         }
         out.push(self.pool_metrics());
         out.extend(moved.into_iter().map(|(service, a)| Effect::Reallocating {
@@ -234,7 +235,8 @@ impl Engine {
             services
                 .iter()
                 .filter(|svc| {
-                    let d = reconcile::decide(&mut alloc, config, svc, class, cm);
+                    let d =
+                        reconcile::decide(&mut alloc, config, &ServiceView::new(svc, class), cm);
                     let writes = d
                         .wanted
                         .as_ref()
@@ -253,7 +255,8 @@ impl Engine {
         if self.rebuilt || self.config.is_none() {
             return None;
         }
-        let adopted = reconcile::rebuild(&mut self.alloc, services, class);
+        let views = services.iter().map(|s| ServiceView::new(s, class));
+        let adopted = reconcile::rebuild(&mut self.alloc, views);
         self.rebuilt = true;
         Some(adopted)
     }
@@ -510,7 +513,8 @@ mod tests {
         e.configure(&pool(range), cm_ref(), &[], CLASS, false);
         assert_eq!(e.rebuild(&[], CLASS), Some(0));
         for s in services {
-            let d = reconcile::decide(&mut e.alloc, e.config.as_ref(), s, CLASS, CM);
+            let view = ServiceView::new(s, CLASS);
+            let d = reconcile::decide(&mut e.alloc, e.config.as_ref(), &view, CM);
             assert!(d.allocated, "{d:?}");
         }
         e

@@ -8,7 +8,7 @@ use ferrolb_process::events::{EventSink, Publisher};
 use kube::runtime::events::Reporter;
 use tokio::sync::watch;
 
-use crate::metrics::Metrics;
+use crate::metrics::ControllerMetrics;
 
 /// Events waiting to be published, at most.
 pub const QUEUE_CAPACITY: usize = 1024;
@@ -22,7 +22,7 @@ pub const REPORTING_CONTROLLER: &str = "ferrolb-controller";
 pub fn start(
     client: kube::Client,
     identity: &str,
-    metrics: &Arc<Metrics>,
+    metrics: &Arc<ControllerMetrics>,
     leading: watch::Receiver<bool>,
 ) -> (EventSink, Publisher) {
     let reporter = Reporter {

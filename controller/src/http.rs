@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::metrics::Metrics;
+use crate::metrics::ControllerMetrics;
 
 /// Readiness, set by the controller as it starts.
 #[derive(Debug, Default)]
@@ -29,8 +29,8 @@ impl ferrolb_process::http::Readiness for Health {
     }
 }
 
-impl ferrolb_process::http::Exposition for Metrics {
+impl ferrolb_process::http::Exposition for ControllerMetrics {
     fn encode(&self) -> String {
-        Metrics::encode(self)
+        ControllerMetrics::encode(self)
     }
 }

@@ -11,7 +11,7 @@
 //!
 //! The decisions are [`LeaderState::step`], a step function on plain data (what
 //! the last API call answered, and the clock, in; the next call and whether we
-//! lead, out). [`Elector`] is the thin shell that makes the calls. Losing the
+//! lead, out). [`LeaderElector`] is the thin shell that makes the calls. Losing the
 //! Lease is not fatal: the replica steps down (stops writing at once) and keeps
 //! campaigning, so that a few API blips never end in a restart loop.
 
@@ -223,7 +223,7 @@ impl LeaderState {
 /// confirmed one, or that sees another holder, publishes `false` at that
 /// instant (the caller stops writing) and keeps campaigning.
 #[derive(Clone)]
-pub struct Elector {
+pub struct LeaderElector {
     pub api: Api<Lease>,
     pub name: String,
     pub identity: String,
@@ -231,7 +231,7 @@ pub struct Elector {
     pub renew_period: Duration,
 }
 
-impl Elector {
+impl LeaderElector {
     /// Campaigns and keeps the lease; returns only when `tx` has no receivers.
     pub async fn run(self, tx: watch::Sender<bool>) {
         let mut state = LeaderState::new(&self.identity, self.duration, self.renew_period);

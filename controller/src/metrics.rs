@@ -32,7 +32,7 @@ pub struct ResultLabels {
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// Every metric the controller exports, registered under the `ferrolb_` prefix.
-pub struct Metrics {
+pub struct ControllerMetrics {
     pub registry: Registry,
     /// Addresses in a pool. A float, because an IPv6 pool may hold up to 2^128 addresses.
     pub pool_size: Family<PoolLabels, FloatGauge>,
@@ -58,17 +58,17 @@ pub struct Metrics {
     pub reconcile_errors: Family<ReasonLabels, Counter>,
 }
 
-impl Default for Metrics {
+impl Default for ControllerMetrics {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Metrics {
+impl ControllerMetrics {
     /// Builds and registers every metric.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("ferrolb");
-        let m = Metrics {
+        let m = ControllerMetrics {
             pool_size: Family::default(),
             pool_in_use: Family::default(),
             pool_free: Family::default(),
@@ -139,7 +139,7 @@ impl Metrics {
                 reason: (*reason).to_owned(),
             });
         }
-        Metrics { registry, ..m }
+        ControllerMetrics { registry, ..m }
     }
 
     /// Renders the registry in the Prometheus text format.
@@ -175,7 +175,7 @@ mod tests {
 
     #[test]
     fn metrics_render_with_prefix_and_labels() {
-        let m = Metrics::new();
+        let m = ControllerMetrics::new();
         m.failure("PoolExhausted");
         m.config_stale.set(1);
         m.pool_size

@@ -1,18 +1,14 @@
-//! Reconcile decisions on plain data: given a Service and the allocator, what
-//! the Service's status must say and which Events to emit. No API calls here;
-//! `run` applies the decision.
+//! Reconcile decisions on plain data: given a Service (its [`ServiceView`]) and the
+//! allocator, what the Service's status must say and which Events to emit. No API
+//! calls here; `term` carries the decision out.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use ferrolb_config::Config;
 use ferrolb_core::alloc::{AllocError, Allocator};
 
 use crate::error::{Failure, NoteReason};
-
-use crate::slim::LbService;
-
-use crate::service::{self, has_our_condition, is_handled, status_ips};
+use crate::service::{Handling, ServiceView};
 use crate::status::Wanted;
 
 /// Event to publish on the Service.
@@ -28,7 +24,7 @@ pub struct Note {
 
 /// What reconciling one Service decided.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Decision {
+pub struct ServiceDecision {
     /// The status to write; `None` leaves the status alone.
     pub wanted: Option<Wanted>,
     /// Events to publish, in order.
@@ -41,50 +37,50 @@ pub struct Decision {
     pub released: bool,
 }
 
-/// Decides for one Service. `config` is `None` while no pool ConfigMap exists.
+/// Decides for one Service. `config` is `None` while no pool ConfigMap exists; `cm`
+/// names the ConfigMap in the Event that says so.
 pub fn decide(
     alloc: &mut Allocator,
     config: Option<&Config>,
-    svc: &LbService,
-    class: &str,
+    svc: &ServiceView,
     cm: &str,
-) -> Decision {
-    // The allocator's key: the Service's key as text (see `service::key`).
-    let key = service::key(svc).to_string();
-    if !is_handled(svc, class) {
-        return withdraw(alloc, config, svc, &key);
-    }
+) -> ServiceDecision {
+    let key = svc.holder_key();
+    let request = match &svc.handling {
+        Handling::NotHandled(_) => return withdraw(alloc, config, svc, &key),
+        Handling::Handled(request) => request,
+    };
+    let current = &svc.status_ips;
     let Some(_) = config else {
         // Without any configuration nothing is allocated, and nothing already
         // written is taken away: only Services still waiting are told why.
-        if !status_ips(svc).is_empty() {
-            return Decision::default();
+        if !current.is_empty() {
+            return ServiceDecision::default();
         }
         let message = format!("no pool configuration: ConfigMap {cm} does not exist");
         return fail(alloc, &key, Failure::NoConfiguration, message);
     };
-    let req = match service::to_request(svc) {
+    let req = match request {
         Ok(r) => r,
-        Err(message) => return fail(alloc, &key, Failure::InvalidRequest, message),
+        Err(message) => return fail(alloc, &key, Failure::InvalidRequest, message.clone()),
     };
 
     let mut notes = Vec::new();
-    let current = status_ips(svc);
     // A status ferrolb did not write was given by the tool ferrolb replaces.
-    let foreign = !current.is_empty() && !has_our_condition(svc);
-    if foreign && let Some(note) = outside_pools(alloc.config(), &current) {
+    let foreign = !current.is_empty() && !svc.our_condition;
+    if foreign && let Some(note) = outside_pools(alloc.config(), current) {
         // Never renumber a Service behind its users' back: the address stays (and
         // is still announced) until the operator adds it to a pool or clears it.
-        return Decision {
+        return ServiceDecision {
             notes: vec![note],
-            ..Decision::default()
+            ..ServiceDecision::default()
         };
     }
     if alloc.get(&key).is_none() && !current.is_empty() {
         // Adopt what the status already says (restart, a missed event, or the
         // previous tool's address) so that no Service changes IP; a conflict
         // means someone older holds it.
-        match alloc.assign_existing(&req, &current) {
+        match alloc.assign_existing(req, current) {
             Ok(_) => {}
             Err(e @ AllocError::IpInUse { .. }) => notes.push(Note {
                 warning: true,
@@ -96,22 +92,22 @@ pub fn decide(
                 reason: NoteReason::IpNotAdopted,
                 message: format!(
                     "{} in the status (written by another load-balancer implementation) cannot be kept: {e}; allocating another",
-                    crate::status::ip_list(&current)
+                    crate::status::ip_list(current)
                 ),
             }),
             Err(_) => {}
         }
     }
-    match alloc.allocate(&req) {
+    match alloc.allocate(req) {
         Ok(a) => {
-            let changed = a.ips != current;
+            let changed = a.ips != *current;
             if foreign && current.iter().all(|ip| a.ips.contains(ip)) {
                 notes.push(Note {
                     warning: false,
                     reason: NoteReason::IpAdopted,
                     message: format!(
                         "adopted {} (written to the status by another load-balancer implementation) into pool {}",
-                        crate::status::ip_list(&current),
+                        crate::status::ip_list(current),
                         a.pool
                     ),
                 });
@@ -124,14 +120,14 @@ pub fn decide(
                     message: format!("allocated {ips} from pool {}", a.pool),
                 });
             }
-            Decision {
+            ServiceDecision {
                 wanted: Some(Wanted::Allocated {
                     ips: a.ips,
                     pool: a.pool,
                 }),
                 notes,
                 allocated: changed,
-                ..Decision::default()
+                ..ServiceDecision::default()
             }
         }
         Err(e) => {
@@ -169,23 +165,23 @@ fn outside_pools(config: &Config, current: &[IpAddr]) -> Option<Note> {
 fn withdraw(
     alloc: &mut Allocator,
     config: Option<&Config>,
-    svc: &LbService,
+    svc: &ServiceView,
     key: &str,
-) -> Decision {
+) -> ServiceDecision {
     let released = alloc.release(key);
     let mut ours: Vec<IpAddr> = released.as_ref().map(|a| a.ips.clone()).unwrap_or_default();
-    if has_our_condition(svc) {
+    if svc.our_condition {
         // After a restart the allocator does not know foreign Services; the
         // condition proves ferrolb wrote the status, so its pool IPs are ours.
-        for ip in status_ips(svc) {
+        for &ip in &svc.status_ips {
             if !ours.contains(&ip) && config.is_none_or(|c| c.pools.iter().any(|p| p.contains(ip)))
             {
                 ours.push(ip);
             }
         }
     }
-    if ours.is_empty() && !has_our_condition(svc) {
-        return Decision::default();
+    if ours.is_empty() && !svc.our_condition {
+        return ServiceDecision::default();
     }
     let mut notes = Vec::new();
     if let Some(a) = &released {
@@ -196,18 +192,18 @@ fn withdraw(
             message: format!("released {ips}: the Service is no longer a ferrolb LoadBalancer"),
         });
     }
-    Decision {
+    ServiceDecision {
         wanted: Some(Wanted::Withdrawn { ours }),
         notes,
         released: released.is_some(),
-        ..Decision::default()
+        ..ServiceDecision::default()
     }
 }
 
-fn fail(alloc: &mut Allocator, key: &str, failure: Failure, message: String) -> Decision {
+fn fail(alloc: &mut Allocator, key: &str, failure: Failure, message: String) -> ServiceDecision {
     // No half-result: whatever the Service held is given back.
     let released = alloc.release(key).is_some();
-    Decision {
+    ServiceDecision {
         wanted: Some(Wanted::Failed {
             reason: failure.metric_label().to_owned(),
             message: message.clone(),
@@ -219,21 +215,20 @@ fn fail(alloc: &mut Allocator, key: &str, failure: Failure, message: String) -> 
         }],
         failure: Some(failure),
         released,
-        ..Decision::default()
+        ..ServiceDecision::default()
     }
 }
 
 /// Rebuilds the allocator from the IPs already in the Services' status,
 /// oldest Service first, so that of two Services claiming one IP the older
-/// keeps it. Returns how many Services were adopted.
-pub fn rebuild(alloc: &mut Allocator, services: &[Arc<LbService>], class: &str) -> usize {
+/// keeps it. Only Services ferrolb handles and whose request is valid count.
+/// Returns how many Services were adopted.
+pub fn rebuild(alloc: &mut Allocator, services: impl IntoIterator<Item = ServiceView>) -> usize {
     let items: Vec<_> = services
-        .iter()
-        .filter(|s| is_handled(s, class))
-        .filter_map(|s| {
-            let ips = status_ips(s);
-            let req = service::to_request(s).ok()?;
-            (!ips.is_empty()).then_some((req, ips))
+        .into_iter()
+        .filter_map(|s| match s.handling {
+            Handling::Handled(Ok(req)) if !s.status_ips.is_empty() => Some((req, s.status_ips)),
+            _ => None,
         })
         .collect();
     let total = items.len();
@@ -244,50 +239,25 @@ pub fn rebuild(alloc: &mut Allocator, services: &[Arc<LbService>], class: &str) 
 /// allocator does not hold (an address another tool gave, outside the old
 /// pools but inside the new ones) before any Service is reconciled, so that
 /// none of them is handed to another Service first. Returns how many.
-pub fn adopt_unheld(alloc: &mut Allocator, services: &[Arc<LbService>], class: &str) -> usize {
-    let unheld: Vec<Arc<LbService>> = services
-        .iter()
-        .filter(|s| alloc.get(&service::key(s).to_string()).is_none())
-        .cloned()
+pub fn adopt_unheld(
+    alloc: &mut Allocator,
+    services: impl IntoIterator<Item = ServiceView>,
+) -> usize {
+    let unheld: Vec<ServiceView> = services
+        .into_iter()
+        .filter(|s| alloc.get(&s.holder_key()).is_none())
         .collect();
-    rebuild(alloc, &unheld, class)
+    rebuild(alloc, unheld)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::NotHandled;
+    use crate::slim::LbService;
     use ferrolb_config::{IpRange, Pool};
-    use k8s_openapi::api::core::v1::{
-        LoadBalancerIngress, LoadBalancerStatus, Service, ServicePort, ServiceSpec, ServiceStatus,
-    };
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
-    use k8s_openapi::jiff::Timestamp;
-    use std::collections::BTreeMap;
-
-    /// The decisions on a full Service, as the watch caches it.
-    fn decide(
-        alloc: &mut Allocator,
-        config: Option<&Config>,
-        svc: &Service,
-        class: &str,
-        cm: &str,
-    ) -> Decision {
-        super::decide(
-            alloc,
-            config,
-            &LbService::from_service(svc).unwrap(),
-            class,
-            cm,
-        )
-    }
-
-    fn rebuild(alloc: &mut Allocator, services: &[Arc<Service>], class: &str) -> usize {
-        let slim: Vec<Arc<LbService>> = services
-            .iter()
-            .map(|s| Arc::new(LbService::from_service(s).unwrap()))
-            .collect();
-        super::rebuild(alloc, &slim, class)
-    }
+    use ferrolb_core::alloc::Request;
+    use ferrolb_core::service::ServiceKey;
 
     const CLASS: &str = "ferrolb.io/lb";
     const CM: &str = "ferrolb-system/ferrolb-config";
@@ -314,56 +284,45 @@ mod tests {
         }
     }
 
-    fn mk_service(name: &str, created: i64) -> Service {
-        Service {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some("default".into()),
-                creation_timestamp: Some(Time(Timestamp::from_second(created).unwrap())),
-                resource_version: Some("1".into()),
-                ..Default::default()
-            },
-            spec: Some(ServiceSpec {
-                type_: Some("LoadBalancer".into()),
-                ports: Some(vec![ServicePort {
-                    port: 80,
-                    protocol: Some("TCP".into()),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }),
-            status: None,
+    /// A LoadBalancer Service `default/<name>` that ferrolb handles, created at
+    /// `created` (seconds since the epoch), asking for nothing in particular, with an
+    /// empty status.
+    fn view(name: &str, created: i64) -> ServiceView {
+        ServiceView {
+            key: ServiceKey::new("default", name),
+            handling: Handling::Handled(Ok(Request {
+                key: format!("default/{name}"),
+                namespace: "default".into(),
+                created,
+                ..Request::default()
+            })),
+            status_ips: Vec::new(),
+            our_condition: false,
         }
     }
 
-    fn with_status(mut svc: Service, ips: &[&str], ours: bool) -> Service {
-        let conditions = ours.then(|| {
-            vec![Condition {
-                type_: crate::service::CONDITION_TYPE.into(),
-                status: "True".into(),
-                reason: "Allocated".into(),
-                message: String::new(),
-                observed_generation: None,
-                last_transition_time: Time(Timestamp::UNIX_EPOCH),
-            }]
-        });
-        svc.status = Some(ServiceStatus {
-            load_balancer: Some(LoadBalancerStatus {
-                ingress: Some(
-                    ips.iter()
-                        .map(|ip| LoadBalancerIngress {
-                            ip: Some((*ip).into()),
-                            ..Default::default()
-                        })
-                        .collect(),
-                ),
-            }),
-            conditions,
-        });
-        svc
+    /// `v` with `ips` in its status, written by ferrolb (its condition is there) when
+    /// `ours`, else by another implementation.
+    fn with_status(mut v: ServiceView, ips: &[&str], ours: bool) -> ServiceView {
+        v.status_ips = ips.iter().map(|ip| ip.parse().unwrap()).collect();
+        v.our_condition = ours;
+        v
     }
 
-    fn ips(d: &Decision) -> Vec<String> {
+    /// `v` as a Service ferrolb no longer handles.
+    fn not_handled(v: ServiceView, why: NotHandled) -> ServiceView {
+        ServiceView {
+            handling: Handling::NotHandled(why),
+            ..v
+        }
+    }
+
+    /// The view of a Service object, as the reconcile reads it.
+    fn view_of(svc: serde_json::Value) -> ServiceView {
+        ServiceView::new(&serde_json::from_value::<LbService>(svc).unwrap(), CLASS)
+    }
+
+    fn ips(d: &ServiceDecision) -> Vec<String> {
         match &d.wanted {
             Some(Wanted::Allocated { ips, .. }) => ips.iter().map(ToString::to_string).collect(),
             other => panic!("expected an allocation, got {other:?}"),
@@ -376,9 +335,36 @@ mod tests {
     }
 
     #[test]
+    fn the_builders_stand_for_the_services_they_name() {
+        let svc = |status: serde_json::Value| {
+            serde_json::json!({
+                "metadata": {"name": "web", "namespace": "default", "resourceVersion": "1",
+                    "creationTimestamp": "1970-01-01T00:00:01Z"},
+                "spec": {"type": "LoadBalancer", "ports": [{"port": 80, "protocol": "TCP"}]},
+                "status": status
+            })
+        };
+        assert_eq!(view_of(svc(serde_json::json!({}))), view("web", 1));
+        let ingress = serde_json::json!({"ingress": [{"ip": "192.0.2.11"}]});
+        assert_eq!(
+            view_of(svc(serde_json::json!({"loadBalancer": ingress}))),
+            with_status(view("web", 1), &["192.0.2.11"], false)
+        );
+        let condition = serde_json::json!([{"type": crate::service::CONDITION_TYPE,
+            "status": "True", "reason": "Allocated", "message": "",
+            "lastTransitionTime": "1970-01-01T00:00:00Z"}]);
+        assert_eq!(
+            view_of(svc(
+                serde_json::json!({"loadBalancer": ingress, "conditions": condition})
+            )),
+            with_status(view("web", 1), &["192.0.2.11"], true)
+        );
+    }
+
+    #[test]
     fn new_service_gets_lowest_ip_and_an_event() {
         let (mut a, c) = setup();
-        let d = decide(&mut a, Some(&c), &mk_service("web", 1), CLASS, CM);
+        let d = decide(&mut a, Some(&c), &view("web", 1), CM);
         assert_eq!(ips(&d), ["192.0.2.10"]);
         assert!(d.allocated);
         assert_eq!(d.notes.len(), 1);
@@ -389,8 +375,8 @@ mod tests {
     #[test]
     fn service_already_showing_its_ip_gets_no_new_event() {
         let (mut a, c) = setup();
-        let svc = with_status(mk_service("web", 1), &["192.0.2.11"], true);
-        let d = decide(&mut a, Some(&c), &svc, CLASS, CM);
+        let svc = with_status(view("web", 1), &["192.0.2.11"], true);
+        let d = decide(&mut a, Some(&c), &svc, CM);
         assert_eq!(
             ips(&d),
             ["192.0.2.11"],
@@ -403,29 +389,28 @@ mod tests {
     #[test]
     fn foreign_class_and_other_types_are_left_alone() {
         let (mut a, c) = setup();
-        let mut svc = mk_service("web", 1);
-        svc.spec.as_mut().unwrap().load_balancer_class = Some("example.com/other".into());
+        let svc = not_handled(view("web", 1), NotHandled::OtherClass);
         assert_eq!(
-            decide(&mut a, Some(&c), &svc, CLASS, CM),
-            Decision::default()
+            decide(&mut a, Some(&c), &svc, CM),
+            ServiceDecision::default()
         );
-        let mut svc = with_status(mk_service("web", 1), &["203.0.113.5"], false);
-        svc.spec.as_mut().unwrap().type_ = Some("ClusterIP".into());
+        let svc = with_status(view("web", 1), &["203.0.113.5"], false);
+        let svc = not_handled(svc, NotHandled::NotLoadBalancer);
         assert_eq!(
-            decide(&mut a, Some(&c), &svc, CLASS, CM),
-            Decision::default()
+            decide(&mut a, Some(&c), &svc, CM),
+            ServiceDecision::default()
         );
     }
 
     #[test]
     fn type_change_releases_and_withdraws_only_ours() {
         let (mut a, c) = setup();
-        let svc = mk_service("web", 1);
-        let d = decide(&mut a, Some(&c), &svc, CLASS, CM);
+        let svc = view("web", 1);
+        let d = decide(&mut a, Some(&c), &svc, CM);
         assert_eq!(ips(&d), ["192.0.2.10"]);
-        let mut svc = with_status(svc, &["192.0.2.10", "203.0.113.5"], true);
-        svc.spec.as_mut().unwrap().type_ = Some("ClusterIP".into());
-        let d = decide(&mut a, Some(&c), &svc, CLASS, CM);
+        let svc = with_status(svc, &["192.0.2.10", "203.0.113.5"], true);
+        let svc = not_handled(svc, NotHandled::NotLoadBalancer);
+        let d = decide(&mut a, Some(&c), &svc, CM);
         assert!(d.released);
         assert_eq!(
             d.wanted,
@@ -438,11 +423,26 @@ mod tests {
     }
 
     #[test]
+    fn a_service_being_deleted_gives_its_address_back_at_once() {
+        let (mut a, c) = setup();
+        let svc = with_status(view("web", 1), &["192.0.2.10"], true);
+        assert_eq!(ips(&decide(&mut a, Some(&c), &svc, CM)), ["192.0.2.10"]);
+        let d = decide(
+            &mut a,
+            Some(&c),
+            &not_handled(svc, NotHandled::Deleting),
+            CM,
+        );
+        assert!(d.released);
+        assert!(a.is_free("192.0.2.10".parse().unwrap()));
+    }
+
+    #[test]
     fn exhausted_pool_fails_with_warning_and_no_half_result() {
         let (mut a, c) = setup();
-        decide(&mut a, Some(&c), &mk_service("a", 1), CLASS, CM);
-        decide(&mut a, Some(&c), &mk_service("b", 2), CLASS, CM);
-        let d = decide(&mut a, Some(&c), &mk_service("c", 3), CLASS, CM);
+        decide(&mut a, Some(&c), &view("a", 1), CM);
+        decide(&mut a, Some(&c), &view("b", 2), CM);
+        let d = decide(&mut a, Some(&c), &view("c", 3), CM);
         assert_eq!(d.failure, Some(Failure::Allocation("PoolExhausted")));
         assert!(
             matches!(&d.wanted, Some(Wanted::Failed { reason, .. }) if reason == "PoolExhausted")
@@ -454,12 +454,12 @@ mod tests {
     #[test]
     fn bad_annotation_is_an_invalid_request() {
         let (mut a, c) = setup();
-        let mut svc = mk_service("web", 1);
-        svc.metadata.annotations = Some(BTreeMap::from([(
-            "ferrolb.io/loadBalancerIPs".to_owned(),
-            "not-an-ip".to_owned(),
-        )]));
-        let d = decide(&mut a, Some(&c), &svc, CLASS, CM);
+        let svc = view_of(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "default",
+                "annotations": {"ferrolb.io/loadBalancerIPs": "not-an-ip"}},
+            "spec": {"type": "LoadBalancer"}
+        }));
+        let d = decide(&mut a, Some(&c), &svc, CM);
         assert_eq!(d.failure, Some(Failure::InvalidRequest));
         assert!(d.notes[0].message.contains("not-an-ip"), "{:?}", d.notes);
     }
@@ -467,30 +467,26 @@ mod tests {
     #[test]
     fn without_configuration_nothing_is_allocated_and_nothing_taken() {
         let (mut a, _) = setup();
-        let d = decide(&mut a, None, &mk_service("new", 1), CLASS, CM);
+        let d = decide(&mut a, None, &view("new", 1), CM);
         assert_eq!(d.failure, Some(Failure::NoConfiguration));
         assert!(d.notes[0].message.contains(CM));
-        let held = with_status(mk_service("old", 1), &["192.0.2.10"], true);
-        assert_eq!(decide(&mut a, None, &held, CLASS, CM), Decision::default());
+        let held = with_status(view("old", 1), &["192.0.2.10"], true);
+        assert_eq!(decide(&mut a, None, &held, CM), ServiceDecision::default());
     }
 
     #[test]
     fn rebuild_keeps_ips_and_the_older_service_wins_a_duplicate() {
         let (mut a, c) = setup();
-        let older = Arc::new(with_status(mk_service("older", 100), &["192.0.2.11"], true));
-        let younger = Arc::new(with_status(
-            mk_service("younger", 200),
-            &["192.0.2.11"],
-            true,
-        ));
+        let older = with_status(view("older", 100), &["192.0.2.11"], true);
+        let younger = with_status(view("younger", 200), &["192.0.2.11"], true);
         // Order of the list must not matter.
-        let adopted = rebuild(&mut a, &[younger.clone(), older.clone()], CLASS);
+        let adopted = rebuild(&mut a, [younger.clone(), older]);
         assert_eq!(adopted, 1);
         assert_eq!(
             a.get("default/older").unwrap().ips,
             vec!["192.0.2.11".parse::<IpAddr>().unwrap()]
         );
-        let d = decide(&mut a, Some(&c), &younger, CLASS, CM);
+        let d = decide(&mut a, Some(&c), &younger, CM);
         assert_eq!(ips(&d), ["192.0.2.10"], "the younger one moves");
         assert_eq!(d.notes[0].reason, NoteReason::IpConflict);
         assert!(d.notes[0].warning);
@@ -498,11 +494,25 @@ mod tests {
     }
 
     #[test]
+    fn rebuild_skips_services_not_handled_or_invalid() {
+        let (mut a, _) = setup();
+        let gone = not_handled(
+            with_status(view("gone", 1), &["192.0.2.10"], true),
+            NotHandled::Deleting,
+        );
+        let mut invalid = with_status(view("invalid", 2), &["192.0.2.11"], true);
+        invalid.handling = Handling::Handled(Err("bad annotation".into()));
+        assert_eq!(rebuild(&mut a, [gone, invalid]), 0);
+        assert!(a.is_free("192.0.2.10".parse().unwrap()));
+        assert!(a.is_free("192.0.2.11".parse().unwrap()));
+    }
+
+    #[test]
     fn a_previous_tools_address_in_a_pool_is_adopted_with_an_event() {
         let (mut a, c) = setup();
         // Written by the tool ferrolb replaces: no ferrolb condition.
-        let svc = with_status(mk_service("web", 1), &["192.0.2.11"], false);
-        let d = decide(&mut a, Some(&c), &svc, CLASS, CM);
+        let svc = with_status(view("web", 1), &["192.0.2.11"], false);
+        let d = decide(&mut a, Some(&c), &svc, CM);
         assert_eq!(ips(&d), ["192.0.2.11"], "kept, not moved to the lowest");
         assert!(!d.allocated);
         assert_eq!(d.notes.len(), 1, "{:?}", d.notes);
@@ -517,8 +527,8 @@ mod tests {
             vec!["192.0.2.11".parse::<IpAddr>().unwrap()]
         );
         // The status write adds ferrolb's condition; once it is there, no more events.
-        let svc = with_status(mk_service("web", 1), &["192.0.2.11"], true);
-        let d = decide(&mut a, Some(&c), &svc, CLASS, CM);
+        let svc = with_status(view("web", 1), &["192.0.2.11"], true);
+        let d = decide(&mut a, Some(&c), &svc, CM);
         assert_eq!(ips(&d), ["192.0.2.11"]);
         assert!(d.notes.is_empty());
     }
@@ -526,27 +536,15 @@ mod tests {
     #[test]
     fn adoption_after_rebuild_changes_no_address() {
         let (mut a, c) = setup();
-        let svcs: Vec<Arc<Service>> = [("a", "192.0.2.11"), ("b", "192.0.2.10")]
+        let svcs: Vec<ServiceView> = [("a", "192.0.2.11"), ("b", "192.0.2.10")]
             .iter()
             .enumerate()
-            .map(|(i, (n, ip))| Arc::new(with_status(mk_service(n, i as i64), &[ip], false)))
+            .map(|(i, (n, ip))| with_status(view(n, i as i64), &[ip], false))
             .collect();
-        assert_eq!(rebuild(&mut a, &svcs, CLASS), 2);
+        assert_eq!(rebuild(&mut a, svcs.clone()), 2);
         for svc in &svcs {
-            let d = decide(&mut a, Some(&c), svc, CLASS, CM);
-            let before = svc
-                .status
-                .as_ref()
-                .unwrap()
-                .load_balancer
-                .as_ref()
-                .unwrap()
-                .ingress
-                .as_ref()
-                .unwrap()[0]
-                .ip
-                .clone()
-                .unwrap();
+            let d = decide(&mut a, Some(&c), svc, CM);
+            let before = svc.status_ips[0].to_string();
             assert_eq!(ips(&d), [before]);
             assert_eq!(
                 d.notes.iter().map(|n| n.reason).collect::<Vec<_>>(),
@@ -558,8 +556,8 @@ mod tests {
     #[test]
     fn a_previous_tools_address_outside_every_pool_is_reported_and_left_alone() {
         let (mut a, c) = setup();
-        let svc = with_status(mk_service("web", 1), &["203.0.113.50"], false);
-        let d = decide(&mut a, Some(&c), &svc, CLASS, CM);
+        let svc = with_status(view("web", 1), &["203.0.113.50"], false);
+        let d = decide(&mut a, Some(&c), &svc, CM);
         assert_eq!(d.wanted, None, "the status is not touched");
         assert!(!d.allocated);
         assert_eq!(d.notes.len(), 1);
@@ -575,8 +573,8 @@ mod tests {
         assert!(a.get("default/web").is_none());
         assert!(a.is_free("192.0.2.10".parse().unwrap()));
         // Dual-stack with one address outside: left alone too.
-        let svc = with_status(mk_service("ds", 1), &["192.0.2.10", "2001:db8::1"], false);
-        let d = decide(&mut a, Some(&c), &svc, CLASS, CM);
+        let svc = with_status(view("ds", 1), &["192.0.2.10", "2001:db8::1"], false);
+        let d = decide(&mut a, Some(&c), &svc, CM);
         assert_eq!(d.wanted, None);
         assert!(d.notes[0].message.starts_with("2001:db8::1 in the status"));
     }
@@ -586,8 +584,8 @@ mod tests {
         // The pools changed while the controller was down: ferrolb's own status is
         // ferrolb's to correct (the configuration change renumbers, as documented).
         let (mut a, c) = setup();
-        let svc = with_status(mk_service("web", 1), &["203.0.113.50"], true);
-        let d = decide(&mut a, Some(&c), &svc, CLASS, CM);
+        let svc = with_status(view("web", 1), &["203.0.113.50"], true);
+        let d = decide(&mut a, Some(&c), &svc, CM);
         assert_eq!(ips(&d), ["192.0.2.10"]);
         assert_eq!(d.notes[0].reason, NoteReason::IpAllocated);
     }
@@ -598,8 +596,8 @@ mod tests {
         pool.namespaces = Some(vec!["prod".into()]);
         let c = mk_config(vec![pool, mk_pool("other", "198.51.100.1", "198.51.100.1")]);
         let mut a = Allocator::new(c.clone());
-        let svc = with_status(mk_service("web", 1), &["192.0.2.11"], false);
-        let d = decide(&mut a, Some(&c), &svc, CLASS, CM);
+        let svc = with_status(view("web", 1), &["192.0.2.11"], false);
+        let d = decide(&mut a, Some(&c), &svc, CM);
         assert_eq!(ips(&d), ["198.51.100.1"]);
         assert_eq!(d.notes[0].reason, NoteReason::IpNotAdopted);
         assert!(d.notes[0].warning);
@@ -615,32 +613,21 @@ mod tests {
     #[test]
     fn a_configuration_change_adopts_addresses_before_anyone_else_takes_them() {
         let (mut a, c) = setup();
-        let held = Arc::new(with_status(mk_service("held", 1), &["192.0.2.10"], true));
-        let outside = Arc::new(with_status(
-            mk_service("outside", 2),
-            &["203.0.113.50"],
-            false,
-        ));
-        assert_eq!(rebuild(&mut a, &[held.clone(), outside.clone()], CLASS), 1);
+        let held = with_status(view("held", 1), &["192.0.2.10"], true);
+        let outside = with_status(view("outside", 2), &["203.0.113.50"], false);
+        let both = [held, outside];
+        assert_eq!(rebuild(&mut a, both.clone()), 1);
         // The outside address joins a pool: adopted at once, the held one untouched.
         let mut c2 = c.clone();
         c2.pools
             .push(mk_pool("legacy", "203.0.113.50", "203.0.113.50"));
         assert!(a.set_config(c2.clone()).is_empty());
-        let slim: Vec<Arc<LbService>> = [held, outside]
-            .iter()
-            .map(|s| Arc::new(LbService::from_service(s).unwrap()))
-            .collect();
-        assert_eq!(super::adopt_unheld(&mut a, &slim, CLASS), 1);
+        assert_eq!(adopt_unheld(&mut a, both.clone()), 1);
         assert_eq!(
             a.get("default/outside").unwrap().ips,
             vec!["203.0.113.50".parse::<IpAddr>().unwrap()]
         );
         assert_eq!(a.get("default/outside").unwrap().pool, "legacy");
-        assert_eq!(
-            super::adopt_unheld(&mut a, &slim, CLASS),
-            0,
-            "nothing left to adopt"
-        );
+        assert_eq!(adopt_unheld(&mut a, both), 0, "nothing left to adopt");
     }
 }

@@ -33,8 +33,8 @@ use crate::cli::RunArgs;
 use crate::engine::Engine;
 pub use crate::error::Error;
 use crate::http::Health;
-use crate::leader::Elector;
-use crate::metrics::Metrics;
+use crate::leader::LeaderElector;
+use crate::metrics::ControllerMetrics;
 use crate::service;
 use crate::slim::LbService as Service;
 use crate::term::Term;
@@ -44,7 +44,7 @@ pub struct Ctx {
     pub(crate) client: Client,
     pub(crate) engine: Mutex<Engine>,
     pub(crate) events: EventSink,
-    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<ControllerMetrics>,
     pub(crate) class: String,
     pub(crate) cm_ref: String,
     pub(crate) leading: watch::Receiver<bool>,
@@ -91,7 +91,7 @@ pub async fn client(args: &RunArgs) -> Result<Client, Error> {
 /// Runs the controller until SIGTERM/SIGINT; losing leadership only ends a term.
 pub async fn run(args: RunArgs) -> Result<(), Error> {
     let client = client(&args).await?;
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(ControllerMetrics::new());
     let health = Arc::new(Health::default());
     let identity = args.identity.clone().unwrap_or_else(default_identity);
     let (addr, serve) =
@@ -107,7 +107,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         .leader_namespace
         .clone()
         .unwrap_or_else(|| args.config_namespace.clone());
-    let elector = Elector {
+    let elector = LeaderElector {
         api: Api::<Lease>::namespaced(client.clone(), &leader_ns),
         name: args.leader_lease.clone(),
         identity: identity.clone(),

@@ -1,10 +1,11 @@
 //! Reading a Service: whether ferrolb handles it, what it asks for, what its
-//! status holds. Pure functions over k8s-openapi types.
+//! status holds. [`ServiceView`] reads all of it at once, so that the reconcile
+//! decides on plain data; the functions below are the readers it is built from.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use ferrolb_core::alloc::{FamilyPolicy, IpFamily, Port, Protocol, Request};
+use ferrolb_core::alloc::{FamilyPolicy, HolderKey, IpFamily, Port, Protocol, Request};
 use ferrolb_core::annotations;
 use ferrolb_core::service::ServiceKey;
 
@@ -12,6 +13,70 @@ use crate::slim::LbService;
 
 /// Type of the condition ferrolb writes to `status.conditions`.
 pub const CONDITION_TYPE: &str = "ferrolb.io/IPAllocated";
+
+/// Why ferrolb leaves a Service alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotHandled {
+    /// `spec.type` is not `LoadBalancer`.
+    NotLoadBalancer,
+    /// `spec.loadBalancerClass` names another implementation.
+    OtherClass,
+    /// A LoadBalancer of ferrolb's class that is being deleted: the controller
+    /// releases its addresses at once rather than when the object is gone
+    /// ([`ferrolb_core::service::WhileDeleting::NotOurs`]).
+    Deleting,
+}
+
+/// Whether ferrolb handles a Service, and what it asks for when it does.
+// Views are short-lived (built to decide on or rebuild from, then dropped), so the
+// larger variant's size does not last; boxing it would cost an allocation per Service.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handling {
+    /// ferrolb's: the allocator's request, or the text naming the bad annotation or
+    /// field that kept it from being built ([`to_request`]).
+    Handled(Result<Request, String>),
+    /// Not ferrolb's, and why.
+    NotHandled(NotHandled),
+}
+
+/// A Service as the reconcile decides on it, read once from the object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceView {
+    /// The Service's identity ([`key`]).
+    pub key: ServiceKey,
+    /// Whether ferrolb handles it; its request when it does.
+    pub handling: Handling,
+    /// The IPs in `status.loadBalancer.ingress`, in order, without duplicates or
+    /// hostnames ([`ferrolb_core::service::ingress_ips`]).
+    pub status_ips: Vec<IpAddr>,
+    /// True when the status carries ferrolb's condition ([`CONDITION_TYPE`]), i.e.
+    /// ferrolb wrote it.
+    pub our_condition: bool,
+}
+
+impl ServiceView {
+    /// Reads `svc` for a controller of loadBalancerClass `class`. The request is
+    /// built only for a Service ferrolb handles: the store holds every Service of the
+    /// cluster, and the others never need one.
+    pub fn new(svc: &LbService, class: &str) -> Self {
+        let handling = match not_handled(svc, class) {
+            None => Handling::Handled(to_request(svc)),
+            Some(why) => Handling::NotHandled(why),
+        };
+        Self {
+            key: key(svc),
+            handling,
+            status_ips: status_ips(svc),
+            our_condition: has_our_condition(svc),
+        }
+    }
+
+    /// The allocator's key: the Service's key as text (see [`key`]).
+    pub fn holder_key(&self) -> HolderKey {
+        self.key.to_string()
+    }
+}
 
 /// Drops the metadata the controller never reads before a Service is cached (the
 /// store holds every Service of the cluster), and the ports and selector of
@@ -64,25 +129,38 @@ pub fn key(svc: &LbService) -> ServiceKey {
     )
 }
 
-/// True when ferrolb is responsible for the Service: type LoadBalancer and a
-/// loadBalancerClass that is unset or ours, and not being deleted.
-pub fn is_handled(svc: &LbService, class: &str) -> bool {
-    ferrolb_core::service::is_ours(
-        svc.spec.type_.as_deref(),
-        svc.spec.load_balancer_class.as_deref(),
+/// `None` when ferrolb is responsible for the Service (type LoadBalancer, a
+/// loadBalancerClass that is unset or `class`, not being deleted), else why not.
+/// [`ferrolb_core::service::is_ours`] decides; the reason only names which part failed.
+fn not_handled(svc: &LbService, class: &str) -> Option<NotHandled> {
+    let type_ = svc.spec.type_.as_deref();
+    let lb_class = svc.spec.load_balancer_class.as_deref();
+    let deleting = svc.metadata.deletion_timestamp.is_some();
+    let ours = ferrolb_core::service::is_ours(
+        type_,
+        lb_class,
         class,
-        svc.metadata.deletion_timestamp.is_some(),
+        deleting,
         ferrolb_core::service::WhileDeleting::NotOurs,
-    )
+    );
+    if ours {
+        None
+    } else if type_ != Some("LoadBalancer") {
+        Some(NotHandled::NotLoadBalancer)
+    } else if lb_class.is_some_and(|c| c != class) {
+        Some(NotHandled::OtherClass)
+    } else {
+        Some(NotHandled::Deleting)
+    }
 }
 
 /// The IPs in `status.loadBalancer.ingress` ([`ferrolb_core::service::ingress_ips`]).
-pub fn status_ips(svc: &LbService) -> Vec<IpAddr> {
+fn status_ips(svc: &LbService) -> Vec<IpAddr> {
     ferrolb_core::service::ingress_ips(svc.status.ingress.iter().map(|i| i.ip.as_deref()))
 }
 
 /// True when the Service carries ferrolb's condition, i.e. ferrolb wrote its status.
-pub fn has_our_condition(svc: &LbService) -> bool {
+fn has_our_condition(svc: &LbService) -> bool {
     svc.status
         .conditions
         .iter()
@@ -90,7 +168,7 @@ pub fn has_our_condition(svc: &LbService) -> bool {
 }
 
 /// The creation time as a sortable number (seconds since the epoch; 0 when unset).
-pub fn created(svc: &LbService) -> i64 {
+fn created(svc: &LbService) -> i64 {
     svc.metadata
         .creation_timestamp
         .as_ref()
@@ -168,6 +246,95 @@ pub fn to_request(svc: &LbService) -> Result<Request, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const CLASS: &str = "ferrolb.io/lb";
+
+    fn view(svc: serde_json::Value) -> ServiceView {
+        ServiceView::new(&serde_json::from_value::<LbService>(svc).unwrap(), CLASS)
+    }
+
+    #[test]
+    fn the_view_says_whether_and_why_a_service_is_handled() {
+        let meta = serde_json::json!({"name": "web", "namespace": "prod"});
+        let deleting = serde_json::json!({"name": "web", "namespace": "prod",
+            "deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": ["example.com/hold"]});
+        let cases = [
+            (
+                meta.clone(),
+                serde_json::json!({"type": "LoadBalancer"}),
+                None,
+            ),
+            (
+                meta.clone(),
+                serde_json::json!({"type": "LoadBalancer", "loadBalancerClass": CLASS}),
+                None,
+            ),
+            (
+                meta.clone(),
+                serde_json::json!({"type": "LoadBalancer", "loadBalancerClass": "example.com/lb"}),
+                Some(NotHandled::OtherClass),
+            ),
+            (
+                meta.clone(),
+                serde_json::json!({"type": "ClusterIP"}),
+                Some(NotHandled::NotLoadBalancer),
+            ),
+            (
+                meta,
+                serde_json::json!({}),
+                Some(NotHandled::NotLoadBalancer),
+            ),
+            (
+                deleting.clone(),
+                serde_json::json!({"type": "LoadBalancer"}),
+                Some(NotHandled::Deleting),
+            ),
+            (
+                deleting,
+                serde_json::json!({"type": "NodePort"}),
+                Some(NotHandled::NotLoadBalancer),
+            ),
+        ];
+        for (metadata, spec, why) in cases {
+            let v = view(serde_json::json!({"metadata": metadata, "spec": spec}));
+            assert_eq!(v.key, ServiceKey::new("prod", "web"));
+            match (why, &v.handling) {
+                (None, Handling::Handled(Ok(req))) => assert_eq!(req.key, "prod/web"),
+                (Some(why), Handling::NotHandled(got)) => assert_eq!(*got, why, "{spec}"),
+                (_, got) => panic!("{spec}: expected {why:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_view_holds_the_request_error_and_the_status_as_read() {
+        let v = view(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "prod",
+                "annotations": {"ferrolb.io/loadBalancerIPs": "not-an-ip"}},
+            "spec": {"type": "LoadBalancer"},
+            "status": {
+                "loadBalancer": {"ingress": [{"ip": "192.0.2.7"}, {"hostname": "lb.example.org"},
+                    {"ip": " 192.0.2.7 "}, {"ip": "2001:db8::7"}]},
+                "conditions": [{"type": "example.com/Other", "status": "True", "reason": "X",
+                    "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]
+            }
+        }));
+        let Handling::Handled(Err(e)) = &v.handling else {
+            panic!("expected the request's error, got {:?}", v.handling);
+        };
+        assert!(e.contains("not-an-ip"), "{e}");
+        assert_eq!(
+            v.status_ips,
+            [
+                "192.0.2.7".parse::<IpAddr>().unwrap(),
+                "2001:db8::7".parse().unwrap()
+            ]
+        );
+        assert!(
+            !v.our_condition,
+            "another controller's condition is not ferrolb's"
+        );
+    }
 
     #[test]
     fn trim_keeps_everything_a_request_needs() {

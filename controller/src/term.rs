@@ -19,9 +19,9 @@ use tracing::{debug, info, warn};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::http::Health;
-use crate::reconcile::{self, Decision};
+use crate::reconcile::{self, ServiceDecision};
 use crate::run::Ctx;
-use crate::service;
+use crate::service::{self, ServiceView};
 use crate::slim::LbService as Service;
 use crate::status;
 
@@ -34,7 +34,9 @@ const MEMBERSHIP_CHECK_MAX_PERIOD: Duration = Duration::from_secs(30);
 /// Reconciles one Service: decide under the allocator lock, then write.
 pub(crate) async fn reconcile_one(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let start = Instant::now();
-    let decision: Decision = {
+    // Read before the allocator lock is taken: the lock is held only to decide.
+    let view = ServiceView::new(&svc, &ctx.class);
+    let decision: ServiceDecision = {
         let mut e = ctx.engine.lock().expect("lock");
         if !e.open() {
             // Not rebuilt yet: allocating now could hand out an IP some other
@@ -42,7 +44,7 @@ pub(crate) async fn reconcile_one(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Ac
             return Ok(Action::await_change());
         }
         let Engine { alloc, config, .. } = &mut *e;
-        let d = reconcile::decide(alloc, config.as_ref(), &svc, &ctx.class, &ctx.cm_ref);
+        let d = reconcile::decide(alloc, config.as_ref(), &view, &ctx.cm_ref);
         if d.allocated || d.released {
             ctx.set_pool_metrics(&e.alloc.pool_stats());
         }
@@ -75,7 +77,7 @@ pub(crate) async fn reconcile_one(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Ac
             ctx.client.clone(),
             svc.namespace().as_deref().unwrap_or("default"),
         );
-        debug!(service = %service::key(&svc), ?wanted, "writing status");
+        debug!(service = %view.key, ?wanted, "writing status");
         api.patch_status(
             &svc.name_any(),
             &PatchParams::default(),

@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use cap::Cap;
 use ferrolb_core::wire::{
-    Decision, GratuitousForm, MacAddr, Packet, decide, gratuitous_arp, unsolicited_na,
+    FrameDecision, GratuitousForm, MacAddr, Packet, decide, gratuitous_arp, unsolicited_na,
 };
 
 #[global_allocator]
@@ -70,14 +70,14 @@ fn deciding_on_received_frames_and_building_announcements_never_allocates() {
         for f in &frames {
             for n in 0..=f.len() {
                 match decide(black_box(&f[..n]), me, is_announced) {
-                    Decision::Answer(..) => answers += 1,
-                    Decision::Drop(e) => {
+                    FrameDecision::Answer(..) => answers += 1,
+                    FrameDecision::Drop(e) => {
                         // Formatting is how the speaker traces a drop; the error itself
                         // must not own anything.
                         black_box(e);
                         drops += 1
                     }
-                    Decision::NotAnnounced(_) => {}
+                    FrameDecision::NotAnnounced(_) => {}
                 }
             }
             // Parsing alone (the benches and the lab use it) is just as free.

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ferrolb_core::wire::{
-    ArpOperation, ArpRepr, Decision, Error, EtherType, EthernetRepr, GratuitousForm, MacAddr,
+    ArpOperation, ArpRepr, Error, EtherType, EthernetRepr, FrameDecision, GratuitousForm, MacAddr,
     NdiscRepr, NeighborFlags, Packet, Protocol, decide, gratuitous_arp, respond,
     solicited_node_mac, unsolicited_na,
 };
@@ -60,7 +60,7 @@ fn set(ips: &[&str]) -> BTreeSet<IpAddr> {
 }
 
 /// B's view: it announces `ips`.
-fn b_decides(frame: &[u8], ips: &[&str]) -> Decision {
+fn b_decides(frame: &[u8], ips: &[&str]) -> FrameDecision {
     let s = set(ips);
     decide(frame, MAC_B, |ip| s.contains(&ip))
 }
@@ -91,7 +91,7 @@ fn arp_request_parses() {
 fn answer_to_arp_request_is_byte_identical_to_the_kernels() {
     let d = b_decides(&hex(ARP_REQUEST), &["192.0.2.1"]);
     match d {
-        Decision::Answer(Protocol::Arp, r) => assert_eq!(r.as_bytes(), &hex(ARP_REPLY)[..]),
+        FrameDecision::Answer(Protocol::Arp, r) => assert_eq!(r.as_bytes(), &hex(ARP_REPLY)[..]),
         other => panic!("expected an ARP answer, got {other:?}"),
     }
 }
@@ -109,11 +109,11 @@ fn arp_request_padded_to_ethernet_minimum_is_answered_the_same() {
 fn arp_request_for_an_ip_not_announced_is_seen_not_answered() {
     assert_eq!(
         b_decides(&hex(ARP_REQUEST), &["192.0.2.2", "2001:db8::1"]),
-        Decision::NotAnnounced(Protocol::Arp)
+        FrameDecision::NotAnnounced(Protocol::Arp)
     );
     assert_eq!(
         b_decides(&hex(ARP_REQUEST), &[]),
-        Decision::NotAnnounced(Protocol::Arp)
+        FrameDecision::NotAnnounced(Protocol::Arp)
     );
 }
 
@@ -130,7 +130,7 @@ fn arp_reply_parses_and_is_never_answered() {
     // Even if A "announced" the addresses involved, a reply is not a question.
     let d = decide(&hex(ARP_REPLY), MAC_A, |_| true);
     assert!(
-        matches!(d, Decision::Drop(Error::Unsupported { .. })),
+        matches!(d, FrameDecision::Drop(Error::Unsupported { .. })),
         "{d:?}"
     );
 }
@@ -140,7 +140,7 @@ fn arp_probe_from_unspecified_sender_is_answered_to_its_mac() {
     // RFC 5227 probe for 192.0.2.1 (built from the real request: sender IP zeroed).
     let mut f = hex(ARP_REQUEST);
     f[28..32].copy_from_slice(&[0, 0, 0, 0]);
-    let Decision::Answer(_, r) = b_decides(&f, &["192.0.2.1"]) else {
+    let FrameDecision::Answer(_, r) = b_decides(&f, &["192.0.2.1"]) else {
         panic!("probe not answered")
     };
     let Packet::Arp { eth, arp } = Packet::parse(r.as_bytes()).unwrap() else {
@@ -175,7 +175,7 @@ fn ns_to_solicited_node_group_parses() {
 #[test]
 fn answer_to_multicast_ns_is_byte_identical_to_the_kernels_na() {
     match b_decides(&hex(NDP_NS_MULTICAST), &["2001:db8::1"]) {
-        Decision::Answer(Protocol::Ndp, r) => {
+        FrameDecision::Answer(Protocol::Ndp, r) => {
             assert_eq!(r.as_bytes(), &hex(NDP_NA_SOLICITED)[..])
         }
         other => panic!("expected an NA, got {other:?}"),
@@ -186,7 +186,7 @@ fn answer_to_multicast_ns_is_byte_identical_to_the_kernels_na() {
 fn ns_for_an_ip_not_announced_is_seen_not_answered() {
     assert_eq!(
         b_decides(&hex(NDP_NS_MULTICAST), &["192.0.2.1", "2001:db8::2"]),
-        Decision::NotAnnounced(Protocol::Ndp)
+        FrameDecision::NotAnnounced(Protocol::Ndp)
     );
 }
 
@@ -203,7 +203,7 @@ fn na_parses_and_is_never_answered() {
         ));
         assert!(matches!(
             decide(&hex(f), MAC_A, |_| true),
-            Decision::Drop(_)
+            FrameDecision::Drop(_)
         ));
     }
     let Packet::Ndisc {
@@ -243,7 +243,7 @@ fn answer_to_unicast_ns_matches_the_kernels_but_adds_override_and_tlla() {
     // speaker always sets S+O and the target link-layer option (allowed by RFC 4861
     // §7.2.4, and what makes a cache that still holds the previous node's MAC switch).
     let d = b_decides(&hex(NDP_NS_UNICAST), &["fe80::ff:fe00:b"]);
-    let Decision::Answer(Protocol::Ndp, r) = d else {
+    let FrameDecision::Answer(Protocol::Ndp, r) = d else {
         panic!("{d:?}")
     };
     let ours = Packet::parse(r.as_bytes()).unwrap();
@@ -310,7 +310,7 @@ fn unicast_ns_without_source_option_is_answered_to_the_frame_source() {
     };
     f.truncate(stripped.buffer_len());
     stripped.emit(&mut f).unwrap();
-    let Decision::Answer(_, r) = b_decides(&f, &["fe80::ff:fe00:b"]) else {
+    let FrameDecision::Answer(_, r) = b_decides(&f, &["fe80::ff:fe00:b"]) else {
         panic!()
     };
     assert_eq!(&r.as_bytes()[..6], &MAC_A.0);
@@ -330,7 +330,7 @@ fn dad_probe_is_answered_to_all_nodes_without_solicited_flag() {
             source_lladdr: None
         }
     );
-    let Decision::Answer(Protocol::Ndp, r) = b_decides(&f, &["2001:db8::3"]) else {
+    let FrameDecision::Answer(Protocol::Ndp, r) = b_decides(&f, &["2001:db8::3"]) else {
         panic!()
     };
     let Packet::Ndisc { eth, ip, ndisc } = Packet::parse(r.as_bytes()).unwrap() else {
@@ -357,7 +357,7 @@ fn ns_with_hop_limit_below_255_is_dropped() {
     f[21] = 254; // hop limit (not covered by the ICMPv6 checksum)
     let d = b_decides(&f, &["2001:db8::1"]);
     assert!(
-        matches!(d, Decision::Drop(Error::Malformed { .. })),
+        matches!(d, FrameDecision::Drop(Error::Malformed { .. })),
         "{d:?}"
     );
 }
@@ -368,7 +368,7 @@ fn ns_with_bad_checksum_is_dropped() {
     f[57] ^= 0xff;
     assert_eq!(
         b_decides(&f, &["2001:db8::1"]),
-        Decision::Drop(Error::Checksum { layer: "icmpv6" })
+        FrameDecision::Drop(Error::Checksum { layer: "icmpv6" })
     );
 }
 
@@ -383,7 +383,10 @@ fn ns_sent_to_another_address_is_not_answered() {
     let p = Packet::Ndisc { eth, ip, ndisc };
     let mut g = vec![0; p.buffer_len()];
     p.emit(&mut g).unwrap();
-    assert!(matches!(b_decides(&g, &["2001:db8::1"]), Decision::Drop(_)));
+    assert!(matches!(
+        b_decides(&g, &["2001:db8::1"]),
+        FrameDecision::Drop(_)
+    ));
 }
 
 #[test]
@@ -410,7 +413,7 @@ fn gratuitous_arps_from_others_are_not_answered() {
     for f in [GARP_REQUEST, GARP_REPLY] {
         assert!(matches!(
             decide(&hex(f), MAC_A, |_| true),
-            Decision::Drop(_)
+            FrameDecision::Drop(_)
         ));
     }
 }
@@ -465,7 +468,7 @@ fn every_prefix_of_every_real_frame_is_dropped_without_panic() {
         for n in 0..full {
             let d = decide(&b[..n], MAC_B, |_| true);
             assert!(
-                matches!(d, Decision::Drop(_)),
+                matches!(d, FrameDecision::Drop(_)),
                 "prefix {n} of {f} gave {d:?}"
             );
         }

@@ -5,7 +5,7 @@
 
 use std::net::Ipv6Addr;
 
-use ferrolb_core::wire::{Decision, MacAddr, NdiscRepr, Packet, Protocol, decide};
+use ferrolb_core::wire::{FrameDecision, MacAddr, NdiscRepr, Packet, Protocol, decide};
 use pnet_packet::icmpv6::ndp::{NdpOptionTypes, NeighborSolicitPacket};
 use pnet_packet::icmpv6::{self, Icmpv6Packet};
 
@@ -73,7 +73,7 @@ fn an_option_of_32_units_or_more_is_walked_past_to_the_link_layer_address() {
         );
         assert!(matches!(
             decide(&f, MAC_B, |_| true),
-            Decision::Answer(Protocol::Ndp, _)
+            FrameDecision::Answer(Protocol::Ndp, _)
         ));
     }
 }
@@ -143,9 +143,12 @@ fn a_checksum_of_zero_carried_as_0xffff_is_accepted_as_linux_does() {
     );
     assert!(matches!(
         decide(&f, MAC_B, |_| true),
-        Decision::Answer(Protocol::Ndp, _)
+        FrameDecision::Answer(Protocol::Ndp, _)
     ));
     // Any other wrong value is still a bad checksum.
     f[MSG + 3] = 0xfe;
-    assert!(matches!(decide(&f, MAC_B, |_| true), Decision::Drop(_)));
+    assert!(matches!(
+        decide(&f, MAC_B, |_| true),
+        FrameDecision::Drop(_)
+    ));
 }

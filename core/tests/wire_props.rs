@@ -4,9 +4,9 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ferrolb_core::wire::{
-    ArpOperation, ArpRepr, Decision, EtherType, EthernetRepr, GratuitousForm, Ipv6Repr, MacAddr,
-    NdiscRepr, NeighborFlags, Packet, decide, gratuitous_arp, solicited_node, solicited_node_mac,
-    unsolicited_na,
+    ArpOperation, ArpRepr, EtherType, EthernetRepr, FrameDecision, GratuitousForm, Ipv6Repr,
+    MacAddr, NdiscRepr, NeighborFlags, Packet, decide, gratuitous_arp, solicited_node,
+    solicited_node_mac, unsolicited_na,
 };
 use proptest::prelude::*;
 
@@ -158,7 +158,7 @@ fn emit(p: &Packet) -> Vec<u8> {
 /// link-layer address = `me`, and it is a reply to the question asked.
 fn check_answer(frame: &[u8], me: MacAddr) {
     let asked = Packet::parse(frame);
-    if let Decision::Answer(_, r) = decide(frame, me, |_| true) {
+    if let FrameDecision::Answer(_, r) = decide(frame, me, |_| true) {
         let b = r.as_bytes();
         assert_eq!(&b[6..12], &me.0);
         match (
@@ -242,14 +242,14 @@ proptest! {
             Packet::Arp { arp, .. } => arp.operation == ArpOperation::Request && arp.sender_ip != arp.target_ip,
             Packet::Ndisc { ndisc, .. } => matches!(ndisc, NdiscRepr::NeighborSolicit { .. }),
         };
-        prop_assert_eq!(matches!(d, Decision::Answer(..)), should, "{:?} -> {:?}", p, d);
+        prop_assert_eq!(matches!(d, FrameDecision::Answer(..)), should, "{:?} -> {:?}", p, d);
         check_answer(&b, me);
     }
 
     #[test]
     fn nothing_is_answered_for_ips_not_announced(p in packet(), me in unicast_mac()) {
         let b = emit(&p);
-        prop_assert!(!matches!(decide(&b, me, |_| false), Decision::Answer(..)));
+        prop_assert!(!matches!(decide(&b, me, |_| false), FrameDecision::Answer(..)));
     }
 
     #[test]
@@ -258,9 +258,9 @@ proptest! {
         let Packet::Arp { arp, .. } = p else { unreachable!() };
         let d = decide(&b, me, |ip| ip == IpAddr::V4(arp.target_ip));
         let d_other = decide(&b, me, |ip| ip != IpAddr::V4(arp.target_ip));
-        prop_assert!(!matches!(d_other, Decision::Answer(..)));
+        prop_assert!(!matches!(d_other, FrameDecision::Answer(..)));
         if arp.operation == ArpOperation::Request && arp.sender_ip != arp.target_ip {
-            prop_assert!(matches!(d, Decision::Answer(..)));
+            prop_assert!(matches!(d, FrameDecision::Answer(..)));
         }
     }
 

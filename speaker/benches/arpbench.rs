@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use ferrolb_core::wire::{ArpOperation, MacAddr, Packet};
 use ferrolb_speaker::net::sys::{self, PacketSocket};
-use ferrolb_speaker::net::{AnnouncerConfig, MetricsSnapshot};
+use ferrolb_speaker::net::{AnnouncerConfig, PacketCountersSnapshot};
 use netns_lab::{CLIENT_MAC, Lab, NODE_MAC, NodeAnnouncer, lab_config};
 
 const TARGET: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
@@ -137,7 +137,7 @@ struct Throughput {
 
 fn throughput(run_for: Duration) -> Throughput {
     let s = setup(lab_config());
-    let m0 = s.node.announcer.metrics().snapshot();
+    let m0 = s.node.announcer.packet_counters().snapshot();
     let c0 = thread_cpu(s.node.tid);
     let ifindex = s.ifindex;
     let t0 = Instant::now();
@@ -158,7 +158,7 @@ fn throughput(run_for: Duration) -> Throughput {
     std::thread::sleep(Duration::from_millis(200));
     let elapsed = t0.elapsed().saturating_sub(Duration::from_millis(200));
     let cpu = thread_cpu(s.node.tid) - c0;
-    let m1 = s.node.announcer.metrics().snapshot();
+    let m1 = s.node.announcer.packet_counters().snapshot();
     Throughput {
         sent,
         replies: m1.arp_replies_sent - m0.arp_replies_sent,
@@ -253,7 +253,7 @@ struct Flood {
     frames: u64,
     elapsed: Duration,
     cpu: Duration,
-    metrics: MetricsSnapshot,
+    counters: PacketCountersSnapshot,
 }
 
 fn flood(kernel_filter: bool, run_for: Duration) -> Flood {
@@ -262,7 +262,7 @@ fn flood(kernel_filter: bool, run_for: Duration) -> Flood {
         ..lab_config()
     });
     let ifindex = s.ifindex;
-    let m0 = s.node.announcer.metrics().snapshot();
+    let m0 = s.node.announcer.packet_counters().snapshot();
     let c0 = thread_cpu(s.node.tid);
     let t0 = Instant::now();
     let frames = in_client(&s.lab, move || {
@@ -279,15 +279,15 @@ fn flood(kernel_filter: bool, run_for: Duration) -> Flood {
     });
     let elapsed = t0.elapsed();
     std::thread::sleep(Duration::from_millis(200));
-    let m1 = s.node.announcer.metrics().snapshot();
+    let m1 = s.node.announcer.packet_counters().snapshot();
     Flood {
         frames,
         elapsed,
         cpu: thread_cpu(s.node.tid) - c0,
-        metrics: MetricsSnapshot {
+        counters: PacketCountersSnapshot {
             frames_dropped: m1.frames_dropped - m0.frames_dropped,
             ndp_solicitations_seen: m1.ndp_solicitations_seen - m0.ndp_solicitations_seen,
-            ..MetricsSnapshot::default()
+            ..PacketCountersSnapshot::default()
         },
     }
 }
@@ -310,7 +310,12 @@ fn idle(n: usize, run_for: Duration) -> (Duration, Duration, u64) {
     s.node.announcer.set_announced(set);
     // Let the takeover bursts finish, then measure quiet time.
     std::thread::sleep(Duration::from_secs(1));
-    let g = s.node.announcer.metrics().snapshot().gratuitous_sent;
+    let g = s
+        .node
+        .announcer
+        .packet_counters()
+        .snapshot()
+        .gratuitous_sent;
     let c0 = thread_cpu(s.node.tid);
     let t0 = Instant::now();
     std::thread::sleep(run_for);
@@ -400,8 +405,8 @@ fn main() {
             f.frames as f64 / f.elapsed.as_secs_f64(),
             f.cpu,
             pct(f.cpu, f.elapsed),
-            f.metrics.frames_dropped,
-            f.metrics.ndp_solicitations_seen,
+            f.counters.frames_dropped,
+            f.counters.ndp_solicitations_seen,
         );
     }
 

@@ -25,7 +25,7 @@ use crate::facts::{SliceIndex, apply_policies, node_ready, service_facts};
 use crate::http::Health;
 use crate::lease::Reports;
 use crate::membership::{LocalFlags, SharedMembership};
-use crate::metrics::Metrics;
+use crate::metrics::SpeakerMetrics;
 use crate::renew::Published;
 use crate::slim::{SlimEndpointSlice, SlimNode, SlimService};
 
@@ -45,7 +45,7 @@ pub struct Stores {
 }
 
 /// What the election loop talks to.
-pub struct Elector {
+pub struct ElectionLoop {
     /// Validated settings.
     pub settings: Settings,
     /// The caches.
@@ -60,8 +60,8 @@ pub struct Elector {
     pub wake: Arc<Notify>,
     /// The data plane.
     pub dataplane: Arc<dyn Dataplane>,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
+    /// The speaker's metrics.
+    pub metrics: Arc<SpeakerMetrics>,
     /// Readiness.
     pub health: Arc<Health>,
     /// Events to publish.
@@ -85,8 +85,8 @@ struct LoopState {
     synced: bool,
 }
 
-impl Elector {
-    /// An elector for `settings`; call [`Elector::run_loop`].
+impl ElectionLoop {
+    /// The election loop for `settings`; call [`ElectionLoop::run_loop`].
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         settings: Settings,
@@ -96,7 +96,7 @@ impl Elector {
         reports: Arc<Mutex<Reports>>,
         wake: Arc<Notify>,
         dataplane: Arc<dyn Dataplane>,
-        metrics: Arc<Metrics>,
+        metrics: Arc<SpeakerMetrics>,
         health: Arc<Health>,
         events: NoticeSink,
         published: watch::Sender<Published>,

@@ -17,7 +17,7 @@ use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::dataplane::Dataplane;
-use crate::metrics::Metrics;
+use crate::metrics::SpeakerMetrics;
 use crate::slim::{SlimNode, SlimService};
 
 /// The reporting controller name on every Event.
@@ -28,7 +28,7 @@ pub const REPORTING_CONTROLLER: &str = "ferrolb-speaker";
 pub const QUEUE_CAPACITY: usize = 4096;
 
 /// Starts publishing the Events of the speaker on `node`.
-pub fn start(client: kube::Client, node: &str, metrics: &Metrics) -> (EventSink, Publisher) {
+pub fn start(client: kube::Client, node: &str, metrics: &SpeakerMetrics) -> (EventSink, Publisher) {
     let reporter = Reporter {
         controller: REPORTING_CONTROLLER.into(),
         instance: Some(node.to_owned()),
@@ -284,7 +284,7 @@ pub async fn strict_arp_loop(
     node: String,
     nodes: Store<SlimNode>,
     dataplane: Arc<dyn Dataplane>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<SpeakerMetrics>,
     period: std::time::Duration,
 ) {
     let mut reported: BTreeSet<String> = BTreeSet::new();

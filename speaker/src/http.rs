@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::metrics::Metrics;
+use crate::metrics::SpeakerMetrics;
 
 /// Readiness of the speaker: caches synced and live in the membership.
 #[derive(Debug, Default)]
@@ -35,9 +35,9 @@ impl ferrolb_process::http::Readiness for Health {
     }
 }
 
-impl ferrolb_process::http::Exposition for Metrics {
+impl ferrolb_process::http::Exposition for SpeakerMetrics {
     fn encode(&self) -> String {
-        Metrics::encode(self)
+        SpeakerMetrics::encode(self)
     }
 }
 
@@ -60,7 +60,7 @@ mod tests {
         assert!(Readiness::is_ready(&health));
         health.set_live(false);
         assert!(!Readiness::is_ready(&health), "silenced: not ready");
-        let metrics = Metrics::new(Arc::new(RecordingDataplane::new()));
+        let metrics = SpeakerMetrics::new(Arc::new(RecordingDataplane::new()));
         metrics.announced_ips.set(7);
         let text = Exposition::encode(&metrics);
         assert!(text.contains("ferrolb_speaker_announced_ips 7"), "{text}");

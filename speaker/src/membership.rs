@@ -17,7 +17,7 @@ use crate::api_probe::ApiContact;
 use tokio::net::UdpSocket;
 use tokio::sync::Notify;
 
-use crate::metrics::Metrics;
+use crate::metrics::SpeakerMetrics;
 
 /// Largest datagram accepted (a heartbeat is far smaller; see docs/membership.md).
 const MAX_DATAGRAM: usize = 9000;
@@ -219,7 +219,7 @@ pub async fn bind(addr: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
     UdpSocket::bind(SocketAddr::new(addr, port)).await
 }
 
-async fn send_all(socket: &UdpSocket, out: &[Outgoing], metrics: Option<&Metrics>) {
+async fn send_all(socket: &UdpSocket, out: &[Outgoing], metrics: Option<&SpeakerMetrics>) {
     for o in out {
         // Sending to an IPv6 peer from an IPv4 socket (or the reverse) fails; so does a
         // full socket buffer. A lost heartbeat is what the protocol is built to absorb.
@@ -256,7 +256,7 @@ pub async fn run(
     shared: Arc<SharedMembership>,
     socket: Arc<UdpSocket>,
     wake: Arc<Notify>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<SpeakerMetrics>,
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut out = Vec::new();

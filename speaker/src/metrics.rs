@@ -33,7 +33,7 @@ pub struct ModeLabels {
 }
 
 /// The speaker's metrics.
-pub struct Metrics {
+pub struct SpeakerMetrics {
     registry: Registry,
     /// IPs this node currently answers for.
     pub announced_ips: Gauge,
@@ -72,13 +72,13 @@ pub struct Metrics {
     pub strict_arp_problems: Gauge,
 }
 
-impl std::fmt::Debug for Metrics {
+impl std::fmt::Debug for SpeakerMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Metrics").finish_non_exhaustive()
+        f.debug_struct("SpeakerMetrics").finish_non_exhaustive()
     }
 }
 
-impl Metrics {
+impl SpeakerMetrics {
     /// Creates the metrics, with the packet counters read from `dataplane` at scrape time.
     pub fn new(dataplane: Arc<dyn Dataplane>) -> Self {
         let mut registry = Registry::with_prefix("ferrolb_speaker");
@@ -296,7 +296,7 @@ mod tests {
     fn exposition_has_every_metric_with_values() {
         let dp = Arc::new(RecordingDataplane::new());
         dp.set_announced(["192.0.2.1".parse().unwrap()].into());
-        let m = Metrics::new(dp);
+        let m = SpeakerMetrics::new(dp);
         m.announced_ips.set(3);
         m.record_changes(2, 1);
         m.lease_renew_failures.inc();

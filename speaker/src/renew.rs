@@ -13,7 +13,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use crate::lease::{LeaseWriter, Reports, lease_selector, read_lease};
-use crate::metrics::Metrics;
+use crate::metrics::SpeakerMetrics;
 use crate::watch::QuickBackoff;
 
 /// What this node publishes in its Lease.
@@ -30,7 +30,7 @@ pub struct Published {
 pub async fn renew_loop(
     mut writer: LeaseWriter,
     mut published: watch::Receiver<Published>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<SpeakerMetrics>,
     node: String,
     period: Duration,
 ) {

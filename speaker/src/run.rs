@@ -27,13 +27,13 @@ use tokio::task::JoinSet;
 use crate::api_probe::{ApiContact, probe_loop};
 use crate::cli::Settings;
 use crate::dataplane::Dataplane;
-use crate::elector::{Elector, Stores};
+use crate::elector::{ElectionLoop, Stores};
 use crate::error::SpeakerError;
 use crate::events::{NoticeSink, STRICT_ARP_CHECK, strict_arp_loop};
 use crate::http::Health;
 use crate::lease::{LeaseWriter, Reports};
 use crate::membership::SharedMembership;
-use crate::metrics::Metrics;
+use crate::metrics::SpeakerMetrics;
 use crate::renew::{Published, lease_watch, renew_loop};
 use crate::slim::{SlimEndpointSlice, SlimNode, SlimService, trim_node, trim_service, trim_slice};
 use crate::watch::spawn_reflector;
@@ -46,7 +46,7 @@ pub struct Speaker {
     settings: Settings,
     client: Client,
     dataplane: Arc<dyn Dataplane>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<SpeakerMetrics>,
     health: Arc<Health>,
 }
 
@@ -54,7 +54,7 @@ impl Speaker {
     /// A speaker for `settings.node_name` talking to the API server through `client`
     /// and answering through `dataplane`.
     pub fn new(settings: Settings, client: Client, dataplane: Arc<dyn Dataplane>) -> Self {
-        let metrics = Arc::new(Metrics::new(dataplane.clone()));
+        let metrics = Arc::new(SpeakerMetrics::new(dataplane.clone()));
         Self {
             settings,
             client,
@@ -65,7 +65,7 @@ impl Speaker {
     }
 
     /// The speaker's metrics (for the HTTP endpoint).
-    pub fn metrics(&self) -> Arc<Metrics> {
+    pub fn metrics(&self) -> Arc<SpeakerMetrics> {
         self.metrics.clone()
     }
 
@@ -197,7 +197,7 @@ impl Speaker {
         ));
         let notices = NoticeSink::new(events, s.node_name.clone(), stores.services.clone());
 
-        let mut elector = Elector::new(
+        let mut elector = ElectionLoop::new(
             s.clone(),
             stores,
             membership.clone(),

@@ -27,7 +27,7 @@ fn arp_request_from_client_gets_reply_with_node_mac() {
         ["REACHABLE", "STALE", "DELAY", "PROBE"].contains(&state.as_str()),
         "{state}"
     );
-    let m = a.announcer.metrics().snapshot();
+    let m = a.announcer.packet_counters().snapshot();
     assert!(m.arp_requests_seen >= 1, "{m:?}");
     assert!(m.arp_replies_sent >= 1, "{m:?}");
 }
@@ -69,7 +69,7 @@ fn ip_not_announced_gets_no_reply() {
     lab.client_resolve("192.0.2.11");
     // The kernel retries for ~3 s; the request is seen, never answered.
     let seen = poll_blocking(Duration::from_secs(3), || {
-        (a.announcer.metrics().snapshot().arp_requests_seen >= 1).then_some(())
+        (a.announcer.packet_counters().snapshot().arp_requests_seen >= 1).then_some(())
     });
     assert!(seen.is_some(), "the request never reached the announcer");
     std::thread::sleep(Duration::from_millis(300));
@@ -81,7 +81,7 @@ fn ip_not_announced_gets_no_reply() {
             "{state}"
         );
     }
-    assert_eq!(a.announcer.metrics().snapshot().arp_replies_sent, 0);
+    assert_eq!(a.announcer.packet_counters().snapshot().arp_replies_sent, 0);
 }
 
 #[test]
@@ -96,12 +96,12 @@ fn ip_removed_from_the_set_is_no_longer_answered() {
             .filter(|(m, _)| m == NODE_MAC))
         .is_some()
     );
-    let before = a.announcer.metrics().snapshot().arp_replies_sent;
+    let before = a.announcer.packet_counters().snapshot().arp_replies_sent;
     a.announce(&[]);
     lab.client_ip(&["neigh", "flush", "dev", CLIENT_IF]);
     lab.client_resolve("192.0.2.12");
     std::thread::sleep(Duration::from_millis(300));
-    let after = a.announcer.metrics().snapshot();
+    let after = a.announcer.packet_counters().snapshot();
     assert!(after.arp_requests_seen >= 2, "{after:?}");
     assert_eq!(after.arp_replies_sent, before, "answered after removal");
     if let Some((mac, _)) = lab.client_neigh("192.0.2.12") {
@@ -139,12 +139,12 @@ fn gratuitous_updates_existing_entry(form: GratuitousForm) {
         lab.client_neigh("192.0.2.20")
     );
     // No request was involved: the update came from the burst.
-    let m = a.announcer.metrics().snapshot();
+    let m = a.announcer.packet_counters().snapshot();
     assert_eq!(m.arp_replies_sent, 0);
     assert!(m.gratuitous_sent >= 1);
     // The whole burst (3 by default) goes out.
     let all = poll_blocking(Duration::from_secs(2), || {
-        (a.announcer.metrics().snapshot().gratuitous_sent >= 3).then_some(())
+        (a.announcer.packet_counters().snapshot().gratuitous_sent >= 3).then_some(())
     });
     assert!(all.is_some());
 }
@@ -203,14 +203,14 @@ fn periodic_reannouncement_repeats_and_repairs_caches_when_enabled() {
     assert!(
         poll_blocking(Duration::from_secs(2), || (a
             .announcer
-            .metrics()
+            .packet_counters()
             .snapshot()
             .gratuitous_sent
             >= 3)
             .then_some(()))
         .is_some()
     );
-    assert_eq!(a.announcer.metrics().snapshot().arp_replies_sent, 0);
+    assert_eq!(a.announcer.packet_counters().snapshot().arp_replies_sent, 0);
 }
 
 #[test]
@@ -220,5 +220,5 @@ fn reannouncement_is_off_by_default() {
     a.announce(&["192.0.2.31"]);
     std::thread::sleep(Duration::from_millis(1200));
     // Exactly the takeover burst, nothing after it.
-    assert_eq!(a.announcer.metrics().snapshot().gratuitous_sent, 3);
+    assert_eq!(a.announcer.packet_counters().snapshot().gratuitous_sent, 3);
 }

@@ -42,9 +42,10 @@ fn link_down_or_carrier_loss_makes_node_ineligible_until_it_returns() {
     // announced is announced again (neighbours may have dropped us meanwhile).
     a.announce(&["192.0.2.40"]);
     assert!(
-        until(2000, || an.metrics().snapshot().gratuitous_sent >= 3),
+        until(2000, || an.packet_counters().snapshot().gratuitous_sent
+            >= 3),
         "{:?}",
-        an.metrics().snapshot()
+        an.packet_counters().snapshot()
     );
     lab.client_ip(&["link", "set", "eth0", "down"]);
     // The kernel publishes carrier changes through its link-watch work, which batches
@@ -53,9 +54,10 @@ fn link_down_or_carrier_loss_makes_node_ineligible_until_it_returns() {
     lab.client_ip(&["link", "set", "eth0", "up"]);
     assert!(until(2000, || an.link_ok()), "carrier return not noticed");
     assert!(
-        until(2000, || an.metrics().snapshot().gratuitous_sent >= 6),
+        until(2000, || an.packet_counters().snapshot().gratuitous_sent
+            >= 6),
         "no burst after carrier return: {:?}",
-        an.metrics().snapshot()
+        an.packet_counters().snapshot()
     );
 
     // The data path survived the flaps.

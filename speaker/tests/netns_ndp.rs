@@ -24,7 +24,7 @@ fn ns_to_solicited_node_group_gets_na_and_client_learns_node_mac() {
         ["REACHABLE", "STALE", "DELAY", "PROBE"].contains(&state.as_str()),
         "{state}"
     );
-    let m = a.announcer.metrics().snapshot();
+    let m = a.announcer.packet_counters().snapshot();
     assert!(m.ndp_solicitations_seen >= 1, "{m:?}");
     assert!(m.ndp_advertisements_sent >= 1, "{m:?}");
 }
@@ -85,7 +85,12 @@ fn ipv6_not_announced_gets_no_na() {
     a.announce(&["2001:db8::10"]);
     lab.client_resolve("2001:db8::12");
     let seen = poll_blocking(Duration::from_secs(3), || {
-        (a.announcer.metrics().snapshot().ndp_solicitations_seen >= 1).then_some(())
+        (a.announcer
+            .packet_counters()
+            .snapshot()
+            .ndp_solicitations_seen
+            >= 1)
+            .then_some(())
     });
     assert!(seen.is_some(), "NS never reached the announcer");
     std::thread::sleep(Duration::from_millis(300));
@@ -96,7 +101,13 @@ fn ipv6_not_announced_gets_no_na() {
             "{state}"
         );
     }
-    assert_eq!(a.announcer.metrics().snapshot().ndp_advertisements_sent, 0);
+    assert_eq!(
+        a.announcer
+            .packet_counters()
+            .snapshot()
+            .ndp_advertisements_sent,
+        0
+    );
 }
 
 #[test]
@@ -121,5 +132,11 @@ fn unsolicited_na_overrides_clients_stale_entry() {
             .filter(|(m, _)| m == NODE_MAC)
     });
     assert!(got.is_some(), "{:?}", lab.client_neigh("2001:db8::20"));
-    assert_eq!(a.announcer.metrics().snapshot().ndp_advertisements_sent, 0);
+    assert_eq!(
+        a.announcer
+            .packet_counters()
+            .snapshot()
+            .ndp_advertisements_sent,
+        0
+    );
 }

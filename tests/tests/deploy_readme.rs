@@ -309,7 +309,7 @@ fn every_metric_is_listed() {
             .collect()
     };
     // Labelled families appear once they have a child.
-    let m = ferrolb_controller::metrics::Metrics::new();
+    let m = ferrolb_controller::metrics::ControllerMetrics::new();
     let pool = ferrolb_controller::metrics::PoolLabels {
         pool: "lan".into(),
         family: "ipv4".into(),
@@ -326,7 +326,7 @@ fn every_metric_is_listed() {
     let ctl = exposed(&m.encode());
     let dp: Arc<dyn ferrolb_speaker::Dataplane> =
         Arc::new(ferrolb_speaker::RecordingDataplane::new());
-    let sm = ferrolb_speaker::metrics::Metrics::new(dp);
+    let sm = ferrolb_speaker::metrics::SpeakerMetrics::new(dp);
     sm.record_changes(1, 0);
     let spk = exposed(&sm.encode());
     assert!(ctl.contains("ferrolb_config_stale") && spk.contains("ferrolb_speaker_announced_ips"));

@@ -45,7 +45,7 @@ pub use frame::Packet;
 pub use ipv6::{Ipv6Repr, solicited_node, solicited_node_mac};
 pub use ndisc::{NdiscRepr, NeighborFlags};
 pub use respond::{
-    Decision, GratuitousForm, Protocol, Reply, decide, gratuitous_arp, respond, unsolicited_na,
+    FrameDecision, GratuitousForm, Protocol, Reply, decide, gratuitous_arp, respond, unsolicited_na,
 };
 
 /// Why a frame could not be parsed. Every variant names the layer (`"ethernet"`,

@@ -64,7 +64,7 @@ impl fmt::Debug for Reply {
 
 /// What to do with a received frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub enum FrameDecision {
     /// Not a question the speaker answers: truncated, malformed, foreign (another
     /// EtherType, hardware type, VLAN...), or not a request (ARP reply, gratuitous ARP,
     /// Neighbor Advertisement, solicitation not addressed to its target).
@@ -76,8 +76,8 @@ pub enum Decision {
     Answer(Protocol, Reply),
 }
 
-fn ignored(layer: &'static str, what: &'static str) -> Decision {
-    Decision::Drop(Error::Unsupported { layer, what })
+fn ignored(layer: &'static str, what: &'static str) -> FrameDecision {
+    FrameDecision::Drop(Error::Unsupported { layer, what })
 }
 
 /// Decides the reply to `frame`, received on an interface whose MAC is `my_mac` and on
@@ -93,11 +93,15 @@ fn ignored(layer: &'static str, what: &'static str) -> Decision {
 ///   that source and to its source link-layer option (or, without one, to the frame's
 ///   Ethernet source). From the unspecified address (DAD): no solicited flag, sent to
 ///   all-nodes ff02::1 (RFC 4861 §7.2.4).
-/// - Anything else → [`Decision::Drop`] / [`Decision::NotAnnounced`]. Never panics.
-pub fn decide(frame: &[u8], my_mac: MacAddr, is_announced: impl Fn(IpAddr) -> bool) -> Decision {
+/// - Anything else → [`FrameDecision::Drop`] / [`FrameDecision::NotAnnounced`]. Never panics.
+pub fn decide(
+    frame: &[u8],
+    my_mac: MacAddr,
+    is_announced: impl Fn(IpAddr) -> bool,
+) -> FrameDecision {
     let packet = match Packet::parse(frame) {
         Ok(p) => p,
-        Err(e) => return Decision::Drop(e),
+        Err(e) => return FrameDecision::Drop(e),
     };
     match packet {
         Packet::Arp { arp, .. } => {
@@ -108,7 +112,7 @@ pub fn decide(frame: &[u8], my_mac: MacAddr, is_announced: impl Fn(IpAddr) -> bo
                 return ignored("arp", "gratuitous ARP");
             }
             if !is_announced(IpAddr::V4(arp.target_ip)) {
-                return Decision::NotAnnounced(Protocol::Arp);
+                return FrameDecision::NotAnnounced(Protocol::Arp);
             }
             let reply = Packet::Arp {
                 eth: EthernetRepr {
@@ -124,7 +128,7 @@ pub fn decide(frame: &[u8], my_mac: MacAddr, is_announced: impl Fn(IpAddr) -> bo
                     target_ip: arp.sender_ip,
                 },
             };
-            Decision::Answer(Protocol::Arp, Reply::build(&reply))
+            FrameDecision::Answer(Protocol::Arp, Reply::build(&reply))
         }
         Packet::Ndisc {
             eth,
@@ -139,7 +143,7 @@ pub fn decide(frame: &[u8], my_mac: MacAddr, is_announced: impl Fn(IpAddr) -> bo
                 return ignored("ndisc", "solicitation not addressed to its target");
             }
             if !is_announced(IpAddr::V6(target_addr)) {
-                return Decision::NotAnnounced(Protocol::Ndp);
+                return FrameDecision::NotAnnounced(Protocol::Ndp);
             }
             let (dst_ip, dst_mac, flags) = if ip.src_addr.is_unspecified() {
                 (ALL_NODES, multicast_mac(ALL_NODES), NeighborFlags::OVERRIDE)
@@ -151,7 +155,7 @@ pub fn decide(frame: &[u8], my_mac: MacAddr, is_announced: impl Fn(IpAddr) -> bo
                 )
             };
             let reply = advert(my_mac, target_addr, dst_ip, dst_mac, flags);
-            Decision::Answer(Protocol::Ndp, Reply::build(&reply))
+            FrameDecision::Answer(Protocol::Ndp, Reply::build(&reply))
         }
         Packet::Ndisc { .. } => ignored("ndisc", "advertisement"),
     }
@@ -164,7 +168,7 @@ pub fn respond(
     is_announced: impl Fn(IpAddr) -> bool,
 ) -> Option<Reply> {
     match decide(frame, my_mac, is_announced) {
-        Decision::Answer(_, r) => Some(r),
+        FrameDecision::Answer(_, r) => Some(r),
         _ => None,
     }
 }

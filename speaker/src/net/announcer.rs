@@ -93,7 +93,7 @@ impl Default for AnnouncerConfig {
 
 /// Monotonic packet counters (map them to Prometheus counters).
 #[derive(Debug, Default)]
-pub struct Metrics {
+pub struct PacketCounters {
     /// ARP requests received (answered or not).
     pub arp_requests_seen: AtomicU64,
     /// ARP replies sent.
@@ -113,32 +113,32 @@ pub struct Metrics {
     pub receive_errors: AtomicU64,
 }
 
-/// A copy of [`Metrics`] at one moment.
+/// A copy of [`PacketCounters`] at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MetricsSnapshot {
-    /// See [`Metrics::arp_requests_seen`].
+pub struct PacketCountersSnapshot {
+    /// See [`PacketCounters::arp_requests_seen`].
     pub arp_requests_seen: u64,
-    /// See [`Metrics::arp_replies_sent`].
+    /// See [`PacketCounters::arp_replies_sent`].
     pub arp_replies_sent: u64,
-    /// See [`Metrics::ndp_solicitations_seen`].
+    /// See [`PacketCounters::ndp_solicitations_seen`].
     pub ndp_solicitations_seen: u64,
-    /// See [`Metrics::ndp_advertisements_sent`].
+    /// See [`PacketCounters::ndp_advertisements_sent`].
     pub ndp_advertisements_sent: u64,
-    /// See [`Metrics::gratuitous_sent`].
+    /// See [`PacketCounters::gratuitous_sent`].
     pub gratuitous_sent: u64,
-    /// See [`Metrics::frames_dropped`].
+    /// See [`PacketCounters::frames_dropped`].
     pub frames_dropped: u64,
-    /// See [`Metrics::send_errors`].
+    /// See [`PacketCounters::send_errors`].
     pub send_errors: u64,
-    /// See [`Metrics::receive_errors`].
+    /// See [`PacketCounters::receive_errors`].
     pub receive_errors: u64,
 }
 
-impl Metrics {
+impl PacketCounters {
     /// Reads every counter.
-    pub fn snapshot(&self) -> MetricsSnapshot {
+    pub fn snapshot(&self) -> PacketCountersSnapshot {
         let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        MetricsSnapshot {
+        PacketCountersSnapshot {
             arp_requests_seen: r(&self.arp_requests_seen),
             arp_replies_sent: r(&self.arp_replies_sent),
             ndp_solicitations_seen: r(&self.ndp_solicitations_seen),
@@ -165,7 +165,7 @@ pub(super) struct Inner {
     pub(super) links: watch::Sender<Vec<LinkStatus>>,
     pub(super) link_ok: AtomicBool,
     pub(super) strict_arp: Mutex<Vec<StrictArpProblem>>,
-    pub(super) metrics: Metrics,
+    pub(super) counters: PacketCounters,
 }
 
 impl Inner {
@@ -210,7 +210,7 @@ impl Announcer {
             links: watch::Sender::new(Vec::new()),
             link_ok: AtomicBool::new(false),
             strict_arp: Mutex::new(Vec::new()),
-            metrics: Metrics::default(),
+            counters: PacketCounters::default(),
         });
         let supervisor = Supervisor::start(inner.clone(), initial);
         Ok(Announcer { inner, supervisor })
@@ -292,8 +292,8 @@ impl Announcer {
     }
 
     /// The packet counters.
-    pub fn metrics(&self) -> &Metrics {
-        &self.inner.metrics
+    pub fn packet_counters(&self) -> &PacketCounters {
+        &self.inner.counters
     }
 }
 
@@ -328,7 +328,7 @@ impl Dataplane for Announcer {
     }
 
     fn counters(&self) -> DataplaneCounters {
-        let m = self.inner.metrics.snapshot();
+        let m = self.inner.counters.snapshot();
         DataplaneCounters {
             arp_requests_seen: m.arp_requests_seen,
             arp_replies_sent: m.arp_replies_sent,

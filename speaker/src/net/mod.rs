@@ -21,7 +21,7 @@ mod supervise;
 #[allow(unsafe_code)]
 pub mod sys;
 
-pub use announcer::{Announcer, AnnouncerConfig, Metrics, MetricsSnapshot};
+pub use announcer::{Announcer, AnnouncerConfig, PacketCounters, PacketCountersSnapshot};
 pub use iface::{LinkAttrs, LinkStatus, Selection, Skip};
 pub use strictarp::StrictArpProblem;
 

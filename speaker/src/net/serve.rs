@@ -10,12 +10,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use ferrolb_core::wire::{self, Decision, MacAddr, Protocol, Reply};
+use ferrolb_core::wire::{self, FrameDecision, MacAddr, Protocol, Reply};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::announcer::{BATCH, ETH_P_ARP, ETH_P_IPV6, FRAME_BUF, Inner, Metrics, inc};
+use super::announcer::{BATCH, ETH_P_ARP, ETH_P_IPV6, FRAME_BUF, Inner, PacketCounters, inc};
 use super::bpf;
 use super::iface::LinkStatus;
 use super::sys::PacketSocket;
@@ -116,7 +116,7 @@ impl Iface {
         buf: &mut [u8; FRAME_BUF],
     ) {
         let sock = g.get_inner();
-        let m = &self.inner.metrics;
+        let m = &self.inner.counters;
         for _ in 0..BATCH {
             match sock.recv(buf) {
                 Ok(n) => {
@@ -125,7 +125,7 @@ impl Iface {
                     match wire::decide(&buf[..n], self.link.mac, |ip| {
                         set.answers(ip, name, in_default)
                     }) {
-                        Decision::Answer(p, reply) => {
+                        FrameDecision::Answer(p, reply) => {
                             inc(seen(m, p));
                             match sock.send(reply.as_bytes()) {
                                 Ok(_) => inc(match p {
@@ -138,8 +138,8 @@ impl Iface {
                                 }
                             }
                         }
-                        Decision::NotAnnounced(p) => inc(seen(m, p)),
-                        Decision::Drop(e) => {
+                        FrameDecision::NotAnnounced(p) => inc(seen(m, p)),
+                        FrameDecision::Drop(e) => {
                             inc(&m.frames_dropped);
                             tracing::trace!(interface = %self.link.name, error = %e, "frame dropped");
                         }
@@ -200,7 +200,7 @@ impl Iface {
     fn send_due(&mut self) {
         let now = Instant::now();
         let interval = self.inner.cfg.burst_interval;
-        let m = &self.inner.metrics;
+        let m = &self.inner.counters;
         for b in self.bursts.iter_mut().filter(|b| b.due <= now) {
             let mut failed = false;
             for ip in b.ips.iter() {
@@ -238,7 +238,7 @@ impl Iface {
     }
 }
 
-fn seen(m: &Metrics, p: Protocol) -> &AtomicU64 {
+fn seen(m: &PacketCounters, p: Protocol) -> &AtomicU64 {
     match p {
         Protocol::Arp => &m.arp_requests_seen,
         Protocol::Ndp => &m.ndp_solicitations_seen,

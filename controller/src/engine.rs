@@ -2,8 +2,8 @@
 //! missed ones, rebuilds from the Services' status, which Services need a reconcile,
 //! and the step-down.
 //!
-//! Each transition is a pure method of [`Engine`] (plain data in, the new state and a
-//! list of [`Effect`]s out), unit-tested below; [`Ctx::carry_out`] is the shell that
+//! Each transition is a pure method of `Engine` (plain data in, the new state and a
+//! list of `Effect`s out), unit-tested below; `Ctx::carry_out` is the shell that
 //! turns effects into metrics, logs, Events and reconciles.
 
 use std::collections::{BTreeMap, BTreeSet};

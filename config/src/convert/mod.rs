@@ -1,12 +1,12 @@
 //! `ferrolb-controller convert`: the configuration of the tool a cluster moves
 //! from, as `kubectl get ... -o yaml` prints it, turned into a ferrolb ConfigMap.
 //!
-//! One module per source: [`metallb`] (`IPAddressPool`, `L2Advertisement`; the
-//! BGP kinds are reported), [`cilium`] (`CiliumLoadBalancerIPPool`,
-//! `CiliumL2AnnouncementPolicy`), [`kubevip`] (kube-vip-cloud-provider's
+//! One module per source: `metallb` (`IPAddressPool`, `L2Advertisement`; the
+//! BGP kinds are reported), `cilium` (`CiliumLoadBalancerIPPool`,
+//! `CiliumL2AnnouncementPolicy`), `kubevip` (kube-vip-cloud-provider's
 //! ConfigMap; a MetalLB legacy or ferrolb ConfigMap is read too). Each turns its
-//! objects into pools and announcement policies; [`l2`] writes the policies as
-//! ferrolb `l2.policies`, and [`render`] writes the result.
+//! objects into pools and announcement policies; `l2` writes the policies as
+//! ferrolb `l2.policies`, and `render` writes the result.
 //!
 //! What cannot be carried over exactly is never dropped in silence: it is a
 //! [`Lost`] entry naming the object, the field and why. The output is written

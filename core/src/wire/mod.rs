@@ -1,6 +1,6 @@
 //! Layer-2 packet codecs for the speaker: Ethernet II, ARP (IPv4 over Ethernet), IPv6 and
 //! ICMPv6 Neighbor Discovery (Neighbor Solicitation / Advertisement), plus the decision
-//! "which reply, if any, does this received frame deserve" ([`respond`]) and the builders
+//! "which reply, if any, does this received frame deserve" (`respond`) and the builders
 //! of gratuitous announcements.
 //!
 //! The style is sans-IO, after smoltcp's `wire` module; the byte layouts are

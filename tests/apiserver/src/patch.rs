@@ -102,7 +102,7 @@ fn join(path: &str, key: &str) -> String {
 /// Strategic merge patch of `patch` into `target`. `nulls_delete` is true for strategic merge
 /// (null removes a field, keyed lists merge by key) and false for the merge step of server-side
 /// apply (nulls are ignored and every list is replaced whole, matching the field ownership of
-/// [`super::managed`], which owns lists as a whole).
+/// `super::managed`, which owns lists as a whole).
 pub fn strategic_merge(
     target: &mut Value,
     patch: &Value,

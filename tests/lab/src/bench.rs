@@ -557,7 +557,7 @@ pub struct SoakReport {
     /// Announcer changes while the fault was held: for each IP, the MACs other than
     /// its announcer's that claimed it.
     pub moves: u32,
-    /// Announcer changes within [`AFTER_LIFT`] after the fault was lifted.
+    /// Announcer changes within `AFTER_LIFT` after the fault was lifted.
     pub moves_after_lift: u32,
     /// The longest time some IP went unanswered by every node while the fault was held
     /// (the observer asks for each every 20 ms).

@@ -1,6 +1,6 @@
 //! The API forwarders: small HTTP/1.1 reverse proxies in front of the embedded API
 //! server, through which the speakers (on 192.0.2.1:6443 in the bridge namespace) and
-//! the controller (on 127.0.0.1:<port> in the root namespace) reach it, and where the
+//! the controller (on `127.0.0.1:<port>` in the root namespace) reach it, and where the
 //! lab injects the API-path faults of [`ApiFaults`].
 //!
 //! The speakers thus reach the API server over the lab's layer-2 network, as on a real

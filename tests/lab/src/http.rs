@@ -18,7 +18,7 @@ use crate::plan::HTTP_PORT;
 /// Largest request head the responder reads.
 const MAX_REQUEST: usize = 4096;
 
-/// Serves `body` on [::]:80 (dual stack) inside `netns`, from the current runtime.
+/// Serves `body` on `[::]:80` (dual stack) inside `netns`, from the current runtime.
 pub fn spawn_responder(netns: &str, body: &str) -> Result<JoinHandle<()>, LabError> {
     let listener = tcp_listener_in(netns, SocketAddr::from(([0u16; 8], HTTP_PORT)))?;
     let body = format!("{body}\n");

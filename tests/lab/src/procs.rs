@@ -82,7 +82,7 @@ impl Supervisor {
         self.log_dir.join(format!("{name}.log"))
     }
 
-    /// Starts `spec` (call from a long-lived thread: see [`crate::sys`]). A child of
+    /// Starts `spec` (call from a long-lived thread: see the module documentation). A child of
     /// the same name must not be running.
     pub fn start(&self, spec: Spec) -> Result<u32, LabError> {
         {

@@ -27,7 +27,7 @@ pub const RUN_DIR: &str = "/run/ferrolb-lab";
 pub struct Owner {
     /// Process id.
     pub pid: u32,
-    /// Start time of that process, field 22 of /proc/<pid>/stat.
+    /// Start time of that process, field 22 of `/proc/<pid>/stat`.
     pub start: u64,
 }
 
@@ -63,7 +63,7 @@ fn start_time(pid: u32) -> Option<u64> {
     parse_start_time(&stat)
 }
 
-/// Field 22 (starttime) of a /proc/<pid>/stat line; the command name (field 2) may hold
+/// Field 22 (starttime) of a `/proc/<pid>/stat` line; the command name (field 2) may hold
 /// spaces and parentheses, so fields are counted after its last `)`.
 pub fn parse_start_time(stat: &str) -> Option<u64> {
     let after = &stat[stat.rfind(')')? + 1..];

@@ -4,7 +4,8 @@
 //! that link at the bridge; an observer in the segment's client namespace asks who has
 //! the address every 5 ms, and the client's own HTTP requests go to it every 10 ms.
 //! Takeover is the first answer from another node's `eth0.20`, recovery the first HTTP
-//! answer from another node. The link comes back and the address settles before the
+//! answer from another node (it includes the 100 ms timeout of the request in flight
+//! when the link went down). The link comes back and the address settles before the
 //! next round.
 
 use std::net::IpAddr;
@@ -113,7 +114,7 @@ async fn wait_http_from_other(
     let ns = lab.plan().vlan_client_ns();
     let deadline = Instant::now() + within;
     loop {
-        let answer = in_netns_async(&ns, move || http::get(ip, Duration::from_millis(200))).await;
+        let answer = in_netns_async(&ns, move || http::get(ip, Duration::from_millis(100))).await;
         if let Ok(node) = answer
             && node != not
         {

@@ -52,7 +52,7 @@ pub const HTTP_PORT: u16 = 80;
 
 /// The second layer-2 segment (`--vlan`): the machines' kernel has no 802.1Q, so a
 /// second bridge stands in for VLAN 20, and each node plugs into it with an interface
-/// named like a VLAN sub-interface. Its addresses are in 198.51.100.0/24 and
+/// named like a VLAN sub-interface. Its addresses are in 203.0.113.0/24 and
 /// 2001:db8:20::/64, laid out as on the first segment.
 pub mod vlan {
     use std::net::{Ipv4Addr, Ipv6Addr};
@@ -64,21 +64,21 @@ pub mod vlan {
     /// The bridge, in the bridge namespace.
     pub const BRIDGE: &str = "br20";
     /// The client's addresses and MAC on the segment.
-    pub const CLIENT_V4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+    pub const CLIENT_V4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
     /// The client's IPv6 address on the segment.
     pub const CLIENT_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x20, 0, 0, 0, 0, 2);
-    /// The client's MAC on the segment.
+    /// The client's MAC on the segment (nodes' MACs there are `02:f1:b0:00:15:<i>`).
     pub const CLIENT_MAC: [u8; 6] = [0x02, 0xf1, 0xb0, 0x00, 0x14, 0x02];
     /// The observer's identity on the segment (see [`super::OBSERVER_MAC`]).
     pub const OBSERVER_MAC: [u8; 6] = [0x02, 0xf1, 0xb0, 0x00, 0x14, 0x03];
     /// The observer's IPv4 address on the segment.
-    pub const OBSERVER_V4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 3);
+    pub const OBSERVER_V4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 3);
     /// The observer's IPv6 address on the segment.
     pub const OBSERVER_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x20, 0, 0, 0, 0, 3);
     /// First and last IPv4 address of the segment's example pool.
     pub const POOL_V4: (Ipv4Addr, Ipv4Addr) = (
-        Ipv4Addr::new(198, 51, 100, 200),
-        Ipv4Addr::new(198, 51, 100, 220),
+        Ipv4Addr::new(203, 0, 113, 200),
+        Ipv4Addr::new(203, 0, 113, 220),
     );
     /// First and last IPv6 address of the segment's example pool.
     pub const POOL_V6: (Ipv6Addr, Ipv6Addr) = (
@@ -213,9 +213,9 @@ impl Plan {
             mac: [0x02, 0xf1, 0xb0, 0x00, 0x01, i as u8],
             vlan: self.vlan.then(|| VlanPlug {
                 bridge_port: format!("v{}n{i}", vlan::ID),
-                v4: Ipv4Addr::new(198, 51, 100, host),
+                v4: Ipv4Addr::new(203, 0, 113, host),
                 v6: Ipv6Addr::new(0x2001, 0xdb8, 0x20, 0, 0, 0, 0, v6_host),
-                mac: [0x02, 0xf1, 0xb0, 0x00, 0x14, i as u8],
+                mac: [0x02, 0xf1, 0xb0, 0x00, 0x15, i as u8],
             }),
         }
     }
@@ -389,13 +389,31 @@ mod tests {
         assert!(plan.namespaces().contains(&"flb7a-client20".to_string()));
         let n2 = plan.node_named("n2").unwrap();
         let v = n2.vlan.clone().unwrap();
-        assert_eq!(v.v4, Ipv4Addr::new(198, 51, 100, 12));
+        assert_eq!(v.v4, Ipv4Addr::new(203, 0, 113, 12));
         assert_eq!(v.v6, "2001:db8:20::12".parse::<Ipv6Addr>().unwrap());
         assert_eq!(v.bridge_port, "v20n2");
         assert_ne!(v.mac, n2.mac);
+        let all: Vec<[u8; 6]> = plan
+            .nodes()
+            .flat_map(|n| [n.mac, n.vlan.unwrap().mac])
+            .chain([
+                CLIENT_MAC,
+                OBSERVER_MAC,
+                vlan::CLIENT_MAC,
+                vlan::OBSERVER_MAC,
+            ])
+            .collect();
+        let mut distinct = all.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(
+            distinct.len(),
+            all.len(),
+            "every MAC of the lab is unique: {all:?}"
+        );
         assert_eq!(plan.node_of_vlan_mac(v.mac).unwrap().name, "n2");
         assert!(plan.node_of_mac(v.mac).is_none());
-        assert!(in_pool("198.51.100.205".parse().unwrap()));
-        assert!(!in_pool("198.51.100.12".parse().unwrap()));
+        assert!(in_pool("203.0.113.205".parse().unwrap()));
+        assert!(!in_pool("203.0.113.12".parse().unwrap()));
     }
 }

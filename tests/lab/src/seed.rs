@@ -404,7 +404,7 @@ mod tests {
         let config =
             ferrolb_config::parse_ferrolb_yaml(&vlan_pool_config_yaml()).expect("valid config");
         assert_eq!(config.pools.len(), 2);
-        let ip: IpAddr = "198.51.100.205".parse().unwrap();
+        let ip: IpAddr = "203.0.113.205".parse().unwrap();
         let a = config.announcement(ip, &BTreeMap::new());
         let labelled = BTreeMap::from([(VLAN_NODE_LABEL.to_string(), "true".to_string())]);
         assert!(a.selects_node(&config.l2, &labelled));

@@ -55,8 +55,8 @@ struct Cli {
     #[arg(long, global = true)]
     kubeconfig: Option<std::path::PathBuf>,
     /// Add a second layer-2 segment, a stand-in for VLAN 20: bridge br20, an interface
-    /// eth0.20 on every node (198.51.100.(10+i)), a client at 198.51.100.2, and a pool
-    /// vlan20 (198.51.100.200-220, 2001:db8:20::200-220) that an l2 policy announces
+    /// eth0.20 on every node (203.0.113.(10+i)), a client at 203.0.113.2, and a pool
+    /// vlan20 (203.0.113.200-220, 2001:db8:20::200-220) that an l2 policy announces
     /// only on eth0.20 and only from the nodes labelled lab.ferrolb.io/vlan20=true
     /// (all but the last); example Service web-vlan20.
     #[arg(long, global = true)]
@@ -115,6 +115,14 @@ enum Command {
         #[arg(long, default_value_t = 2.0)]
         settle: f64,
     },
+    /// Measure a VLAN link loss (implies --vlan): the node answering the vlan20 pool's
+    /// address on eth0.20 loses that link (its eth0 stays up); per round, the first
+    /// answer from another node on the second segment and the client's recovery there.
+    BenchVlan {
+        /// Rounds.
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+    },
     /// Remove what killed lab runs left behind (done at every start anyway).
     Reap,
 }
@@ -128,6 +136,8 @@ commands:
   cut <node> | heal <node> cut the node off from the API server (its link stays up) / undo
   link-down <node> | link-up <node>   take the node's link down at the bridge (with kill:
                            a power-off) / bring it up
+  vlan-down <node> | vlan-up <node>   (--vlan) take the node's eth0.20 link down / up; its
+                           eth0 stays up
   drain <node> | undrain <node>   label exclude-from-external-load-balancers + cordon / undo
   notready <node> | ready <node>  set the Node's Ready condition
   api-down | api-up        the API server goes away for the speakers and the controller
@@ -186,7 +196,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         speaker_args: cli.speaker_args.clone(),
         controller_args: cli.controller_args.clone(),
         kubeconfig: cli.kubeconfig.clone(),
-        vlan: cli.vlan,
+        vlan: cli.vlan || matches!(cli.command, Some(Command::BenchVlan { .. })),
         example_services: !cli.no_examples
             || matches!(cli.command, Some(Command::BenchFailover { .. })),
         ..LabOptions::default()
@@ -324,6 +334,26 @@ async fn session(lab: &Lab, cli: &Cli) -> anyhow::Result<()> {
         let soak = soak.map(Duration::from_secs);
         return bench_failover(lab, *rounds, service, &disruptions, &soaks, soak).await;
     }
+    if let Some(Command::BenchVlan { rounds }) = &cli.command {
+        let (name, family) = ferrolb_lab::seed::VLAN_EXAMPLE_SERVICE;
+        let count = if family == ferrolb_lab::Family::Dual {
+            2
+        } else {
+            1
+        };
+        let ips = lab
+            .wait_service_ips(name, count, Duration::from_secs(30))
+            .await?;
+        for ip in ips {
+            println!(
+                "{name} {ip}: the announcing node's eth0.20 goes down, {rounds} round(s), {} nodes",
+                lab.node_names().len()
+            );
+            let result = ferrolb_lab::bench_vlan::run(lab, ip, *rounds).await?;
+            println!("{}", ferrolb_lab::bench_vlan::report(&result));
+        }
+        return Ok(());
+    }
     if !cli.no_examples {
         settle(lab).await;
     }
@@ -434,6 +464,14 @@ async fn command(lab: &Lab, words: &[&str]) -> anyhow::Result<String> {
         ["link-up", node] => {
             lab.set_link(node, true).await?;
             format!("{node}'s link is up again")
+        }
+        ["vlan-down", node] => {
+            lab.set_vlan_link(node, false).await?;
+            format!("{node}'s eth0.20 is down (its eth0 is up)")
+        }
+        ["vlan-up", node] => {
+            lab.set_vlan_link(node, true).await?;
+            format!("{node}'s eth0.20 is up again")
         }
         ["drain", node] => {
             lab.drain(node, true).await?;

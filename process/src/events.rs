@@ -175,10 +175,21 @@ pub const REPEAT_WINDOW: Duration = Duration::from_secs(600);
 const REPEAT_MEMORY: usize = 4096;
 
 /// The last Event published about each object, so that the same one is not published
-/// again right after itself.
+/// again right after itself. Objects and Events are remembered as 64-bit hashes (a
+/// speaker leading a thousand Services keeps a thousand entries; strings would cost
+/// far more than the few bytes here, and a collision only lets one Event through).
 #[derive(Debug, Default)]
 pub struct Repeats {
-    last: HashMap<String, (String, String, Instant)>,
+    last: HashMap<u64, (u64, Instant)>,
+}
+
+fn hash_of(parts: &[&str]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for p in parts {
+        p.hash(&mut h);
+    }
+    h.finish()
 }
 
 impl Repeats {
@@ -189,30 +200,28 @@ impl Repeats {
     pub fn is_repeat(&mut self, p: &Pending, now: Instant) -> bool {
         let r = &p.regarding;
         let object = match &r.uid {
-            Some(uid) => uid.clone(),
-            None => format!(
-                "{}/{}/{}",
+            Some(uid) => hash_of(&[uid]),
+            None => hash_of(&[
                 r.kind.as_deref().unwrap_or_default(),
                 r.namespace.as_deref().unwrap_or_default(),
-                r.name.as_deref().unwrap_or_default()
-            ),
+                r.name.as_deref().unwrap_or_default(),
+            ]),
         };
-        if let Some((reason, note, at)) = self.last.get(&object)
-            && *reason == p.event.reason
-            && *note == p.event.note
+        let said = hash_of(&[&p.event.reason, &p.event.note]);
+        if let Some((last, at)) = self.last.get(&object)
+            && *last == said
             && now.duration_since(*at) < REPEAT_WINDOW
         {
             return true;
         }
         if self.last.len() >= REPEAT_MEMORY {
             self.last
-                .retain(|_, (_, _, at)| now.duration_since(*at) < REPEAT_WINDOW);
+                .retain(|_, (_, at)| now.duration_since(*at) < REPEAT_WINDOW);
             if self.last.len() >= REPEAT_MEMORY {
                 self.last.clear();
             }
         }
-        self.last
-            .insert(object, (p.event.reason.clone(), p.event.note.clone(), now));
+        self.last.insert(object, (said, now));
         false
     }
 }

@@ -285,6 +285,13 @@ pub fn elect(nodes: &[NodeFacts], services: &[ServiceFacts], policy: &ElectionPo
             default_rule: NodeRule::Default.rejects(&n.labels, policy),
         });
     }
+    // The nodes that may announce an IP every Service of which follows the default rule
+    // (most IPs): computed once, not per IP.
+    let base: Vec<&str> = verdicts
+        .iter()
+        .filter(|(_, v)| v.ineligible.is_none() && v.default_rule.is_none())
+        .map(|(n, _)| *n)
+        .collect();
 
     // Group Services by IP (shared IPs).
     let mut users: BTreeMap<IpAddr, Vec<&ServiceFacts>> = BTreeMap::new();
@@ -302,7 +309,7 @@ pub fn elect(nodes: &[NodeFacts], services: &[ServiceFacts], policy: &ElectionPo
         svcs.sort_by(|a, b| a.key.cmp(&b.key));
         svcs.dedup_by(|a, b| a.key == b.key);
         let keys: Vec<ServiceKey> = svcs.iter().map(|s| s.key.clone()).collect();
-        let announcer = decide_ip(ip, &svcs, &verdicts, policy);
+        let announcer = decide_ip(ip, &svcs, &verdicts, &base, policy);
         by_ip.insert(
             ip,
             Assignment {
@@ -350,6 +357,7 @@ fn decide_ip(
     ip: IpAddr,
     svcs: &[&ServiceFacts],
     verdicts: &BTreeMap<&str, Verdict<'_>>,
+    base: &[&str],
     policy: &ElectionPolicy,
 ) -> Result<String, NoAnnouncer> {
     if let Some((s, why)) = svcs.iter().find_map(|s| match s.node_rules.get(&ip) {
@@ -361,12 +369,27 @@ fn decide_ip(
     if let Some(s) = svcs.iter().find(|s| !s.has_ready_endpoint) {
         return Err(NoAnnouncer::NoReadyEndpoint(s.key.clone()));
     }
-    let eligible = verdicts
+    let by_default = svcs
         .iter()
-        .filter(|(_, v)| v.for_ip(ip, svcs, policy).is_none())
-        .map(|(n, _)| *n)
-        .filter(|n| svcs.iter().all(|s| service_allows(s, n)));
-    if let Some(winner) = rendezvous_pick(eligible, ip) {
+        .all(|s| matches!(s.node_rules.get(&ip), None | Some(NodeRule::Default)));
+    let winner = if by_default {
+        rendezvous_pick(
+            base.iter()
+                .copied()
+                .filter(|n| svcs.iter().all(|s| service_allows(s, n))),
+            ip,
+        )
+    } else {
+        rendezvous_pick(
+            verdicts
+                .iter()
+                .filter(|(_, v)| v.for_ip(ip, svcs, policy).is_none())
+                .map(|(n, _)| *n)
+                .filter(|n| svcs.iter().all(|s| service_allows(s, n))),
+            ip,
+        )
+    };
+    if let Some(winner) = winner {
         return Ok(winner.to_owned());
     }
     if verdicts.is_empty() {
@@ -653,6 +676,35 @@ mod tests {
                 .announcer_of(ip("192.0.2.200"))
                 .is_some()
         );
+    }
+
+    #[test]
+    fn a_policy_selecting_every_node_elects_as_the_default_rule_does() {
+        // The default path uses the node list built once; the policy path checks each
+        // node per IP: both must give the same winners.
+        let mut nodes = mk_nodes(&["a", "b", "c", "d", "e"]);
+        nodes[1].ready = false;
+        nodes[3].labels.insert(EXCLUDE_LB_LABEL.into(), "".into());
+        let plain: Vec<ServiceFacts> = (0..300)
+            .map(|i| ServiceFacts {
+                ips: vec![v4(i)],
+                ..mk_service(&format!("s{i}"), &[])
+            })
+            .collect();
+        let with_rules: Vec<ServiceFacts> = plain
+            .iter()
+            .cloned()
+            .map(|mut s| {
+                s.node_rules
+                    .insert(s.ips[0], NodeRule::Policies(vec![None]));
+                s
+            })
+            .collect();
+        let policy = ElectionPolicy::default();
+        let a = elect(&nodes, &plain, &policy);
+        let b = elect(&nodes, &with_rules, &policy);
+        assert_eq!(a, b);
+        assert!(a.by_ip.values().all(|x| x.announcer.is_ok()));
     }
 
     #[test]

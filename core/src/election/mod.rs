@@ -360,18 +360,24 @@ fn decide_ip(
     base: &[&str],
     policy: &ElectionPolicy,
 ) -> Result<String, NoAnnouncer> {
-    if let Some((s, why)) = svcs.iter().find_map(|s| match s.node_rules.get(&ip) {
-        Some(NodeRule::Refused(why)) => Some((s, why)),
-        _ => None,
-    }) {
+    // Without any pool policy (the common case) no Service has a node rule: skip the
+    // per-IP lookups altogether.
+    let any_rules = svcs.iter().any(|s| !s.node_rules.is_empty());
+    if any_rules
+        && let Some((s, why)) = svcs.iter().find_map(|s| match s.node_rules.get(&ip) {
+            Some(NodeRule::Refused(why)) => Some((s, why)),
+            _ => None,
+        })
+    {
         return Err(NoAnnouncer::NotAllowed(s.key.clone(), why.clone()));
     }
     if let Some(s) = svcs.iter().find(|s| !s.has_ready_endpoint) {
         return Err(NoAnnouncer::NoReadyEndpoint(s.key.clone()));
     }
-    let by_default = svcs
-        .iter()
-        .all(|s| matches!(s.node_rules.get(&ip), None | Some(NodeRule::Default)));
+    let by_default = !any_rules
+        || svcs
+            .iter()
+            .all(|s| matches!(s.node_rules.get(&ip), None | Some(NodeRule::Default)));
     let winner = if by_default {
         rendezvous_pick(
             base.iter()

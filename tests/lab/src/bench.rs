@@ -160,10 +160,37 @@ impl Observer {
         tick: Duration,
         bound: Duration,
     ) -> Result<Observer, LabError> {
+        Observer::start_on(lab, crate::Segment::Main, ips, tick, bound)
+    }
+
+    /// [`Observer::start`] on one segment (the second one's client and observer identity
+    /// for [`crate::Segment::Vlan`]).
+    pub(crate) fn start_on(
+        lab: &Lab,
+        segment: crate::Segment,
+        ips: Vec<IpAddr>,
+        tick: Duration,
+        bound: Duration,
+    ) -> Result<Observer, LabError> {
+        use crate::plan::vlan;
+        let (ns, mac, v4, v6) = match segment {
+            crate::Segment::Main => (
+                lab.plan().client_ns(),
+                OBSERVER_MAC,
+                OBSERVER_V4,
+                OBSERVER_V6,
+            ),
+            crate::Segment::Vlan => (
+                lab.plan().vlan_client_ns(),
+                vlan::OBSERVER_MAC,
+                vlan::OBSERVER_V4,
+                vlan::OBSERVER_V6,
+            ),
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let thread = spawn_in_netns(&lab.plan().client_ns(), move || {
-            let mut prober = Prober::open(UPLINK, OBSERVER_MAC, OBSERVER_V4, OBSERVER_V6)?;
+        let thread = spawn_in_netns(&ns, move || {
+            let mut prober = Prober::open(UPLINK, mac, v4, v6)?;
             let mut claims = Vec::new();
             let end = Instant::now() + bound;
             while !flag.load(Ordering::Relaxed) && Instant::now() < end {

@@ -9,15 +9,11 @@
 //! next round.
 
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::bench::{ms, summary, wait_stable};
+use crate::bench::{Observer, ms, summary, wait_stable};
 use crate::error::LabError;
-use crate::netns::{in_netns_async, spawn_in_netns};
-use crate::plan::{UPLINK, vlan};
-use crate::probe::{Claim, Prober};
+use crate::netns::in_netns_async;
 use crate::{Lab, Segment, http};
 
 /// One round's figures.
@@ -44,7 +40,14 @@ pub async fn run(lab: &Lab, ip: IpAddr, rounds: u32) -> Result<Vec<VlanRound>, L
     for _ in 0..rounds {
         let holder = wait_stable(lab, ip, Duration::from_secs(2), Duration::from_secs(30)).await?;
         let from = holder.split('/').next().unwrap_or(&holder).to_string();
-        let observer = VlanObserver::start(lab, ip)?;
+        // Who-has every 5 ms from the second segment's client; bounded even if never stopped.
+        let observer = Observer::start_on(
+            lab,
+            Segment::Vlan,
+            vec![ip],
+            Duration::from_millis(5),
+            Duration::from_secs(60),
+        )?;
         // Let the observer see the holder first, so that a takeover is a change.
         tokio::time::sleep(Duration::from_millis(100)).await;
         let t0 = Instant::now();
@@ -129,53 +132,6 @@ async fn wait_http_from_other(
             });
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Who-has for one address every 5 ms from the second segment's client namespace.
-struct VlanObserver {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<Result<Vec<Claim>, LabError>>,
-}
-
-impl VlanObserver {
-    fn start(lab: &Lab, ip: IpAddr) -> Result<Self, LabError> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = spawn_in_netns(&lab.plan().vlan_client_ns(), move || {
-            let mut prober = Prober::open(
-                UPLINK,
-                vlan::OBSERVER_MAC,
-                vlan::OBSERVER_V4,
-                vlan::OBSERVER_V6,
-            )?;
-            let mut claims = Vec::new();
-            // Bounded even if never stopped.
-            let end = Instant::now() + Duration::from_secs(60);
-            while !flag.load(Ordering::Relaxed) && Instant::now() < end {
-                prober.request(ip)?;
-                let next = Instant::now() + Duration::from_millis(5);
-                while let Some(c) = prober.next_claim(next) {
-                    if c.ip == ip {
-                        claims.push(c);
-                    }
-                }
-            }
-            Ok(claims)
-        })?;
-        Ok(VlanObserver { stop, thread })
-    }
-
-    async fn finish(self) -> Result<Vec<Claim>, LabError> {
-        self.stop.store(true, Ordering::Relaxed);
-        let thread = self.thread;
-        tokio::task::spawn_blocking(move || {
-            thread
-                .join()
-                .unwrap_or_else(|_| Err(LabError::Config("the observer thread panicked".into())))
-        })
-        .await
-        .map_err(|e| LabError::Config(format!("observer: {e}")))?
     }
 }
 

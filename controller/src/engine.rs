@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use ferrolb_config::{Config, Format, parse_configmap_data};
 use ferrolb_core::alloc::{Allocator, HolderKey, PoolStats};
-use ferrolb_core::service::ServiceKey;
+use ferrolb_core::service::{ServiceKey, split_key};
 use ferrolb_process::events::{EventData, Pending};
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use k8s_openapi::jiff::Timestamp;
@@ -123,7 +123,7 @@ impl Engine {
 
     /// After a relist holding the `live` Services: allocations of the others are
     /// released. Nothing before the rebuild (the allocator holds nothing to sweep yet).
-    pub(crate) fn sweep(&mut self, live: &BTreeSet<ServiceKey>) -> Vec<Effect> {
+    pub(crate) fn sweep(&mut self, live: &BTreeSet<(&str, &str)>) -> Vec<Effect> {
         if !self.rebuilt {
             return Vec::new();
         }
@@ -131,7 +131,7 @@ impl Engine {
         let gone: Vec<HolderKey> = self
             .alloc
             .keys()
-            .filter(|k| k.parse::<ServiceKey>().map_or(true, |k| !live.contains(&k)))
+            .filter(|k| split_key(k).is_none_or(|k| !live.contains(&k)))
             .map(str::to_owned)
             .collect();
         let mut out: Vec<Effect> = gone
@@ -382,7 +382,9 @@ impl Ctx {
 
     /// After a relist: release allocations whose Service no longer exists.
     pub(crate) fn sweep(&self, store: &Store<Service>) {
-        let live: BTreeSet<ServiceKey> = store.state().iter().map(|s| service::key(s)).collect();
+        // Borrowed names: a relist of every Service copies no string.
+        let services = store.state();
+        let live: BTreeSet<(&str, &str)> = services.iter().map(|s| service::key_parts(s)).collect();
         self.transition(store, |e| e.sweep(&live));
     }
 
@@ -559,7 +561,7 @@ mod tests {
     fn a_sweep_releases_only_services_gone_and_only_after_the_rebuild() {
         let (a, b) = (lb("default", "a"), lb("default", "b"));
         let mut e = engine_with("192.0.2.10/31", &[a.clone(), b.clone()]);
-        let live = BTreeSet::from([ServiceKey::new("default", "a")]);
+        let live = BTreeSet::from([("default", "a")]);
         let fx = e.sweep(&live);
         assert_eq!(
             fx[0],

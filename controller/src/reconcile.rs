@@ -245,7 +245,7 @@ pub fn adopt_unheld(
 ) -> usize {
     let unheld: Vec<ServiceView> = services
         .into_iter()
-        .filter(|s| alloc.get(&s.holder_key()).is_none())
+        .filter(|s| alloc.get(s.holder_key()).is_none())
         .collect();
     rebuild(alloc, unheld)
 }
@@ -289,7 +289,7 @@ mod tests {
     /// empty status.
     fn view(name: &str, created: i64) -> ServiceView {
         ServiceView {
-            key: ServiceKey::new("default", name),
+            key: ServiceKey::new("default", name).to_string(),
             handling: Handling::Handled(Ok(Request {
                 key: format!("default/{name}"),
                 namespace: "default".into(),

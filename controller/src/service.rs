@@ -43,8 +43,8 @@ pub enum Handling {
 /// A Service as the reconcile decides on it, read once from the object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceView {
-    /// The Service's identity ([`key`]).
-    pub key: ServiceKey,
+    /// The Service's identity, as the allocator keys it ([`key_text`]).
+    pub key: HolderKey,
     /// Whether ferrolb handles it; its request when it does.
     pub handling: Handling,
     /// The IPs in `status.loadBalancer.ingress`, in order, without duplicates or
@@ -65,16 +65,16 @@ impl ServiceView {
             Some(why) => Handling::NotHandled(why),
         };
         Self {
-            key: key(svc),
+            key: key_text(svc),
             handling,
             status_ips: status_ips(svc),
             our_condition: has_our_condition(svc),
         }
     }
 
-    /// The allocator's key: the Service's key as text (see [`key`]).
-    pub fn holder_key(&self) -> HolderKey {
-        self.key.to_string()
+    /// The allocator's key: the Service's key as text (see [`key_text`]).
+    pub fn holder_key(&self) -> &str {
+        &self.key
     }
 }
 
@@ -123,10 +123,23 @@ pub fn trim(svc: &mut LbService) {
 /// ([`ServiceKey`]'s `Display`): that is where a key becomes a string, at each call
 /// into the allocator, and where one is read back ([`std::str::FromStr`]).
 pub fn key(svc: &LbService) -> ServiceKey {
-    ServiceKey::new(
+    let (namespace, name) = key_parts(svc);
+    ServiceKey::new(namespace, name)
+}
+
+/// The Service's namespace and name, borrowed.
+pub fn key_parts(svc: &LbService) -> (&str, &str) {
+    (
         svc.metadata.namespace.as_deref().unwrap_or_default(),
         svc.metadata.name.as_deref().unwrap_or_default(),
     )
+}
+
+/// The text form of [`key`], `namespace/name`, built in one allocation
+/// ([`ferrolb_core::service::key_text`]).
+pub fn key_text(svc: &LbService) -> HolderKey {
+    let (namespace, name) = key_parts(svc);
+    ferrolb_core::service::key_text(namespace, name)
 }
 
 /// `None` when ferrolb is responsible for the Service (type LoadBalancer, a
@@ -224,7 +237,7 @@ pub fn to_request(svc: &LbService) -> Result<Request, String> {
     }
 
     Ok(Request {
-        key: key(svc).to_string(),
+        key: key_text(svc),
         namespace,
         labels: svc.metadata.labels.clone().unwrap_or_default(),
         families,
@@ -297,7 +310,7 @@ mod tests {
         ];
         for (metadata, spec, why) in cases {
             let v = view(serde_json::json!({"metadata": metadata, "spec": spec}));
-            assert_eq!(v.key, ServiceKey::new("prod", "web"));
+            assert_eq!(v.key, ServiceKey::new("prod", "web").to_string());
             match (why, &v.handling) {
                 (None, Handling::Handled(Ok(req))) => assert_eq!(req.key, "prod/web"),
                 (Some(why), Handling::NotHandled(got)) => assert_eq!(*got, why, "{spec}"),

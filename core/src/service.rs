@@ -46,13 +46,30 @@ impl FromStr for ServiceKey {
     type Err = ParseServiceKeyError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.split_once('/') {
-            Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
-                Ok(Self::new(ns, name))
-            }
-            _ => Err(ParseServiceKeyError { text: s.to_owned() }),
+        match split_key(s) {
+            Some((ns, name)) => Ok(Self::new(ns, name)),
+            None => Err(ParseServiceKeyError { text: s.to_owned() }),
         }
     }
+}
+
+/// The text form of a [`ServiceKey`], `namespace/name` (what its `Display` writes),
+/// built from borrowed parts in one allocation: the controller builds one per
+/// Service at every rebuild, and two short-lived strings each would leave holes
+/// in the heap between the ones it keeps (BENCHMARKS.md, "Controller").
+pub fn key_text(namespace: &str, name: &str) -> String {
+    let mut s = String::with_capacity(namespace.len() + 1 + name.len());
+    s.push_str(namespace);
+    s.push('/');
+    s.push_str(name);
+    s
+}
+
+/// Reads `namespace/name` back into its parts without copying them; `None` for a
+/// text that [`ServiceKey`]'s `FromStr` refuses.
+pub fn split_key(text: &str) -> Option<(&str, &str)> {
+    text.split_once('/')
+        .filter(|(ns, name)| !ns.is_empty() && !name.is_empty() && !name.contains('/'))
 }
 
 /// What to do with a Service that is being deleted (it has a deletion timestamp, and
@@ -103,6 +120,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_key_text_is_the_display_of_the_key_and_splits_back_into_its_parts() {
+        let k = ServiceKey::new("shop", "web-1");
+        let text = key_text("shop", "web-1");
+        assert_eq!(text, k.to_string());
+        assert_eq!(text.capacity(), text.len());
+        assert_eq!(split_key(&text), Some(("shop", "web-1")));
+    }
+
+    #[test]
     fn a_service_key_reads_back_its_text_and_rejects_other_text() {
         let k = ServiceKey::new("shop", "web");
         assert_eq!(k.to_string(), "shop/web");
@@ -111,6 +137,7 @@ mod tests {
             let e = bad.parse::<ServiceKey>().unwrap_err();
             assert_eq!(e.text, bad);
             assert!(e.to_string().contains("namespace/name"), "{e}");
+            assert_eq!(split_key(bad), None, "{bad:?}");
         }
     }
 

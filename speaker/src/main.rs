@@ -19,6 +19,10 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     tracing::debug!(one_arena, "glibc malloc limited to one arena");
+    // A takeover publishes an Event and starts an announcement per Service at once; no
+    // code path marks the end of that burst, so its freed pages go back on a timer
+    // (`ferrolb_process::malloc`; BENCHMARKS.md, "Speaker under ARP load").
+    ferrolb_process::malloc::release_every(std::time::Duration::from_secs(5));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.common.worker_threads.into())
         .enable_all()

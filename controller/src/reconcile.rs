@@ -47,7 +47,7 @@ pub fn decide(
 ) -> ServiceDecision {
     let key = svc.holder_key();
     let request = match &svc.handling {
-        Handling::NotHandled(_) => return withdraw(alloc, config, svc, &key),
+        Handling::NotHandled(_) => return withdraw(alloc, config, svc, key),
         Handling::Handled(request) => request,
     };
     let current = &svc.status_ips;
@@ -58,11 +58,11 @@ pub fn decide(
             return ServiceDecision::default();
         }
         let message = format!("no pool configuration: ConfigMap {cm} does not exist");
-        return fail(alloc, &key, Failure::NoConfiguration, message);
+        return fail(alloc, key, Failure::NoConfiguration, message);
     };
     let req = match request {
         Ok(r) => r,
-        Err(message) => return fail(alloc, &key, Failure::InvalidRequest, message.clone()),
+        Err(message) => return fail(alloc, key, Failure::InvalidRequest, message.clone()),
     };
 
     let mut notes = Vec::new();
@@ -76,7 +76,7 @@ pub fn decide(
             ..ServiceDecision::default()
         };
     }
-    if alloc.get(&key).is_none() && !current.is_empty() {
+    if alloc.get(key).is_none() && !current.is_empty() {
         // Adopt what the status already says (restart, a missed event, or the
         // previous tool's address) so that no Service changes IP; a conflict
         // means someone older holds it.
@@ -131,7 +131,7 @@ pub fn decide(
             }
         }
         Err(e) => {
-            let mut d = fail(alloc, &key, Failure::Allocation(e.reason()), e.to_string());
+            let mut d = fail(alloc, key, Failure::Allocation(e.reason()), e.to_string());
             notes.append(&mut d.notes);
             d.notes = notes;
             d

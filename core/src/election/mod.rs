@@ -378,22 +378,16 @@ fn decide_ip(
         || svcs
             .iter()
             .all(|s| matches!(s.node_rules.get(&ip), None | Some(NodeRule::Default)));
+    // Either list of candidates, then the Services' own node limits on each.
+    let allowed = |n: &&str| svcs.iter().all(|s| service_allows(s, n));
     let winner = if by_default {
-        rendezvous_pick(
-            base.iter()
-                .copied()
-                .filter(|n| svcs.iter().all(|s| service_allows(s, n))),
-            ip,
-        )
+        rendezvous_pick(base.iter().copied().filter(allowed), ip)
     } else {
-        rendezvous_pick(
-            verdicts
-                .iter()
-                .filter(|(_, v)| v.for_ip(ip, svcs, policy).is_none())
-                .map(|(n, _)| *n)
-                .filter(|n| svcs.iter().all(|s| service_allows(s, n))),
-            ip,
-        )
+        let by_rule = verdicts
+            .iter()
+            .filter(|(_, v)| v.for_ip(ip, svcs, policy).is_none())
+            .map(|(n, _)| *n);
+        rendezvous_pick(by_rule.filter(allowed), ip)
     };
     if let Some(winner) = winner {
         return Ok(winner.to_owned());
